@@ -1,0 +1,175 @@
+"""The Seamline configuration file (one YAML for a site: edge and cloud read the sections they need).
+
+Defaults run everything on one laptop; scaling out changes URLs, not structure.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationInfo, field_validator, model_validator
+
+from seamline.config.base import StrictModel
+from seamline.config.secrets import Secret
+from seamline.config.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy, load_taxonomy
+from seamline.contract.mqtt import check_level
+
+
+class SiteConfig(StrictModel):
+    """Which site, line and station this file describes."""
+
+    site_id: str = Field(default="site1", title="Site id", description="Plant or warehouse id; one MQTT topic level.")
+    line_id: str = Field(default="line1", title="Line id", description="Conveyor line id; one MQTT topic level.")
+    station_id: str = Field(default="station1", title="Station id", description="Camera station on the line.")
+
+    @field_validator("site_id", "line_id")
+    @classmethod
+    def _level(cls, value: str, info: ValidationInfo) -> str:
+        return check_level(value, info.field_name or "id")
+
+
+class TlsConfig(StrictModel):
+    """TLS material (mutual TLS when a client certificate is given)."""
+
+    ca_file: Path | None = Field(default=None, title="CA file", description="CA bundle that signs the peer's certificate.")
+    cert_file: Path | None = Field(default=None, title="Certificate", description="This side's certificate (PEM).")
+    key_file: Path | None = Field(default=None, title="Private key", description="This side's private key (PEM).")
+
+    @model_validator(mode="after")
+    def _pair(self) -> "TlsConfig":
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together")
+        return self
+
+
+class MqttConfig(StrictModel):
+    """The MQTT broker that carries verdicts, line commands, review events and availability."""
+
+    url: str = Field(
+        default="mqtt://127.0.0.1:1883",
+        title="Broker URL",
+        description="mqtt://host:port, or mqtts://host:port for TLS (then see 'tls').",
+    )
+    topic_root: str = Field(default="seamline", title="Topic root", description="First topic level for all Seamline topics.")
+    client_id_prefix: str = Field(
+        default="seamline",
+        title="Client id prefix",
+        description="Each process appends its component and a unique suffix.",
+    )
+    username: str | None = Field(default=None, title="Username", description="Broker username, if the broker wants one.")
+    password: Secret | None = Field(default=None, title="Password", description="Broker password: {env: NAME} or {file: PATH}.")
+    keepalive_s: int = Field(default=30, ge=5, le=3600, title="Keepalive (s)", description="MQTT keepalive interval.")
+    tls: TlsConfig | None = Field(default=None, title="TLS", description="TLS for mqtts:// URLs.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+            raise ValueError("must look like mqtt://host:port or mqtts://host:port")
+        try:
+            parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from exc
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.url).hostname or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        parts = urlsplit(self.url)
+        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
+
+
+class GrpcConfig(StrictModel):
+    """The edge -> cloud gRPC link (protos/seamline/inspection/v1)."""
+
+    cloud_address: str = Field(
+        default="127.0.0.1:50051",
+        title="Cloud address",
+        description="host:port the edge agent dials (a load balancer in front of cloud replicas at scale).",
+    )
+    listen_address: str = Field(
+        default="127.0.0.1:50051",
+        title="Listen address",
+        description="host:port the cloud service binds; 0.0.0.0:50051 to accept remote edges.",
+    )
+    max_message_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        title="Max message size",
+        description="Largest gRPC message either side accepts (one Garment with its crops).",
+    )
+    tls: TlsConfig | None = Field(default=None, title="TLS", description="Server or client TLS; mutual TLS with cert and key on both sides.")
+
+    @field_validator("cloud_address", "listen_address")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("must be host:port")
+        return value
+
+
+class StorageConfig(StrictModel):
+    """Where local state lives (edge spool, cloud stores default under it)."""
+
+    data_dir: Path = Field(default=Path("data"), title="Data directory", description="Root for local state; relative to this file.")
+
+
+class LoggingConfig(StrictModel):
+    """Log output."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", title="Level", description="Minimum log level.")
+    json_lines: bool = Field(default=False, title="JSON lines", description="One JSON object per line (for log shippers).")
+
+
+class SeamlineConfig(StrictModel):
+    """A Seamline configuration file."""
+
+    site: SiteConfig = Field(default_factory=SiteConfig, title="Site", description="Site, line and station ids.")
+    mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT", description="Broker connection and topic root.")
+    grpc: GrpcConfig = Field(default_factory=GrpcConfig, title="gRPC", description="Edge -> cloud link.")
+    taxonomy: Path | Taxonomy = Field(
+        default=DEFAULT_TAXONOMY_PATH,
+        title="Taxonomy",
+        description="Path to a taxonomy YAML (relative to this file), or the taxonomy inline. Default: Seamline's 12 types.",
+    )
+    storage: StorageConfig = Field(default_factory=StorageConfig, title="Storage", description="Local state.")
+    logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging", description="Log output.")
+
+    @model_validator(mode="after")
+    def _resolve_paths(self, info: ValidationInfo) -> "SeamlineConfig":
+        # Relative paths in a file (defaults included) mean "relative to that file", wherever the process runs.
+        source = (info.context or {}).get("source")
+        if source is None:
+            return self
+        base = Path(source).resolve().parent
+        if isinstance(self.taxonomy, Path) and not self.taxonomy.is_absolute():
+            self.taxonomy = base / self.taxonomy
+        if not self.storage.data_dir.is_absolute():
+            self.storage.data_dir = base / self.storage.data_dir
+        return self
+
+    def load_taxonomy(self) -> Taxonomy:
+        """The taxonomy this file selects (loading it from its path if needed)."""
+        if isinstance(self.taxonomy, Taxonomy):
+            return self.taxonomy
+        return load_taxonomy(self.taxonomy)
+
+
+def load_config(path: Path | str) -> SeamlineConfig:
+    """Load and fully validate a configuration file, including the taxonomy it points to.
+
+    Raises ConfigError whose problems name each failing key path and its line.
+    """
+    from seamline.config.loader import load_yaml_model
+
+    config = load_yaml_model(Path(path), SeamlineConfig)
+    config.load_taxonomy()
+    return config

@@ -1,0 +1,1 @@
+"""Generated contract stubs live in ``seamline.inspection.v1`` (built from ``protos/``)."""

@@ -1,0 +1,1 @@
+"""Stubs generated from ``protos/seamline/inspection/v1`` at build time (see ``seamline.contract.codegen``)."""
