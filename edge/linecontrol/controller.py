@@ -1,0 +1,126 @@
+"""Turn verdicts into exactly one line command per garment, failing safe when a verdict misses its deadline.
+
+Pure decision logic over the durable ``CommandLedger``; the transport (MQTT) sits behind ``CommandSink``.
+
+Rules:
+  * every garment the agent captures is tracked with its deadline (belt speed and distance to the diverter);
+  * a verdict that arrives by the deadline decides the command: pass -> pass, reject -> reject, anything else
+    (review, or a verdict still waiting for a person) -> divert_review;
+  * no verdict by the deadline -> divert_review (cause ``deadline_missed``); a verdict after that is recorded
+    as late and never flips the command;
+  * a garment the cloud refuses for good, or the edge cannot process, is diverted to review at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from enum import Enum
+from typing import Any, Protocol
+
+from edge.linecontrol.ledger import CommandLedger, DecidedCommand
+from seamline.domain import LineAction
+
+logger = logging.getLogger(__name__)
+
+
+class CommandSink(Protocol):
+    """Where decided commands go (the MQTT client). It calls ``LineController.published`` on broker ack."""
+
+    def send_command(self, command: DecidedCommand) -> None: ...
+
+
+class VerdictOutcome(str, Enum):
+    COMMANDED = "commanded"  # this verdict decided the garment's command
+    LATE = "late"  # arrived after the deadline: fail-safe command issued instead, verdict recorded
+    ALREADY_COMMANDED = "already_commanded"  # the garment already has its command (a follow-up or late verdict)
+    DUPLICATE = "duplicate"  # the very verdict that decided the command, delivered again
+    UNKNOWN_ITEM = "unknown_item"  # not a garment this agent tracks (another station, or long forgotten)
+
+
+def action_for(verdict: dict[str, Any]) -> LineAction:
+    """The line action a verdict asks for. Only a final pass passes and only a final reject rejects."""
+    final = bool(verdict.get("final"))
+    decision = verdict.get("decision")
+    if final and decision == "pass":
+        return LineAction.PASS
+    if final and decision == "reject":
+        return LineAction.REJECT
+    return LineAction.DIVERT_REVIEW
+
+
+class LineController:
+    """Decides and emits line commands.
+
+    Args:
+        ledger: the durable record of garments and commands.
+        sink: sends commands (asynchronously) and reports broker acks back via ``published``.
+        clock: wall-clock seconds (deadlines survive restarts, so they are wall-clock, not monotonic).
+    """
+
+    def __init__(self, ledger: CommandLedger, sink: CommandSink, *, clock: Callable[[], float] = time.time) -> None:
+        self.ledger = ledger
+        self.sink = sink
+        self.clock = clock
+
+    def track(self, item_id: str, station_id: str, deadline_at: float) -> None:
+        """Start the deadline clock for a captured garment."""
+        self.ledger.register(item_id, station_id, deadline_at)
+
+    def _emit(self, command: DecidedCommand | None) -> DecidedCommand | None:
+        if command is not None:
+            logger.info(
+                "line command %s (%s)", command.action.value, command.cause, extra={"item_id": command.item_id}
+            )
+            self.sink.send_command(command)
+        return command
+
+    def settle(self, item_id: str, action: LineAction, cause: str, verdict_id: str | None = None) -> DecidedCommand | None:
+        """Command a garment the edge decides itself (no detection, refused, edge error). None if already commanded."""
+        return self._emit(self.ledger.decide(item_id, action, cause, verdict_id, now=self.clock()))
+
+    def on_verdict(self, verdict: dict[str, Any]) -> VerdictOutcome:
+        """Act on a verdict from the broker (already schema-validated)."""
+        item_id, verdict_id = verdict["item_id"], verdict["verdict_id"]
+        deadline = self.ledger.deadline_of(item_id)
+        if deadline is None:
+            return VerdictOutcome.UNKNOWN_ITEM
+        now = self.clock()
+        if now > deadline:
+            self._emit(self.ledger.decide(item_id, LineAction.DIVERT_REVIEW, "deadline_missed", now=now))
+        else:
+            decided = self._emit(self.ledger.decide(item_id, action_for(verdict), "verdict", verdict_id, now=now))
+            if decided is not None:
+                return VerdictOutcome.COMMANDED
+        existing = self.ledger.command_for(item_id)
+        if existing is not None and existing.verdict_id == verdict_id:
+            return VerdictOutcome.DUPLICATE
+        self.ledger.record_late_verdict(item_id, verdict_id)
+        logger.info("verdict after the command was decided; recorded, not acted on", extra={"item_id": item_id})
+        return VerdictOutcome.LATE if now > deadline else VerdictOutcome.ALREADY_COMMANDED
+
+    def tick(self) -> list[DecidedCommand]:
+        """Fail safe: divert every garment whose deadline passed without a verdict. Call often (every ~50 ms)."""
+        now = self.clock()
+        commands = []
+        for item_id in self.ledger.overdue(now):
+            command = self._emit(self.ledger.decide(item_id, LineAction.DIVERT_REVIEW, "deadline_missed", now=now))
+            if command is not None:
+                logger.warning("no verdict before the deadline: diverted to review", extra={"item_id": item_id})
+                commands.append(command)
+        return commands
+
+    def published(self, command_id: str) -> None:
+        """The broker acknowledged a command."""
+        self.ledger.mark_published(command_id)
+
+    def resend_unpublished(self, skip: set[str] | None = None) -> int:
+        """Send again every decided command the broker never acknowledged (after a restart); same command ids."""
+        count = 0
+        for command in self.ledger.unpublished():
+            if skip and command.command_id in skip:
+                continue
+            self.sink.send_command(command)
+            count += 1
+        return count

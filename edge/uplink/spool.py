@@ -1,0 +1,179 @@
+"""A durable, ordered, bounded store-and-forward spool (SQLite in WAL mode).
+
+A garment is written here before it is sent and deleted only when the cloud acks it, so a WAN outage or a
+crash (even SIGKILL) loses nothing: on restart the spool still holds every unacknowledged garment, in the
+order they were captured, and the uplink drains it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+
+class FullPolicy(str, Enum):
+    """What to do when the spool is at its limit."""
+
+    # Refuse the new garment: the caller diverts it to review at once (fail-safe, nothing silently dropped).
+    REJECT_NEW = "reject_new"
+    # Evict the oldest garment to make room: its deadline has long passed and its line command is already
+    # out (fail-safe divert), so only its cloud record is lost -- counted in the metrics.
+    DROP_OLDEST = "drop_oldest"
+
+
+@dataclass(frozen=True)
+class SpooledGarment:
+    """One spooled garment: its order, id and serialized ``Garment`` message."""
+
+    seq: int
+    item_id: str
+    payload: bytes
+    enqueued_at: float
+    attempts: int
+
+
+@dataclass(frozen=True)
+class PutResult:
+    """Outcome of ``Spool.put``."""
+
+    accepted: bool
+    duplicate: bool = False
+    evicted: tuple[str, ...] = ()
+
+
+class SpoolFull(Exception):
+    """The spool is at its limit and the policy is reject_new."""
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS garments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    item_id TEXT NOT NULL UNIQUE,
+    payload BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    enqueued_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class Spool:
+    """The edge's store-and-forward queue.
+
+    Args:
+        path: SQLite file (created with its folder).
+        max_items: most garments held; 0 for no limit.
+        max_bytes: most payload bytes held; 0 for no limit.
+        full_policy: what ``put`` does at the limit.
+        synchronous: SQLite ``synchronous`` level; FULL survives power loss, NORMAL only process crashes.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_items: int = 100_000,
+        max_bytes: int = 2 * 1024**3,
+        full_policy: FullPolicy = FullPolicy.REJECT_NEW,
+        synchronous: str = "FULL",
+    ) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.max_items = max_items
+        self.max_bytes = max_bytes
+        self.full_policy = FullPolicy(full_policy)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> "Spool":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _totals(self) -> tuple[int, int]:
+        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM garments").fetchone()
+        return int(count), int(size)
+
+    def _over(self, count: int, size: int, extra: int) -> bool:
+        return (self.max_items > 0 and count + 1 > self.max_items) or (self.max_bytes > 0 and size + extra > self.max_bytes)
+
+    def put(self, item_id: str, payload: bytes) -> PutResult:
+        """Store a garment durably (committed to disk when this returns).
+
+        Raises:
+            SpoolFull: at the limit with policy reject_new, or a single payload larger than max_bytes.
+        """
+        size = len(payload)
+        if self.max_bytes > 0 and size > self.max_bytes:
+            raise SpoolFull(f"garment {item_id} is {size} bytes, more than the whole spool ({self.max_bytes})")
+        evicted: list[str] = []
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._db.execute("SELECT 1 FROM garments WHERE item_id = ?", (item_id,)).fetchone():
+                    self._db.execute("COMMIT")
+                    return PutResult(accepted=True, duplicate=True)
+                count, total = self._totals()
+                while self._over(count, total, size):
+                    if self.full_policy is FullPolicy.REJECT_NEW:
+                        raise SpoolFull(f"spool full ({count} garments, {total} bytes); refusing {item_id}")
+                    row = self._db.execute("SELECT seq, item_id, size FROM garments ORDER BY seq LIMIT 1").fetchone()
+                    self._db.execute("DELETE FROM garments WHERE seq = ?", (row[0],))
+                    evicted.append(row[1])
+                    count, total = count - 1, total - row[2]
+                self._db.execute(
+                    "INSERT INTO garments (item_id, payload, size, enqueued_at) VALUES (?, ?, ?, ?)",
+                    (item_id, payload, size, time.time()),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        for gone in evicted:
+            logger.warning("spool full: evicted oldest garment", extra={"item_id": gone})
+        return PutResult(accepted=True, evicted=tuple(evicted))
+
+    def pending(self, after_seq: int = 0, limit: int = 64) -> list[SpooledGarment]:
+        """Unacknowledged garments with ``seq > after_seq``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, item_id, payload, enqueued_at, attempts FROM garments WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        return [SpooledGarment(*row) for row in rows]
+
+    def mark_sent(self, item_id: str) -> None:
+        """Count one send attempt (for metrics and poison-message detection)."""
+        with self._lock:
+            self._db.execute("UPDATE garments SET attempts = attempts + 1 WHERE item_id = ?", (item_id,))
+
+    def ack(self, item_id: str) -> bool:
+        """Drop an acknowledged garment; False if it was not in the spool (already acked)."""
+        with self._lock:
+            cursor = self._db.execute("DELETE FROM garments WHERE item_id = ?", (item_id,))
+        return cursor.rowcount > 0
+
+    def depth(self) -> tuple[int, int]:
+        """(garments, payload bytes) waiting."""
+        with self._lock:
+            return self._totals()
+
+    def __len__(self) -> int:
+        return self.depth()[0]

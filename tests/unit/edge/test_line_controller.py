@@ -1,0 +1,130 @@
+"""Every branch of the line controller: exactly one command per garment, fail-safe on deadlines."""
+
+import pytest
+
+from edge.linecontrol.controller import LineController, VerdictOutcome, action_for
+from edge.linecontrol.ledger import CommandLedger
+from seamline.domain import LineAction
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingSink:
+    """Collects commands; a unit-test double for the MQTT client (pure logic under test)."""
+
+    def __init__(self) -> None:
+        self.sent = []
+
+    def send_command(self, command) -> None:
+        self.sent.append(command)
+
+
+@pytest.fixture
+def setup(tmp_path):
+    clock, sink = Clock(), RecordingSink()
+    ledger = CommandLedger(tmp_path / "ledger.db")
+    yield LineController(ledger, sink, clock=clock), sink, clock, ledger
+    ledger.close()
+
+
+def _verdict(item_id="g1", decision="reject", final=True, verdict_id="v1"):
+    return {"item_id": item_id, "verdict_id": verdict_id, "decision": decision, "final": final}
+
+
+@pytest.mark.parametrize(
+    "decision, final, action",
+    [
+        ("pass", True, LineAction.PASS),
+        ("reject", True, LineAction.REJECT),
+        ("review", True, LineAction.DIVERT_REVIEW),
+        ("review", False, LineAction.DIVERT_REVIEW),
+        ("reject", False, LineAction.DIVERT_REVIEW),
+        ("pass", False, LineAction.DIVERT_REVIEW),
+    ],
+)
+def test_action_mapping(decision, final, action):
+    assert action_for({"decision": decision, "final": final}) is action
+
+
+def test_verdict_in_time_commands_once(setup):
+    controller, sink, clock, _ = setup
+    controller.track("g1", "st1", deadline_at=clock.now + 5)
+    assert controller.on_verdict(_verdict()) is VerdictOutcome.COMMANDED
+    assert controller.on_verdict(_verdict()) is VerdictOutcome.DUPLICATE
+    assert [(c.action, c.cause, c.verdict_id) for c in sink.sent] == [(LineAction.REJECT, "verdict", "v1")]
+
+
+def test_follow_up_verdict_does_not_flip(setup):
+    controller, sink, clock, ledger = setup
+    controller.track("g1", "st1", deadline_at=clock.now + 5)
+    controller.on_verdict(_verdict(decision="review", final=False, verdict_id="v1"))
+    assert controller.on_verdict(_verdict(decision="pass", final=True, verdict_id="v2")) is VerdictOutcome.ALREADY_COMMANDED
+    assert [c.action for c in sink.sent] == [LineAction.DIVERT_REVIEW]
+    assert ledger.counts()["late_verdicts"] == 1
+
+
+def test_deadline_miss_diverts_and_late_verdict_is_only_recorded(setup):
+    controller, sink, clock, ledger = setup
+    controller.track("g1", "st1", deadline_at=clock.now + 1)
+    assert controller.tick() == []
+    clock.now += 1.01
+    (command,) = controller.tick()
+    assert (command.action, command.cause) == (LineAction.DIVERT_REVIEW, "deadline_missed")
+    assert controller.tick() == []
+    assert controller.on_verdict(_verdict(decision="pass")) is VerdictOutcome.LATE
+    assert len(sink.sent) == 1 and ledger.counts()["late_verdicts"] == 1
+
+
+def test_verdict_after_deadline_before_tick_still_fails_safe(setup):
+    controller, sink, clock, _ = setup
+    controller.track("g1", "st1", deadline_at=clock.now + 1)
+    clock.now += 2
+    assert controller.on_verdict(_verdict(decision="pass")) is VerdictOutcome.LATE
+    assert [(c.action, c.cause) for c in sink.sent] == [(LineAction.DIVERT_REVIEW, "deadline_missed")]
+
+
+def test_verdict_exactly_at_the_deadline_counts(setup):
+    controller, sink, clock, _ = setup
+    controller.track("g1", "st1", deadline_at=clock.now)
+    assert controller.on_verdict(_verdict(decision="pass")) is VerdictOutcome.COMMANDED
+
+
+def test_unknown_item_is_ignored(setup):
+    controller, sink, _, _ = setup
+    assert controller.on_verdict(_verdict(item_id="other")) is VerdictOutcome.UNKNOWN_ITEM
+    assert sink.sent == []
+
+
+def test_local_settle_then_own_verdict_echo(setup):
+    controller, sink, clock, _ = setup
+    controller.track("g1", "st1", deadline_at=clock.now + 5)
+    controller.settle("g1", LineAction.PASS, "no_detection", verdict_id="edge-v1")
+    assert controller.on_verdict(_verdict(decision="pass", verdict_id="edge-v1")) is VerdictOutcome.DUPLICATE
+    assert controller.settle("g1", LineAction.DIVERT_REVIEW, "refused") is None
+    assert len(sink.sent) == 1
+
+
+def test_restart_keeps_commands_and_resends_only_unacknowledged(tmp_path):
+    clock, sink = Clock(), RecordingSink()
+    ledger = CommandLedger(tmp_path / "ledger.db")
+    controller = LineController(ledger, sink, clock=clock)
+    for i in range(3):
+        controller.track(f"g{i}", "st1", deadline_at=clock.now + 5)
+        controller.on_verdict(_verdict(item_id=f"g{i}", verdict_id=f"v{i}"))
+    controller.published(sink.sent[0].command_id)
+    controller.track("g3", "st1", deadline_at=clock.now + 1)
+    ledger.close()
+
+    sink2 = RecordingSink()
+    controller2 = LineController(CommandLedger(tmp_path / "ledger.db"), sink2, clock=clock)
+    assert controller2.resend_unpublished() == 2
+    assert [c.command_id for c in sink2.sent] == [c.command_id for c in sink.sent[1:]]
+    assert controller2.on_verdict(_verdict(item_id="g1", verdict_id="v1")) is VerdictOutcome.DUPLICATE
+    clock.now += 2  # g3 was waiting across the restart and its deadline passed
+    assert [c.item_id for c in controller2.tick()] == ["g3"]
