@@ -1,0 +1,89 @@
+"""What a runtime needs to know about a detector besides its weights: input size, normalisation, labels, version.
+
+For a Hugging Face checkpoint it comes from ``config.json`` and ``preprocessor_config.json``; for an exported
+ONNX model or TensorRT engine, from the ``<model>.json`` sidecar the exporter writes next to it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from seamline.errors import SeamlineError
+
+
+class DetectorLoadError(SeamlineError):
+    """A detector model or its metadata is missing or unusable."""
+
+
+@dataclass(frozen=True)
+class DetectorMeta:
+    """Detector facts shared by all runtimes."""
+
+    version: str  # name@version, stamped on every crop and verdict
+    input_size: int  # square network input side, pixels
+    labels: tuple[str, ...]  # class names by id
+    image_mean: tuple[float, float, float] | None = None  # None: no normalisation (RT-DETR's default)
+    image_std: tuple[float, float, float] | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def write_sidecar(self, model_path: Path) -> Path:
+        """Write ``<model>.json`` next to an exported model."""
+        path = sidecar_path(model_path)
+        path.write_text(self.to_json(), encoding="utf-8")
+        return path
+
+
+def sidecar_path(model_path: Path) -> Path:
+    return model_path.with_suffix(".json")
+
+
+def read_sidecar(model_path: Path) -> DetectorMeta:
+    """The metadata written by ``seamline edge export`` next to ``model_path``."""
+    path = sidecar_path(model_path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return DetectorMeta(
+            version=str(data["version"]),
+            input_size=int(data["input_size"]),
+            labels=tuple(data["labels"]),
+            image_mean=tuple(data["image_mean"]) if data.get("image_mean") else None,
+            image_std=tuple(data["image_std"]) if data.get("image_std") else None,
+        )
+    except FileNotFoundError:
+        raise DetectorLoadError(f"{path} is missing: export the model with `seamline edge export`") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DetectorLoadError(f"{path}: unreadable detector metadata: {exc}") from exc
+
+
+def read_hf_checkpoint_meta(checkpoint: Path, version: str | None = None) -> DetectorMeta:
+    """Metadata of a local Hugging Face RT-DETR directory."""
+    try:
+        config = json.loads((checkpoint / "config.json").read_text(encoding="utf-8"))
+        processor = json.loads((checkpoint / "preprocessor_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DetectorLoadError(f"{checkpoint}: not an RT-DETR checkpoint directory: {exc}") from exc
+    size = processor.get("size") or {}
+    height, width = size.get("height"), size.get("width")
+    if not height or height != width:
+        raise DetectorLoadError(f"{checkpoint}: expected a square processor size, got {size}")
+    if processor.get("do_rescale", True) is False or abs(processor.get("rescale_factor", 1 / 255) - 1 / 255) > 1e-9:
+        raise DetectorLoadError(f"{checkpoint}: only rescale 1/255 is supported")
+    if processor.get("do_pad"):
+        raise DetectorLoadError(f"{checkpoint}: padding processors are not supported")
+    normalize = processor.get("do_normalize", False)
+    id2label = config.get("id2label") or {"0": "defect"}
+    labels = tuple(id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label)))
+    card = checkpoint / "seamline_model.json"
+    if version is None:
+        version = f"{checkpoint.name}@{json.loads(card.read_text()).get('version', 'local')}" if card.exists() else f"{checkpoint.name}@local"
+    return DetectorMeta(
+        version=version,
+        input_size=int(height),
+        labels=labels,
+        image_mean=tuple(processor["image_mean"]) if normalize else None,
+        image_std=tuple(processor["image_std"]) if normalize else None,
+    )

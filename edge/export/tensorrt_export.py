@@ -1,0 +1,135 @@
+"""Build a TensorRT engine from the exported ONNX detector: fp16, or int8 calibrated on a folder of images.
+
+Runs where the engine will run (a Jetson builds its own engine: engines are specific to GPU and TensorRT
+version). A timing cache makes rebuilds fast. Without TensorRT it says what to install.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from edge.detectors.meta import read_sidecar
+from edge.detectors.processing import preprocess
+from edge.detectors.tensorrt_runtime import _check, _import_tensorrt
+from edge.export.onnx_export import ExportError
+
+logger = logging.getLogger(__name__)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+@dataclass(frozen=True)
+class EngineBuild:
+    """What ``build_engine`` produced."""
+
+    path: Path
+    precision: str
+    seconds: float
+    size_bytes: int
+
+
+def calibration_batches(folder: Path, input_size: int, batch_size: int, limit: int) -> Iterator[np.ndarray]:
+    """Pre-processed batches from the images in ``folder`` (sorted, at most ``limit`` images)."""
+    from seamline.imaging import decode_image
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
+    if not files:
+        raise ExportError(f"no calibration images (*.jpg, *.png, *.webp) under {folder}")
+    for start in range(0, len(files), batch_size):
+        images = [decode_image(p.read_bytes()) for p in files[start : start + batch_size]]
+        if len(images) == batch_size:
+            yield preprocess(images, input_size)
+
+
+def _int8_calibrator(trt: Any, cudart: Any, batches: Iterator[np.ndarray], batch_size: int, input_size: int, cache: Path) -> Any:
+    class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            super().__init__()
+            self.batches = batches
+            self.device = _check(cudart.cudaMalloc(batch_size * 3 * input_size * input_size * 4))
+
+        def get_batch_size(self) -> int:
+            return batch_size
+
+        def get_batch(self, names: list[str]) -> list[int] | None:
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            batch = np.ascontiguousarray(batch)
+            _check(cudart.cudaMemcpy(self.device, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            return [int(self.device)]
+
+        def read_calibration_cache(self) -> bytes | None:
+            return cache.read_bytes() if cache.exists() else None
+
+        def write_calibration_cache(self, data: bytes) -> None:
+            cache.write_bytes(bytes(data))
+
+    return Calibrator()
+
+
+def build_engine(
+    onnx_path: Path,
+    engine_path: Path,
+    *,
+    precision: str = "fp16",
+    calibration_dir: Path | None = None,
+    calibration_images: int = 512,
+    max_batch: int = 4,
+    opt_batch: int = 4,
+    workspace_gib: float = 2.0,
+    timing_cache: Path | None = None,
+) -> EngineBuild:
+    """Build ``engine_path`` from ``onnx_path`` with a dynamic batch of 1..``max_batch``.
+
+    Args:
+        precision: "fp32", "fp16" or "int8" (int8 needs ``calibration_dir``; fp16 layers stay enabled).
+        timing_cache: file to read and update with kernel timings (default: next to the engine).
+    """
+    trt, cudart = _import_tensorrt("Building a TensorRT engine")
+    if precision not in ("fp32", "fp16", "int8"):
+        raise ExportError(f"precision must be fp32, fp16 or int8, not {precision!r}")
+    if precision == "int8" and calibration_dir is None:
+        raise ExportError("int8 needs a calibration set: pass --calibration-dir with representative frames")
+    meta = read_sidecar(onnx_path)
+    started = time.perf_counter()
+    trt_logger = trt.Logger(trt.Logger.INFO)
+    builder = trt.Builder(trt_logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, trt_logger)
+    if not parser.parse(onnx_path.read_bytes()):
+        errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
+        raise ExportError(f"TensorRT cannot parse {onnx_path}: {errors}")
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gib * 1024**3))
+    if precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)
+    size = meta.input_size
+    profile = builder.create_optimization_profile()
+    input_name = network.get_input(0).name
+    profile.set_shape(input_name, (1, 3, size, size), (opt_batch, 3, size, size), (max_batch, 3, size, size))
+    config.add_optimization_profile(profile)
+    if precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)
+        config.set_calibration_profile(profile)
+        batches = calibration_batches(calibration_dir, size, opt_batch, calibration_images)  # type: ignore[arg-type]
+        config.int8_calibrator = _int8_calibrator(trt, cudart, batches, opt_batch, size, engine_path.with_suffix(".calib"))
+    cache_path = timing_cache or engine_path.with_suffix(".timing")
+    cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
+    config.set_timing_cache(cache, ignore_mismatch=False)
+    logger.info("building TensorRT %s engine from %s (batch 1..%d); this takes minutes", precision, onnx_path, max_batch)
+    serialized = builder.build_serialized_network(network, config)
+    if serialized is None:
+        raise ExportError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")
+    engine_path.parent.mkdir(parents=True, exist_ok=True)
+    engine_path.write_bytes(bytes(serialized))
+    cache_path.write_bytes(bytes(config.get_timing_cache().serialize()))
+    meta.write_sidecar(engine_path)
+    result = EngineBuild(engine_path, precision, time.perf_counter() - started, engine_path.stat().st_size)
+    logger.info("built %s (%.1f MB) in %.0f s", engine_path, result.size_bytes / 1e6, result.seconds)
+    return result
