@@ -1,0 +1,43 @@
+"""The cloud's view of an accepted garment (what storage keeps and the classifier reads)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class CropRecord:
+    """One crop of an accepted garment."""
+
+    crop_id: str
+    view_index: int
+    box: tuple[float, float, float, float]  # detected region, source pixels
+    crop_box: tuple[float, float, float, float]  # padded region actually cut out
+    detector_score: float
+    detector_label: str
+    encoding: str  # "jpeg" | "png" | "webp"
+    image: bytes
+    width: int
+    height: int
+    operator_note: str | None = None
+    uri: str = ""  # where the crop store keeps it; set once stored
+
+
+@dataclass(frozen=True)
+class GarmentRecord:
+    """An accepted garment with its crops."""
+
+    item_id: str
+    site_id: str
+    line_id: str
+    station_id: str
+    agent_id: str
+    captured_at: datetime
+    deadline_at: datetime | None
+    received_at: datetime
+    detector_version: str
+    views: tuple[tuple[int, int, int], ...]  # (view_index, width, height)
+    crops: tuple[CropRecord, ...]
+    operator_note: str | None = None
+    sensor_readings: tuple[tuple[str, str], ...] = ()

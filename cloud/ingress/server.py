@@ -1,0 +1,77 @@
+"""The cloud's gRPC server: the InspectionService plus the standard health and reflection services.
+
+``create_server`` returns ``(server, port)`` so tests bind port 0; ``serve_until_signalled`` runs it and, on
+SIGTERM/SIGINT, reports NOT_SERVING, lets in-flight streams drain for ``grace`` seconds, then stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from cloud.ingress.servicer import InspectionServicer
+from seamline.inspection.v1 import inspection_pb2 as pb
+from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["InspectionService"].full_name
+
+
+def create_server(
+    address: str,
+    servicer: InspectionServicer,
+    *,
+    max_message_bytes: int,
+    credentials: grpc.ServerCredentials | None = None,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """Build (not start) the server; returns it, the bound port and its health servicer (starts NOT_SERVING)."""
+    server = grpc.aio.server(
+        options=[
+            # A little headroom over the garment limit, so an over-limit garment reaches validation and gets a
+            # precise refusal; far larger messages fail in transport with RESOURCE_EXHAUSTED.
+            ("grpc.max_receive_message_length", max_message_bytes + 64 * 1024),
+            ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 5_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ]
+    )
+    pb_grpc.add_InspectionServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    try:
+        from grpc_reflection.v1alpha import reflection
+
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    except ImportError:
+        logger.debug("grpcio-reflection not installed; reflection disabled")
+    port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
+    if port == 0:
+        raise OSError(f"could not bind gRPC server to {address}")
+    return server, port, health_servicer
+
+
+async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool) -> None:
+    status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, status)
+
+
+async def serve_until_signalled(server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, *, grace: float = 10.0) -> None:
+    """Start, report SERVING, and on SIGTERM/SIGINT drain gracefully."""
+    await server.start()
+    await set_serving(health_servicer, True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logger.info("shutting down: NOT_SERVING, draining for up to %.0f s", grace)
+    await set_serving(health_servicer, False)
+    await server.stop(grace)

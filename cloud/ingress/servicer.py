@@ -1,0 +1,133 @@
+"""The InspectionService implementation: one long-lived stream per edge agent.
+
+Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_ARGUMENT), the ServerHello grants
+limits, then each garment is validated, stored durably (crops, then the audit row) and only then acked; a
+garment that breaks the contract is refused with a precise reason and the stream goes on. A re-sent item id is
+acked as a duplicate and not handed on again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timezone
+
+import grpc
+
+from cloud.ingress.records import GarmentRecord
+from cloud.ingress.validation import GarmentInvalid, IngressLimits, check_hello, validate_garment
+from cloud.storage.audit import AuditStore
+from cloud.storage.crop_store import CropStore
+from seamline import __version__
+from seamline.inspection.v1 import inspection_pb2 as pb
+from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+
+
+def _ack(item_id: str, duplicate: bool) -> pb.DownlinkMessage:
+    ack = pb.GarmentAck(item_id=item_id, duplicate=duplicate)
+    ack.accepted_at.FromDatetime(datetime.now(timezone.utc))
+    return pb.DownlinkMessage(ack=ack)
+
+
+def _refusal(item_id: str, code: int, reason: str, retryable: bool) -> pb.DownlinkMessage:
+    return pb.DownlinkMessage(refusal=pb.GarmentRefusal(item_id=item_id, code=code, reason=reason, retryable=retryable))
+
+
+class InspectionServicer(pb_grpc.InspectionServiceServicer):
+    """Accepts garments from edge agents.
+
+    Args:
+        crop_store: where crop bytes go.
+        audit: where garment and crop records go.
+        limits: what is accepted.
+        on_accepted: called (in the event loop) with each newly accepted garment, e.g. to queue classification.
+    """
+
+    def __init__(
+        self,
+        *,
+        crop_store: CropStore,
+        audit: AuditStore,
+        limits: IngressLimits,
+        on_accepted: Callable[[GarmentRecord], None] | None = None,
+        server_id: str | None = None,
+    ) -> None:
+        self.crop_store = crop_store
+        self.audit = audit
+        self.limits = limits
+        self.on_accepted = on_accepted or (lambda record: None)
+        self.server_id = server_id or f"cloud-{uuid.uuid4().hex[:8]}"
+        self.accepted = 0
+        self.duplicates = 0
+        self.refused = 0
+
+    def _store(self, record: GarmentRecord) -> bool:
+        """Crops first (fsync'd), then the audit row in one transaction: durable before the ack."""
+        if self.audit.has(record.item_id):
+            return False
+        day = record.captured_at.strftime("%Y-%m-%d")
+        uris = {
+            c.crop_id: self.crop_store.put(f"{record.site_id}/{record.line_id}/{day}/{record.item_id}/{c.crop_id}", c.image, c.encoding)
+            for c in record.crops
+        }
+        return self.audit.accept(record, uris)
+
+    async def _handle(self, garment: pb.Garment, hello: pb.AgentHello) -> pb.DownlinkMessage:
+        item_id = garment.item_id
+        try:
+            # Decoding crops is CPU work: keep the event loop free for other streams.
+            record = await asyncio.to_thread(validate_garment, garment, hello, self.limits, agent_id=hello.agent_id)
+        except GarmentInvalid as exc:
+            self.refused += 1
+            logger.warning("refused garment from %s: %s", hello.agent_id, exc.reason, extra={"item_id": item_id[:128]})
+            return _refusal(item_id[:128], exc.code, exc.reason, retryable=False)
+        try:
+            new = await asyncio.to_thread(self._store, record)
+        except Exception:
+            logger.exception("could not store garment", extra={"item_id": item_id})
+            return _refusal(item_id, pb.REFUSAL_CODE_UNAVAILABLE, "storage unavailable; retry later", retryable=True)
+        if not new:
+            self.duplicates += 1
+            logger.info("duplicate garment acked again", extra={"item_id": item_id})
+            return _ack(item_id, duplicate=True)
+        self.accepted += 1
+        self.on_accepted(record)
+        return _ack(item_id, duplicate=False)
+
+    async def StreamGarments(
+        self, request_iterator: AsyncIterator[pb.UplinkMessage], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DownlinkMessage]:
+        try:
+            first = await anext(aiter(request_iterator))
+        except StopAsyncIteration:
+            return
+        if first.WhichOneof("kind") != "hello":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message on a stream must be an AgentHello")
+        hello = first.hello
+        try:
+            check_hello(hello)
+        except ValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        logger.info("edge agent %s connected (%s/%s, %s)", hello.agent_id, hello.site_id, hello.line_id, context.peer())
+        yield pb.DownlinkMessage(
+            hello=pb.ServerHello(
+                server_id=self.server_id,
+                software_version=__version__,
+                max_garment_bytes=self.limits.max_garment_bytes,
+                max_crops_per_garment=self.limits.max_crops_per_garment,
+                max_in_flight=self.limits.max_in_flight,
+            )
+        )
+        async for message in request_iterator:
+            kind = message.WhichOneof("kind")
+            if kind == "garment":
+                yield await self._handle(message.garment, hello)
+            elif kind == "hello":
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "AgentHello may only be the first message of a stream")
+            else:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty UplinkMessage (neither hello nor garment)")
+        logger.info("edge agent %s disconnected", hello.agent_id)

@@ -1,0 +1,206 @@
+"""Check an incoming Garment against the contract and the service's limits; pure, no I/O.
+
+Every problem is reported precisely (field path, value, limit) so an integrator can fix the sender. Crops are
+decoded here too: a truncated JPEG or a decompression bomb is refused before anything is stored.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from pydantic import Field
+
+from cloud.ingress.records import CropRecord, GarmentRecord
+from seamline.config.base import StrictModel
+from seamline.imaging import ImageDecodeError, decode_image
+from seamline.inspection.v1 import inspection_pb2 as pb
+
+_ITEM_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_LEVEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+_ENCODINGS = {pb.IMAGE_ENCODING_JPEG: "jpeg", pb.IMAGE_ENCODING_PNG: "png", pb.IMAGE_ENCODING_WEBP: "webp"}
+_BOX_SLACK = 1.0  # pixels a box may overhang its view (float rounding at the edge)
+
+
+class IngressLimits(StrictModel):
+    """What the ingress accepts; the edge learns the first three from the ServerHello."""
+
+    max_garment_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, title="Max garment bytes", description="Largest serialized Garment.")
+    max_crops_per_garment: int = Field(default=64, ge=1, le=10_000, title="Max crops", description="Most crops in one garment.")
+    max_in_flight: int = Field(default=64, ge=1, le=10_000, title="Max in flight", description="Window granted to each edge stream.")
+    max_views: int = Field(default=4, ge=1, le=16, title="Max views", description="Most camera views per garment.")
+    max_view_side: int = Field(default=16384, ge=64, title="Max view side", description="Largest frame width or height, pixels.")
+    max_crop_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, title="Max crop bytes", description="Largest encoded crop.")
+    max_crop_pixels: int = Field(default=4_000_000, ge=1024, title="Max crop pixels", description="Largest decoded crop (bomb guard).")
+    max_note_chars: int = Field(default=1000, ge=0, title="Max note length", description="Longest operator note.")
+    max_sensor_readings: int = Field(default=32, ge=0, title="Max sensor readings", description="Most sensor key/value pairs.")
+
+
+class GarmentInvalid(ValueError):
+    """The garment breaks the contract or a limit; ``code`` is a RefusalCode, ``reason`` says exactly why."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def _invalid(reason: str) -> GarmentInvalid:
+    return GarmentInvalid(pb.REFUSAL_CODE_INVALID, reason)
+
+
+def _too_large(reason: str) -> GarmentInvalid:
+    return GarmentInvalid(pb.REFUSAL_CODE_TOO_LARGE, reason)
+
+
+def check_hello(hello: pb.AgentHello) -> None:
+    """Raise ValueError if the stream's AgentHello is unusable."""
+    if not hello.agent_id or len(hello.agent_id) > 128:
+        raise ValueError("hello.agent_id must be 1-128 characters")
+    for name in ("site_id", "line_id"):
+        value = getattr(hello, name)
+        if not _LEVEL.match(value):
+            raise ValueError(f"hello.{name} {value!r} must be 1-64 characters of a-z, 0-9 and '-'")
+    if hello.contract_version not in ("", "v1"):
+        raise ValueError(f"hello.contract_version {hello.contract_version!r} is not supported (this server speaks v1)")
+
+
+def _box(box: pb.Box, path: str, width: int, height: int) -> tuple[float, float, float, float]:
+    values = (box.x1, box.y1, box.x2, box.y2)
+    if not all(math.isfinite(v) for v in values):
+        raise _invalid(f"{path}: coordinates must be finite, got {values}")
+    x1, y1, x2, y2 = values
+    if not (x2 > x1 and y2 > y1):
+        raise _invalid(f"{path}: needs x2 > x1 and y2 > y1, got ({x1}, {y1}, {x2}, {y2})")
+    if x1 < -_BOX_SLACK or y1 < -_BOX_SLACK or x2 > width + _BOX_SLACK or y2 > height + _BOX_SLACK:
+        raise _invalid(f"{path}: ({x1}, {y1}, {x2}, {y2}) lies outside its view ({width}x{height})")
+    return values
+
+
+def _timestamp(ts, path: str) -> datetime:  # type: ignore[no-untyped-def]
+    try:
+        return ts.ToDatetime(tzinfo=timezone.utc)
+    except (ValueError, OverflowError) as exc:
+        raise _invalid(f"{path}: not a valid timestamp ({exc})") from None
+
+
+def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressLimits, *, agent_id: str) -> GarmentRecord:
+    """A checked ``GarmentRecord`` for ``garment``, or GarmentInvalid naming the first problem."""
+    size = garment.ByteSize()
+    if size > limits.max_garment_bytes:
+        raise _too_large(f"garment is {size} bytes, over the limit of {limits.max_garment_bytes}")
+    if not _ITEM_ID.match(garment.item_id):
+        raise _invalid(f"item_id {garment.item_id[:140]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if garment.site_id != hello.site_id or garment.line_id != hello.line_id:
+        raise _invalid(
+            f"site_id/line_id {garment.site_id!r}/{garment.line_id!r} differ from the stream's hello "
+            f"{hello.site_id!r}/{hello.line_id!r}"
+        )
+    if len(garment.station_id) > 64:
+        raise _invalid("station_id is longer than 64 characters")
+    if not garment.detector_model_version or len(garment.detector_model_version) > 128:
+        raise _invalid("detector_model_version must be 1-128 characters")
+    if not garment.HasField("capture_time"):
+        raise _invalid("capture_time is missing")
+    captured_at = _timestamp(garment.capture_time, "capture_time")
+    deadline_at = _timestamp(garment.deadline, "deadline") if garment.HasField("deadline") else None
+    if garment.HasField("operator_note") and len(garment.operator_note) > limits.max_note_chars:
+        raise _invalid(f"operator_note is {len(garment.operator_note)} characters, over {limits.max_note_chars}")
+    if len(garment.sensor_readings) > limits.max_sensor_readings:
+        raise _too_large(f"{len(garment.sensor_readings)} sensor readings, over {limits.max_sensor_readings}")
+    for key, value in garment.sensor_readings.items():
+        if not key or len(key) > 64 or len(value) > 256:
+            raise _invalid(f"sensor_readings[{key[:64]!r}]: keys 1-64 and values up to 256 characters")
+
+    if not 1 <= len(garment.views) <= limits.max_views:
+        raise _invalid(f"{len(garment.views)} views; a garment has 1 to {limits.max_views}")
+    views: dict[int, tuple[int, int]] = {}
+    for i, view in enumerate(garment.views):
+        if view.view_index in views:
+            raise _invalid(f"views[{i}].view_index {view.view_index} is repeated")
+        if view.view_index >= limits.max_views:
+            raise _invalid(f"views[{i}].view_index {view.view_index} must be below {limits.max_views}")
+        if not (0 < view.width <= limits.max_view_side and 0 < view.height <= limits.max_view_side):
+            raise _invalid(f"views[{i}]: size {view.width}x{view.height} must be 1..{limits.max_view_side} per side")
+        views[view.view_index] = (view.width, view.height)
+
+    if not garment.crops:
+        raise _invalid("a garment sent to the cloud needs at least one crop (garments with none pass at the edge)")
+    if len(garment.crops) > limits.max_crops_per_garment:
+        raise _too_large(f"{len(garment.crops)} crops, over the limit of {limits.max_crops_per_garment}")
+    crops = []
+    seen: set[str] = set()
+    for i, crop in enumerate(garment.crops):
+        path = f"crops[{i}]"
+        if not crop.crop_id or len(crop.crop_id) > 64:
+            raise _invalid(f"{path}.crop_id must be 1-64 characters")
+        if crop.crop_id in seen:
+            raise _invalid(f"{path}.crop_id {crop.crop_id!r} is repeated")
+        seen.add(crop.crop_id)
+        if crop.view_index not in views:
+            raise _invalid(f"{path}.view_index {crop.view_index} names no view (views: {sorted(views)})")
+        width, height = views[crop.view_index]
+        box = _box(crop.box, f"{path}.box", width, height)
+        crop_box = _box(crop.crop_box, f"{path}.crop_box", width, height) if crop.HasField("crop_box") else box
+        score = crop.detector_score
+        if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+            raise _invalid(f"{path}.detector_score {score} must be a number in [0, 1]")
+        if len(crop.detector_label) > 64:
+            raise _invalid(f"{path}.detector_label is longer than 64 characters")
+        if crop.encoding not in _ENCODINGS:
+            raise GarmentInvalid(
+                pb.REFUSAL_CODE_UNDECODABLE_IMAGE,
+                f"{path}.encoding {pb.ImageEncoding.Name(crop.encoding) if crop.encoding in pb.ImageEncoding.values() else crop.encoding} "
+                "is not supported (JPEG, PNG or WEBP)",
+            )
+        if len(crop.image) > limits.max_crop_bytes:
+            raise _too_large(f"{path}.image is {len(crop.image)} bytes, over the limit of {limits.max_crop_bytes}")
+        if crop.HasField("operator_note") and len(crop.operator_note) > limits.max_note_chars:
+            raise _invalid(f"{path}.operator_note is longer than {limits.max_note_chars} characters")
+        encoding = _ENCODINGS[crop.encoding]
+        try:
+            pixels = decode_image(crop.image, expected=encoding, max_pixels=limits.max_crop_pixels)
+        except ImageDecodeError as exc:
+            raise GarmentInvalid(pb.REFUSAL_CODE_UNDECODABLE_IMAGE, f"{path}.image: {exc.reason}") from None
+        crops.append(
+            CropRecord(
+                crop_id=crop.crop_id,
+                view_index=crop.view_index,
+                box=box,
+                crop_box=crop_box,
+                detector_score=float(score),
+                detector_label=crop.detector_label or "defect",
+                encoding=encoding,
+                image=crop.image,
+                width=int(pixels.shape[1]),
+                height=int(pixels.shape[0]),
+                operator_note=crop.operator_note if crop.HasField("operator_note") else None,
+            )
+        )
+    return GarmentRecord(
+        item_id=garment.item_id,
+        site_id=garment.site_id,
+        line_id=garment.line_id,
+        station_id=garment.station_id,
+        agent_id=agent_id,
+        captured_at=captured_at,
+        deadline_at=deadline_at,
+        received_at=datetime.now(timezone.utc),
+        detector_version=garment.detector_model_version,
+        views=tuple((i, *views[i]) for i in sorted(views)),
+        crops=tuple(crops),
+        operator_note=garment.operator_note if garment.HasField("operator_note") else None,
+        sensor_readings=tuple(sorted(garment.sensor_readings.items())),
+    )
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A garment refused with a reason (what the servicer sends back)."""
+
+    item_id: str
+    code: int
+    reason: str
+    retryable: bool

@@ -1,0 +1,192 @@
+"""The audit store: every accepted garment, its crops, and later its verdict and publication.
+
+SQLAlchemy Core over SQLite (default, WAL, synchronous FULL) or PostgreSQL (a ``postgresql+psycopg://`` URL):
+the same calls scale out by changing the URL. Writes are synchronous; async callers run them in a thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
+
+from cloud.ingress.records import GarmentRecord
+from seamline.errors import MissingDependencyError
+
+logger = logging.getLogger(__name__)
+
+metadata = sa.MetaData()
+
+garments = sa.Table(
+    "garments",
+    metadata,
+    sa.Column("item_id", sa.String(128), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("line_id", sa.String(64), nullable=False),
+    sa.Column("station_id", sa.String(64), nullable=False),
+    sa.Column("agent_id", sa.String(128), nullable=False),
+    sa.Column("captured_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline_at", sa.DateTime(timezone=True)),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detector_version", sa.String(128), nullable=False),
+    sa.Column("views", sa.JSON, nullable=False),
+    sa.Column("operator_note", sa.Text),
+    sa.Column("sensor_readings", sa.JSON, nullable=False),
+    # accepted -> classified -> published
+    sa.Column("status", sa.String(16), nullable=False, default="accepted"),
+    sa.Column("verdict_id", sa.String(64)),
+    sa.Column("verdict", sa.JSON),
+    sa.Column("classified_at", sa.DateTime(timezone=True)),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+)
+sa.Index("garments_status", garments.c.status, garments.c.received_at)
+
+crops = sa.Table(
+    "crops",
+    metadata,
+    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("crop_id", sa.String(64), primary_key=True),
+    sa.Column("view_index", sa.Integer, nullable=False),
+    sa.Column("box", sa.JSON, nullable=False),
+    sa.Column("crop_box", sa.JSON, nullable=False),
+    sa.Column("detector_score", sa.Float, nullable=False),
+    sa.Column("detector_label", sa.String(64), nullable=False),
+    sa.Column("encoding", sa.String(8), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("operator_note", sa.Text),
+)
+
+
+def create_audit_engine(url: str) -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL and synchronous FULL so a commit is on disk before the ack."""
+    try:
+        engine = sa.create_engine(url, future=True, pool_pre_ping=True)
+    except ModuleNotFoundError as exc:
+        raise MissingDependencyError(exc.name or "database driver", "cloud", f"The audit store at {url.split(':')[0]}") from exc
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+    return engine
+
+
+class AuditStore:
+    """Garments and crops as accepted, and what became of them."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        metadata.create_all(engine)
+
+    @classmethod
+    def from_url(cls, url: str) -> "AuditStore":
+        return cls(create_audit_engine(url))
+
+    def has(self, item_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(garments.c.item_id).where(garments.c.item_id == item_id)).first() is not None
+
+    def accept(self, record: GarmentRecord, crop_uris: dict[str, str]) -> bool:
+        """Record an accepted garment and its crops in one transaction; False if the item id was already there."""
+        row = {
+            "item_id": record.item_id,
+            "site_id": record.site_id,
+            "line_id": record.line_id,
+            "station_id": record.station_id,
+            "agent_id": record.agent_id,
+            "captured_at": record.captured_at,
+            "deadline_at": record.deadline_at,
+            "received_at": record.received_at,
+            "detector_version": record.detector_version,
+            "views": [list(v) for v in record.views],
+            "operator_note": record.operator_note,
+            "sensor_readings": dict(record.sensor_readings),
+            "status": "accepted",
+        }
+        crop_rows = [
+            {
+                "item_id": record.item_id,
+                "crop_id": c.crop_id,
+                "view_index": c.view_index,
+                "box": list(c.box),
+                "crop_box": list(c.crop_box),
+                "detector_score": c.detector_score,
+                "detector_label": c.detector_label,
+                "encoding": c.encoding,
+                "width": c.width,
+                "height": c.height,
+                "size_bytes": len(c.image),
+                "uri": crop_uris[c.crop_id],
+                "operator_note": c.operator_note,
+            }
+            for c in record.crops
+        ]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(garments.insert().values(row))
+                conn.execute(crops.insert(), crop_rows)
+        except IntegrityError:
+            if self.has(record.item_id):
+                return False
+            raise
+        return True
+
+    def pending(self, limit: int = 1000) -> list[str]:
+        """Item ids accepted but not yet published, oldest first (work to resume after a restart)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(garments.c.item_id)
+                .where(garments.c.status != "published")
+                .order_by(garments.c.received_at)
+                .limit(limit)
+            ).all()
+        return [r[0] for r in rows]
+
+    def garment(self, item_id: str) -> dict[str, Any] | None:
+        """The garment row with its crop rows under ``"crops"``."""
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(garments).where(garments.c.item_id == item_id)).mappings().first()
+            if row is None:
+                return None
+            crop_rows = conn.execute(sa.select(crops).where(crops.c.item_id == item_id).order_by(crops.c.crop_id)).mappings().all()
+        return {**dict(row), "crops": [dict(c) for c in crop_rows]}
+
+    def record_verdict(self, item_id: str, verdict_id: str, verdict_json: str) -> None:
+        """Store the verdict before it is published (so a restart republishes the same one)."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                garments.update()
+                .where(garments.c.item_id == item_id)
+                .values(status="classified", verdict_id=verdict_id, verdict=json.loads(verdict_json), classified_at=_now())
+            )
+
+    def mark_published(self, item_id: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(garments.update().where(garments.c.item_id == item_id).values(status="published", published_at=_now()))
+
+    def counts(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(garments.c.status, sa.func.count()).group_by(garments.c.status)).all()
+        return {status: n for status, n in rows}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,273 @@
+"""The gRPC uplink: drains the spool to the cloud over one long-lived stream, in order, with flow control.
+
+* A garment is in the spool before it is sent and leaves it only on the cloud's ack (at-least-once; the cloud
+  dedupes re-sends by item id).
+* At most ``max_in_flight`` garments are unanswered at a time (the smaller of ours and the server's).
+* A broken stream (cloud down, WAN cut, no ack within ``ack_timeout_s``) is re-opened with exponential backoff
+  and jitter; every garment still in the spool is sent again, oldest first.
+* A refusal that the cloud marks not retryable removes the garment and reports it, so line control can divert
+  it to review; a retryable one stays spooled and is re-sent after a backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import grpc
+from pydantic import Field
+
+from edge.uplink.spool import Spool
+from seamline.config.base import StrictModel
+from seamline.inspection.v1 import inspection_pb2 as pb
+from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
+
+logger = logging.getLogger(__name__)
+
+
+class UplinkConfig(StrictModel):
+    """Behaviour of the edge -> cloud link."""
+
+    max_in_flight: int = Field(default=32, ge=1, le=10_000, title="Max in flight", description="Garments sent and not yet answered.")
+    ack_timeout_s: float = Field(default=10.0, gt=0, title="Ack timeout (s)", description="No answer for a garment this long: the stream is re-opened.")
+    hello_timeout_s: float = Field(default=10.0, gt=0, title="Hello timeout (s)", description="How long to wait for the server's hello.")
+    backoff_initial_s: float = Field(default=0.2, gt=0, title="Initial backoff (s)", description="First reconnect delay.")
+    backoff_max_s: float = Field(default=5.0, gt=0, title="Max backoff (s)", description="Longest reconnect delay.")
+    keepalive_s: float = Field(default=10.0, ge=1, title="Keepalive (s)", description="HTTP/2 ping interval that detects a dead link.")
+
+
+@dataclass
+class UplinkStats:
+    """Counters for metrics and tests."""
+
+    sent: int = 0
+    acked: int = 0
+    duplicates: int = 0
+    refused: int = 0
+    reconnects: int = 0
+    connected: bool = False
+    last_error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+
+class _StreamBroken(Exception):
+    pass
+
+
+class Uplink:
+    """Background sender; call ``start()``, ``notify()`` after each spool put, ``stop()`` at shutdown.
+
+    Args:
+        spool: the durable queue to drain.
+        channel_factory: makes a new ``grpc.Channel`` (insecure or TLS) per connection attempt.
+        hello: this agent's ``AgentHello``.
+        on_refused: called with (item_id, code name, reason) for a garment refused for good.
+        on_acked: called with the item id when the cloud stored a garment.
+    """
+
+    def __init__(
+        self,
+        spool: Spool,
+        channel_factory: Callable[[], grpc.Channel],
+        hello: pb.AgentHello,
+        config: UplinkConfig | None = None,
+        *,
+        on_refused: Callable[[str, str, str], None] | None = None,
+        on_acked: Callable[[str], None] | None = None,
+    ) -> None:
+        self.spool = spool
+        self.channel_factory = channel_factory
+        self.hello = hello
+        self.config = config or UplinkConfig()
+        self.on_refused = on_refused or (lambda item_id, code, reason: None)
+        self.on_acked = on_acked or (lambda item_id: None)
+        self.stats = UplinkStats()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="uplink", daemon=True)
+        self._thread.start()
+
+    def notify(self) -> None:
+        """A garment was spooled: send soon."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        backoff = self.config.backoff_initial_s
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                self._session()
+            except _StreamBroken as exc:
+                self._record_error(str(exc))
+            except grpc.RpcError as exc:
+                self._record_error(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+            except Exception as exc:  # keep the uplink alive whatever happens; the spool keeps the data
+                logger.exception("uplink session failed")
+                self._record_error(repr(exc))
+            self.stats.connected = False
+            if self._stopping.is_set():
+                break
+            if time.monotonic() - started > 30:
+                backoff = self.config.backoff_initial_s  # a long healthy session resets the backoff
+            delay = backoff * random.uniform(0.5, 1.0)
+            logger.info("uplink reconnecting in %.2f s", delay)
+            self._stopping.wait(delay)
+            backoff = min(backoff * 2, self.config.backoff_max_s)
+            with self.stats.lock:
+                self.stats.reconnects += 1
+
+    def _record_error(self, message: str) -> None:
+        if message != self.stats.last_error:
+            logger.warning("uplink stream down: %s", message)
+        self.stats.last_error = message
+
+    def _session(self) -> None:
+        """One stream: hello, then send from the spool and process answers until something breaks."""
+        outbox: queue.Queue[pb.UplinkMessage | None] = queue.Queue()
+
+        def requests() -> Iterator[pb.UplinkMessage]:
+            while True:
+                message = outbox.get()
+                if message is None:
+                    return
+                yield message
+
+        channel = self.channel_factory()
+        try:
+            call = pb_grpc.InspectionServiceStub(channel).StreamGarments(requests())
+            outbox.put(pb.UplinkMessage(hello=self.hello))
+            answers: queue.Queue[pb.DownlinkMessage | BaseException] = queue.Queue()
+            reader = threading.Thread(target=self._read, args=(call, answers), name="uplink-reader", daemon=True)
+            reader.start()
+            try:
+                first = answers.get(timeout=self.config.hello_timeout_s)
+            except queue.Empty:
+                raise _StreamBroken("no server hello") from None
+            if isinstance(first, BaseException):
+                raise first
+            if first.WhichOneof("kind") != "hello":
+                raise _StreamBroken(f"expected a server hello, got {first.WhichOneof('kind')}")
+            window = max(1, min(self.config.max_in_flight, first.hello.max_in_flight or self.config.max_in_flight))
+            self.stats.connected = True
+            logger.info("uplink connected to %s (window %d)", first.hello.server_id or "cloud", window)
+            self._pump(outbox, answers, window)
+        finally:
+            outbox.put(None)
+            channel.close()
+
+    @staticmethod
+    def _read(call: Iterator[pb.DownlinkMessage], answers: queue.Queue) -> None:
+        try:
+            for message in call:
+                answers.put(message)
+            answers.put(_StreamBroken("server closed the stream"))
+        except BaseException as exc:  # grpc.RpcError on disconnect
+            answers.put(exc)
+
+    def _pump(self, outbox: queue.Queue, answers: queue.Queue, window: int) -> None:
+        in_flight: dict[str, float] = {}  # item id -> monotonic send time
+        last_seq = 0
+        retry_after: dict[str, float] = {}
+        while not self._stopping.is_set():
+            if len(in_flight) < window:
+                batch = self.spool.pending(after_seq=last_seq, limit=window - len(in_flight))
+                now = time.monotonic()
+                for garment in batch:
+                    if garment.item_id in in_flight:
+                        last_seq = garment.seq
+                        continue
+                    if retry_after.get(garment.item_id, 0) > now:
+                        break  # keep order: wait for the retry time of the oldest refused garment
+                    outbox.put(pb.UplinkMessage(garment=pb.Garment.FromString(garment.payload)))
+                    self.spool.mark_sent(garment.item_id)
+                    in_flight[garment.item_id] = now
+                    last_seq = garment.seq
+                    with self.stats.lock:
+                        self.stats.sent += 1
+            try:
+                answer = answers.get(timeout=0.05 if not in_flight else 0.01)
+            except queue.Empty:
+                answer = None
+            if isinstance(answer, BaseException):
+                raise answer
+            if answer is not None:
+                kind = answer.WhichOneof("kind")
+                if kind == "ack":
+                    self._acked(answer.ack, in_flight)
+                elif kind == "refusal":
+                    restart_from = self._refused(answer.refusal, in_flight, retry_after)
+                    if restart_from:
+                        last_seq = 0  # walk the spool again from the oldest so order is kept on retry
+                continue
+            if in_flight and time.monotonic() - min(in_flight.values()) > self.config.ack_timeout_s:
+                raise _StreamBroken(f"no answer within {self.config.ack_timeout_s:.0f} s for {len(in_flight)} garment(s)")
+            if not in_flight and self.spool.depth()[0] == 0:
+                self._wake.wait(0.2)
+                self._wake.clear()
+            elif not in_flight:
+                self._wake.wait(0.05)
+                self._wake.clear()
+
+    def _acked(self, ack: pb.GarmentAck, in_flight: dict[str, float]) -> None:
+        in_flight.pop(ack.item_id, None)
+        self.spool.ack(ack.item_id)
+        with self.stats.lock:
+            self.stats.acked += 1
+            self.stats.duplicates += int(ack.duplicate)
+        self.on_acked(ack.item_id)
+
+    def _refused(self, refusal: pb.GarmentRefusal, in_flight: dict[str, float], retry_after: dict[str, float]) -> bool:
+        in_flight.pop(refusal.item_id, None)
+        code = pb.RefusalCode.Name(refusal.code)
+        if refusal.retryable:
+            logger.warning("cloud refused garment for now (%s): %s", code, refusal.reason, extra={"item_id": refusal.item_id})
+            retry_after[refusal.item_id] = time.monotonic() + self.config.backoff_max_s
+            return True
+        logger.error("cloud refused garment for good (%s): %s", code, refusal.reason, extra={"item_id": refusal.item_id})
+        self.spool.ack(refusal.item_id)
+        with self.stats.lock:
+            self.stats.refused += 1
+        self.on_refused(refusal.item_id, code, refusal.reason)
+        return False
+
+
+def insecure_channel_factory(address: str, *, max_message_bytes: int, keepalive_s: float = 10.0) -> Callable[[], grpc.Channel]:
+    """Channels to ``address`` without TLS (loopback, tests, a VPN); see ``tls_channel_factory`` for mTLS."""
+    options = _channel_options(max_message_bytes, keepalive_s)
+    return lambda: grpc.insecure_channel(address, options=options)
+
+
+def tls_channel_factory(
+    address: str, *, ca: bytes, cert: bytes | None, key: bytes | None, max_message_bytes: int, keepalive_s: float = 10.0
+) -> Callable[[], grpc.Channel]:
+    """Channels with TLS; with ``cert`` and ``key``, mutual TLS."""
+    credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    options = _channel_options(max_message_bytes, keepalive_s)
+    return lambda: grpc.secure_channel(address, credentials, options=options)
+
+
+def _channel_options(max_message_bytes: int, keepalive_s: float) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.keepalive_time_ms", int(keepalive_s * 1000)),
+        ("grpc.keepalive_timeout_ms", 5000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.initial_reconnect_backoff_ms", 200),
+        ("grpc.max_reconnect_backoff_ms", 5000),
+    ]

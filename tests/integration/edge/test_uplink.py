@@ -1,0 +1,143 @@
+"""The uplink against a real cloud ingress on a free port: in order, acked, deduped, refused, resilient."""
+
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pytest
+
+from edge.crops import Crop
+from edge.uplink.client import Uplink, UplinkConfig, insecure_channel_factory
+from edge.uplink.convert import garment_message
+from edge.uplink.spool import Spool
+from seamline.imaging import encode_jpeg
+from seamline.inspection.v1 import inspection_pb2 as pb
+from tests.fixtures.cloud import IngressThread
+
+pytestmark = pytest.mark.integration
+HELLO = pb.AgentHello(agent_id="edge-test", site_id="site1", line_id="line1", contract_version="v1")
+
+
+def _garment(item_id: str, *, score: float = 0.8, jpeg: bytes | None = None) -> bytes:
+    image = np.full((48, 64, 3), 128, np.uint8)
+    crop = Crop("v0-c0", 0, (10.0, 10.0, 40.0, 30.0), (0, 0, 64, 48), score, "defect", jpeg or encode_jpeg(image))
+    now = datetime.now(timezone.utc)
+    return garment_message(
+        item_id=item_id, site_id="site1", line_id="line1", station_id="st1", captured_at=now,
+        deadline_at=now + timedelta(seconds=5), view_sizes=[(720, 1280)], camera_ids=["top"], crops=[crop],
+        detector_version="tiny@test",
+    ).SerializeToString()
+
+
+def _wait(predicate, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.fixture
+def ingress(tmp_path):
+    server = IngressThread(tmp_path / "cloud").start()
+    yield server
+    server.stop()
+
+
+def _uplink(spool, address, refused=None, **config):
+    uplink = Uplink(
+        spool,
+        insecure_channel_factory(address, max_message_bytes=8 << 20),
+        HELLO,
+        UplinkConfig(backoff_initial_s=0.05, backoff_max_s=0.5, **config),
+        on_refused=(lambda i, c, r: refused.append((i, c, r))) if refused is not None else None,
+    )
+    uplink.start()
+    return uplink
+
+
+def test_spool_drains_in_order_and_everything_is_stored(tmp_path, ingress):
+    spool = Spool(tmp_path / "spool.db")
+    for i in range(40):
+        spool.put(f"g{i:03d}", _garment(f"g{i:03d}"))
+    uplink = _uplink(spool, ingress.address, max_in_flight=8)
+    try:
+        assert _wait(lambda: len(spool) == 0)
+    finally:
+        uplink.stop()
+    assert [r.item_id for r in ingress.accepted] == [f"g{i:03d}" for i in range(40)]
+    assert ingress.audit.counts() == {"accepted": 40}
+    row = ingress.audit.garment("g007")
+    assert row["crops"][0]["uri"].startswith("file://") and row["detector_version"] == "tiny@test"
+
+
+def test_resent_garment_is_acked_as_duplicate(tmp_path, ingress):
+    spool = Spool(tmp_path / "spool.db")
+    spool.put("dup", _garment("dup"))
+    uplink = _uplink(spool, ingress.address)
+    try:
+        assert _wait(lambda: len(spool) == 0)
+        spool.put("dup", _garment("dup"))
+        uplink.notify()
+        assert _wait(lambda: uplink.stats.duplicates == 1)
+    finally:
+        uplink.stop()
+    assert len(ingress.accepted) == 1
+
+
+def test_invalid_garment_is_refused_for_good_and_others_go_on(tmp_path, ingress):
+    spool = Spool(tmp_path / "spool.db")
+    refused = []
+    spool.put("ok1", _garment("ok1"))
+    spool.put("bad", _garment("bad", jpeg=encode_jpeg(np.zeros((64, 64, 3), np.uint8))[:300]))
+    spool.put("nan", _garment("nan", score=float("nan")))
+    spool.put("ok2", _garment("ok2"))
+    uplink = _uplink(spool, ingress.address, refused=refused)
+    try:
+        assert _wait(lambda: len(spool) == 0)
+    finally:
+        uplink.stop()
+    assert [r.item_id for r in ingress.accepted] == ["ok1", "ok2"]
+    reasons = {item: (code, reason) for item, code, reason in refused}
+    assert reasons["bad"][0] == "REFUSAL_CODE_UNDECODABLE_IMAGE" and "crops[0].image" in reasons["bad"][1]
+    assert reasons["nan"][0] == "REFUSAL_CODE_INVALID" and "detector_score nan" in reasons["nan"][1]
+
+
+def test_cloud_restart_mid_stream_loses_nothing(tmp_path):
+    cloud = IngressThread(tmp_path / "cloud").start()
+    port = cloud.port
+    spool = Spool(tmp_path / "spool.db")
+    uplink = _uplink(spool, cloud.address, ack_timeout_s=2)
+    produced = []
+    stop = threading.Event()
+
+    def produce():
+        i = 0
+        while not stop.is_set():
+            item = f"r{i:04d}"
+            spool.put(item, _garment(item))
+            produced.append(item)
+            uplink.notify()
+            i += 1
+            time.sleep(0.02)
+
+    producer = threading.Thread(target=produce)
+    producer.start()
+    try:
+        assert _wait(lambda: len(cloud.accepted) > 10)
+        cloud.stop()
+        time.sleep(2.0)  # cloud down: the spool grows
+        assert len(spool) > 0 and not uplink.stats.connected
+        cloud = IngressThread(tmp_path / "cloud", port=port).start()
+        time.sleep(1.0)
+        stop.set()
+        producer.join()
+        assert _wait(lambda: len(spool) == 0, timeout=30)
+    finally:
+        stop.set()
+        uplink.stop()
+        cloud.stop()
+    assert cloud.audit.counts()["accepted"] == len(produced)
+    assert uplink.stats.reconnects >= 1
