@@ -1,0 +1,1 @@
+"""Transport adapters. Domain code hands payloads to these; only they know topic strings and client libraries."""

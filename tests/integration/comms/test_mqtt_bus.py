@@ -1,0 +1,106 @@
+"""The MQTT bus against real brokers: acks, availability with last will, reconnect with queued QoS 1."""
+
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from seamline.comms.mqtt import MqttBus
+from seamline.config.models import MqttConfig
+from seamline.localbroker import start_embedded, start_mosquitto
+
+pytestmark = pytest.mark.integration
+
+
+def _wait(predicate, timeout=15.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def _bus(url, **kw):
+    bus = MqttBus(MqttConfig(url=url), **kw)
+    bus.start()
+    assert bus.wait_connected(10)
+    return bus
+
+
+def test_publish_ack_and_subscribe(mqtt_broker):
+    received = []
+    sub = _bus(mqtt_broker.url, client_id="t-bus-sub", persistent_session=False)
+    sub.subscribe("seamline-test/bus/+/x", lambda topic, payload: received.append((topic, payload)))
+    pub = _bus(mqtt_broker.url, client_id="t-bus-pub", persistent_session=False)
+    try:
+        time.sleep(0.3)
+        acked = threading.Event()
+        pub.publish("seamline-test/bus/a/x", b"hello", on_acked=acked.set)
+        assert acked.wait(10)
+        assert _wait(lambda: received == [("seamline-test/bus/a/x", b"hello")])
+    finally:
+        pub.stop()
+        sub.stop()
+
+
+_CHILD = """
+import os, signal, sys, time
+from seamline.comms.mqtt import MqttBus
+from seamline.config.models import MqttConfig
+bus = MqttBus(MqttConfig(url=sys.argv[1]), client_id="t-bus-child", availability_topic=sys.argv[2])
+bus.start(); bus.wait_connected(10); bus.set_available(True)
+time.sleep(1.0)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_availability_online_then_last_will_offline_on_crash(mqtt_broker):
+    topic = f"seamline-test/site1/line1/edge-{time.time_ns()}/availability"
+    states = []
+    watcher = _bus(mqtt_broker.url, client_id="t-bus-watch", persistent_session=False)
+    watcher.subscribe(topic, lambda t, p: states.append(p.decode()))
+    try:
+        time.sleep(0.3)
+        child = subprocess.run([sys.executable, "-c", _CHILD, mqtt_broker.url, topic], timeout=60)
+        assert child.returncode == -9
+        # The broker publishes the will after the keepalive times out or the socket closes (SIGKILL closes it).
+        assert _wait(lambda: states[-1:] == ["offline"], timeout=60), states
+        assert "online" in states
+    finally:
+        watcher.stop()
+
+
+@pytest.mark.parametrize("kind", ["mosquitto", "embedded"])
+def test_reconnect_renews_subscriptions_and_flushes_queued_messages(tmp_path, kind):
+    start = start_mosquitto if kind == "mosquitto" else start_embedded
+    try:
+        broker = start()
+    except Exception as exc:
+        pytest.skip(f"{kind} not available: {exc}")
+    received = []
+    sub = _bus(broker.url, client_id=f"t-re-sub-{kind}", persistent_session=False)
+    sub.subscribe("seamline-test/re", lambda t, p: received.append(p))
+    pub = _bus(broker.url, client_id=f"t-re-pub-{kind}", persistent_session=False)
+    reconnected = threading.Event()
+    pub.on_connect(reconnected.set)
+    try:
+        port = broker.port
+        broker.stop()
+        assert _wait(lambda: not pub.connected and not sub.connected)
+        reconnected.clear()
+        acks = []
+        for i in range(5):  # published while the broker is down: paho queues them
+            pub.publish("seamline-test/re", f"m{i}".encode(), on_acked=lambda i=i: acks.append(i))
+        broker = start(port=port)
+        assert reconnected.wait(20) and sub.wait_connected(20)
+        assert _wait(lambda: len(acks) == 5, timeout=20)
+        # The subscriber may reconnect after the publisher flushed: only what arrived after it re-subscribed counts.
+        pub.publish("seamline-test/re", b"after")
+        assert _wait(lambda: b"after" in received, timeout=20)
+    finally:
+        pub.stop()
+        sub.stop()
+        broker.stop()
