@@ -1,0 +1,150 @@
+"""Camera sources: what they yield, the states they go through, and the buffer between them and the detector."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import queue
+import secrets
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CapturedGarment:
+    """The views of one garment taken at one trigger."""
+
+    item_id: str
+    views: tuple[np.ndarray, ...]  # each (H, W, 3) uint8 RGB, 1 to 4 views
+    camera_ids: tuple[str, ...]
+    captured_at: datetime  # UTC, at the trigger
+    source_ref: str  # where it came from: file names, a frame number, a synthetic item id
+
+
+class SourceState(str, Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    RECONNECTING = "reconnecting"  # a stream dropped; retrying
+    ENDED = "ended"  # finite input exhausted
+    STOPPED = "stopped"  # asked to stop
+    FAILED = "failed"  # cannot go on
+
+
+_TRANSITIONS: dict[SourceState, set[SourceState]] = {
+    SourceState.CREATED: {SourceState.RUNNING, SourceState.STOPPED, SourceState.FAILED},
+    SourceState.RUNNING: {SourceState.RECONNECTING, SourceState.ENDED, SourceState.STOPPED, SourceState.FAILED},
+    SourceState.RECONNECTING: {SourceState.RUNNING, SourceState.STOPPED, SourceState.FAILED},
+    SourceState.ENDED: set(),
+    SourceState.STOPPED: set(),
+    SourceState.FAILED: set(),
+}
+
+
+class ItemIds:
+    """Unique, sortable garment ids: ``<line>-<station>-<utc ms>-<boot tag><seq>``, unique across restarts."""
+
+    def __init__(self, line_id: str, station_id: str) -> None:
+        self.prefix = f"{line_id}-{station_id}"
+        self.boot = secrets.token_hex(2)
+        self._seq = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}-{int(time.time() * 1000):013d}-{self.boot}{next(self._seq):06d}"
+
+
+class GarmentSource(ABC):
+    """A source of garments; iterate ``garments()`` from one thread, call ``stop()`` from any."""
+
+    kind = ""
+
+    def __init__(self, item_ids: ItemIds) -> None:
+        self.item_ids = item_ids
+        self.state = SourceState.CREATED
+        self.skipped = 0  # unreadable frames / files
+        self._stop = threading.Event()
+
+    def _move(self, new: SourceState) -> None:
+        if new not in _TRANSITIONS[self.state]:
+            raise RuntimeError(f"source cannot go from {self.state.value} to {new.value}")
+        logger.info("%s source: %s -> %s", self.kind, self.state.value, new.value)
+        self.state = new
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def garments(self) -> Iterator[CapturedGarment]:
+        """Yield garments until the input ends, ``stop()`` is called, or the source fails."""
+        self._move(SourceState.RUNNING)
+        try:
+            for garment in self._produce():
+                if self._stop.is_set():
+                    break
+                yield garment
+        except Exception:
+            logger.exception("%s source failed", self.kind)
+            self._move(SourceState.FAILED)
+            raise
+        self._move(SourceState.STOPPED if self._stop.is_set() else SourceState.ENDED)
+
+    @abstractmethod
+    def _produce(self) -> Iterator[CapturedGarment]:
+        """The source's own loop; check ``self._stop`` between garments."""
+
+    def _now(self) -> datetime:
+        return datetime.now(timezone.utc)
+
+
+class DropStrategy(str, Enum):
+    """What happens when the detector falls behind the camera."""
+
+    # Keep the newest garments: the oldest waiting one is dropped (and goes to review by its deadline: it was
+    # tracked at capture, so line control still commands it fail-safe).
+    DROP_OLDEST = "drop_oldest"
+    # The source waits: right for files and the synthetic line, wrong for a live camera.
+    BLOCK = "block"
+
+
+class GarmentBuffer:
+    """A bounded hand-over between the source thread and the detection loop."""
+
+    def __init__(self, capacity: int, strategy: DropStrategy) -> None:
+        self._queue: queue.Queue[CapturedGarment | None] = queue.Queue(maxsize=capacity)
+        self.strategy = DropStrategy(strategy)
+        self.dropped: list[str] = []
+
+    def put(self, garment: CapturedGarment | None) -> str | None:
+        """Hand over a garment (``None`` marks the end); returns the item id dropped to make room, if any."""
+        if self.strategy is DropStrategy.BLOCK or garment is None:
+            self._queue.put(garment)
+            return None
+        dropped: str | None = None
+        while True:
+            try:
+                self._queue.put_nowait(garment)
+                return dropped
+            except queue.Full:
+                try:
+                    old = self._queue.get_nowait()
+                except queue.Empty:
+                    continue
+                if old is None:  # never drop the end marker
+                    self._queue.put(old)
+                    continue
+                self.dropped.append(old.item_id)
+                dropped = old.item_id
+
+    def get(self, timeout: float | None = None) -> CapturedGarment | None:
+        return self._queue.get(timeout=timeout)
+
+    def qsize(self) -> int:
+        return self._queue.qsize()
+
