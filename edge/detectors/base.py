@@ -22,6 +22,7 @@ class Detections:
     boxes: np.ndarray  # (N, 4) float32, x1 y1 x2 y2 in source-image pixels
     scores: np.ndarray  # (N,) float32 in [0, 1], descending
     labels: np.ndarray  # (N,) int64, index into the detector's label names
+    top_score: float = 0.0  # best candidate score before thresholding (how close a "nothing found" came)
 
     def __len__(self) -> int:
         return int(self.scores.shape[0])
@@ -75,7 +76,7 @@ class DetectorRuntime(ABC):
             top_k=self.top_k,
             class_agnostic=self.class_agnostic,
         )
-        return [Detections(b, s, l) for b, s, l in decoded]
+        return [Detections(b, s, l, top) for b, s, l, top in decoded]
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         """Detect in a batch of RGB uint8 images (e.g. the views of one garment)."""

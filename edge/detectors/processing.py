@@ -46,7 +46,7 @@ def decode_detections(
     threshold: float,
     top_k: int,
     class_agnostic: bool,
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
     """Top-k decoding of RT-DETR outputs.
 
     Args:
@@ -58,7 +58,8 @@ def decode_detections(
         class_agnostic: score each query by its best class and label everything 0.
 
     Returns:
-        Per image: boxes (N, 4) float32 xyxy in source pixels, scores (N,) float32 descending, labels (N,) int64.
+        Per image: boxes (N, 4) float32 xyxy in source pixels, scores (N,) float32 descending, labels (N,) int64,
+        and the best score before thresholding.
     """
     if logits.shape[0] != len(sizes):
         raise ValueError(f"{logits.shape[0]} outputs for {len(sizes)} images")
@@ -75,6 +76,7 @@ def decode_detections(
         top = np.argpartition(-flat, k - 1)[:k] if k < flat.shape[0] else np.arange(flat.shape[0])
         top = top[np.argsort(-flat[top], kind="stable")]
         scores = flat[top]
+        best = float(scores[0]) if scores.shape[0] else 0.0
         keep = scores >= threshold
         top, scores = top[keep], scores[keep]
         if class_agnostic:
@@ -84,5 +86,5 @@ def decode_detections(
         cx, cy, w, h = boxes[b, query].astype(np.float32, copy=False).T
         height, width = sizes[b]
         xyxy = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], axis=1)
-        results.append((xyxy.astype(np.float32), scores.astype(np.float32), labels))
+        results.append((xyxy.astype(np.float32), scores.astype(np.float32), labels, best))
     return results

@@ -157,7 +157,7 @@ def compare_detections(
     ref = decode_detections(ref_logits, ref_boxes, sizes, threshold=threshold, top_k=top_k, class_agnostic=True)
     got = decode_detections(logits, boxes, sizes, threshold=threshold, top_k=top_k, class_agnostic=True)
     score_diff = box_diff = 0.0
-    for (rb, rs, _), (gb, gs, _) in zip(ref, got):
+    for (rb, rs, _, _), (gb, gs, _, _) in zip(ref, got):
         n = min(len(rs), len(gs))
         score_diff = max(score_diff, float(np.abs(np.sort(rs)[::-1][:n] - np.sort(gs)[::-1][:n]).max(initial=0.0)))
         for box in rb[:n]:

@@ -59,12 +59,14 @@ def _line_for(loc: KeyPath, lines: dict[KeyPath, int]) -> int | None:
     return lines.get(())
 
 
-def format_validation_error(exc: ValidationError, lines: dict[KeyPath, int], source: str) -> list[str]:
-    """One line per pydantic error: ``file:line: key.path: message``."""
+def format_validation_error(
+    exc: ValidationError, lines: dict[KeyPath, int], source: str, prefix: KeyPath = ()
+) -> list[str]:
+    """One line per pydantic error: ``file:line: key.path: message`` (``prefix``: the section the model read)."""
     problems = []
     for err in exc.errors():
         # Drop pydantic's union/tag bookkeeping segments from the location.
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_for(loc, lines)
         where = f"{source}:{line}" if line else source
@@ -91,3 +93,21 @@ def load_yaml_model(path: Path, model: type[M], *, text: str | None = None) -> M
     except ValidationError as exc:
         problems = format_validation_error(exc, lines, source)
         raise ConfigError(f"{source}: {len(problems)} invalid setting(s)", problems) from exc
+
+
+def validate_section(path: Path, key: str, section: dict[str, Any], model: type[M]) -> M:
+    """Validate one top-level section of a file (already parsed) as ``model``, with line-numbered errors.
+
+    The model receives ``{"source": path}`` as validation context so it can resolve relative paths.
+    """
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from exc
+    _, lines = parse_yaml(text, source)
+    try:
+        return model.model_validate(section, context={"source": path})
+    except ValidationError as exc:
+        problems = format_validation_error(exc, lines, source, prefix=(key,))
+        raise ConfigError(f"{source}: {len(problems)} invalid setting(s) in '{key}'", problems) from exc

@@ -6,15 +6,17 @@ Defaults run everything on one laptop; scaling out changes URLs, not structure.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from seamline.config.base import StrictModel
 from seamline.config.secrets import Secret
 from seamline.config.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy, load_taxonomy
 from seamline.contract.mqtt import check_level
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class SiteConfig(StrictModel):
@@ -142,6 +144,10 @@ class SeamlineConfig(StrictModel):
     )
     storage: StorageConfig = Field(default_factory=StorageConfig, title="Storage", description="Local state.")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging", description="Log output.")
+    # Each side validates its own section with its own models (edge/config.py, cloud/config.py), so the core
+    # needs neither side's code; `seamline validate-config` checks both.
+    edge: dict[str, Any] | None = Field(default=None, title="Edge agent", description="The edge agent's settings (see edge/config.py).")
+    cloud: dict[str, Any] | None = Field(default=None, title="Cloud service", description="The cloud service's settings (see cloud/config.py).")
 
     @model_validator(mode="after")
     def _resolve_paths(self, info: ValidationInfo) -> "SeamlineConfig":
@@ -173,3 +179,13 @@ def load_config(path: Path | str) -> SeamlineConfig:
     config = load_yaml_model(Path(path), SeamlineConfig)
     config.load_taxonomy()
     return config
+
+
+def load_section(path: Path | str, config: SeamlineConfig, key: str, model: type[M]) -> M:
+    """Validate section ``key`` of the file at ``path`` as ``model`` (errors carry ``key.`` paths and lines).
+
+    Relative paths inside the section are resolved against the file's folder, as for the core sections.
+    """
+    from seamline.config.loader import validate_section
+
+    return validate_section(Path(path), key, getattr(config, key) or {}, model)

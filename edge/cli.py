@@ -1,0 +1,71 @@
+"""``seamline edge ...``: run the agent, export the detector."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="The edge agent beside the conveyor.", no_args_is_help=True)
+
+
+@app.command("run")
+def run(
+    config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML with an 'edge:' section."),
+) -> None:
+    """Run the edge agent until the source ends or SIGTERM/SIGINT."""
+    from edge.agent import EdgeAgent
+    from edge.config import EdgeConfig
+    from seamline.config.models import load_config, load_section
+    from seamline.logs import setup_logging
+
+    seamline_config = load_config(config)
+    edge_config = load_section(config, seamline_config, "edge", EdgeConfig)
+    setup_logging(seamline_config.logging.level, seamline_config.logging.json_lines)
+    agent = EdgeAgent(seamline_config, edge_config)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: (stop.set(), agent.source.stop()))
+    agent.start()
+    try:
+        agent.run()
+        # Finite sources: give the last garments their verdicts (or deadlines) before leaving.
+        if not stop.is_set():
+            agent.drain(timeout=edge_config.timing.budget_s + 30)
+    finally:
+        agent.stop()
+    typer.echo(f"processed {agent.processed} garments")
+
+
+@app.command("export")
+def export(
+    checkpoint: Path = typer.Argument(..., help="Hugging Face RT-DETR / RT-DETRv2 checkpoint directory."),
+    out: Path = typer.Option(Path("detector.onnx"), "--out", "-o", help="ONNX file to write (a .json sidecar goes beside it)."),
+    opset: int = typer.Option(17, help="ONNX opset (17 for TensorRT 8.6 / JetPack 6)."),
+    version: str | None = typer.Option(None, help="Detector version stamped on crops and verdicts."),
+    tensorrt: bool = typer.Option(False, "--tensorrt", help="Also build a TensorRT engine (needs TensorRT: run on the Jetson)."),
+    precision: str = typer.Option("fp16", help="Engine precision: fp32, fp16 or int8."),
+    calibration_dir: Path | None = typer.Option(None, help="Folder of representative frames for int8 calibration."),
+    max_batch: int = typer.Option(4, help="Largest batch the engine accepts (views per garment)."),
+) -> None:
+    """Checkpoint -> ONNX (checked against PyTorch) [-> TensorRT engine]."""
+    from edge.export.onnx_export import export_onnx
+
+    result = export_onnx(checkpoint, out, opset=opset, version=version)
+    typer.echo(
+        f"ONNX: {result.path} ({result.size_bytes / 1e6:.1f} MB, opset {result.opset}) in {result.seconds:.1f} s; "
+        f"vs PyTorch: scores {result.max_score_diff:.1e}, boxes {result.max_box_diff:.1e} px"
+    )
+    if tensorrt:
+        from edge.export.tensorrt_export import build_engine
+
+        engine = build_engine(
+            out, out.with_suffix(".engine"), precision=precision, calibration_dir=calibration_dir,
+            max_batch=max_batch, opt_batch=max_batch,
+        )
+        typer.echo(f"TensorRT: {engine.path} ({engine.size_bytes / 1e6:.1f} MB, {engine.precision}) in {engine.seconds:.0f} s")

@@ -1,0 +1,133 @@
+"""The edge agent end to end on real parts: ONNX Runtime detector, real broker, real cloud ingress on a free port."""
+
+import json
+import threading
+import time
+
+import pytest
+
+from edge.agent import EdgeAgent
+from edge.config import EdgeConfig
+from seamline.comms.mqtt import MqttBus
+from seamline.config.models import MqttConfig, load_config, load_section
+from seamline.contract import messages as m
+from seamline.contract.mqtt import LineTopics
+from tests.fixtures.cloud import IngressThread
+from tests.integration.edge.agent_harness import CommandRecorder, write_config
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def _wait(predicate, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _agent(tmp_path, mqtt_broker, ingress_address, detector, *, count, threshold, rate_hz=20.0, budget_s=1.5):
+    root = f"seamline-t{time.time_ns()}"
+    path = write_config(
+        tmp_path / "seamline.yaml", broker_url=mqtt_broker.url, cloud_address=ingress_address, detector=detector,
+        source={"type": "synthetic", "rate_hz": rate_hz, "count": count, "synth": {"width": 640, "height": 360}},
+        threshold=threshold, topic_root=root, budget_s=budget_s,
+    )
+    config = load_config(path)
+    agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))
+    return agent, LineTopics(root, "site1", "line1")
+
+
+def test_verdicts_in_time_become_commands_and_the_rest_fail_safe(tmp_path, mqtt_broker, tiny_onnx_detector):
+    cloud = IngressThread(tmp_path / "cloud").start()
+    agent, topics = _agent(tmp_path, mqtt_broker, cloud.address, tiny_onnx_detector, count=12, threshold=0.0)
+    recorder = CommandRecorder(mqtt_broker.url, topics)
+    publisher = MqttBus(MqttConfig(url=mqtt_broker.url), client_id=f"cloud-stand-{time.time_ns()}", persistent_session=False)
+    publisher.start()
+    answered = []
+
+    def answer(record):
+        # The test plays the verdict publisher for every other garment: reject, in time.
+        if len(cloud.accepted) % 2:
+            return
+        verdict = m.Verdict(
+            item_id=record.item_id, site_id="site1", line_id="line1", station_id="st1", source="cloud", final=True,
+            decision="reject", route="auto", priority="none", confidence=0.97, models=m.ModelVersions(detector="t"),
+            timestamps=m.VerdictTimestamps(captured_at=record.captured_at, decided_at=m.utcnow()),
+        )
+        publisher.publish(topics.verdicts, verdict.to_json())
+        answered.append(record.item_id)
+
+    cloud.servicer.on_accepted = lambda record: (cloud.accepted.append(record), answer(record))
+    try:
+        agent.start()
+        agent.run()
+        assert agent.drain(30)
+        assert _wait(lambda: len(recorder.commands) == 12)
+        time.sleep(0.5)
+    finally:
+        agent.stop()
+        publisher.stop()
+        recorder.stop()
+        cloud.stop()
+    assert not recorder.invalid
+    assert all(len(ids) == 1 for ids in recorder.distinct_commands().values())
+    assert len(cloud.accepted) == 12  # threshold 0: every garment has crops
+    for item, commands in recorder.commands.items():
+        command = commands[0]
+        if item in answered:
+            assert (command["action"], command["cause"]) == ("reject", "verdict")
+        else:
+            assert (command["action"], command["cause"]) == ("divert_review", "deadline_missed")
+    assert agent.metrics.deadline_misses._value.get() == 12 - len(answered)
+
+
+def test_nothing_detected_passes_at_the_edge_without_a_cloud_call(tmp_path, mqtt_broker, tiny_onnx_detector):
+    cloud = IngressThread(tmp_path / "cloud").start()
+    agent, topics = _agent(tmp_path, mqtt_broker, cloud.address, tiny_onnx_detector, count=5, threshold=1.0)
+    recorder = CommandRecorder(mqtt_broker.url, topics)
+    try:
+        agent.start()
+        agent.run()
+        assert agent.drain(20)
+        assert _wait(lambda: len(recorder.commands) == 5 and len(recorder.verdicts) == 5)
+    finally:
+        agent.stop()
+        recorder.stop()
+        cloud.stop()
+    assert cloud.accepted == []
+    assert {(c[0]["action"], c[0]["cause"]) for c in recorder.commands.values()} == {("pass", "no_detection")}
+    assert all(v["source"] == "edge" and v["final"] and v["decision"] == "pass" and v["defects"] == [] for v in recorder.verdicts)
+    assert {v["verdict_id"] for v in recorder.verdicts} == {c[0]["verdict_id"] for c in recorder.commands.values()}
+
+
+def test_cloud_down_for_30_s_mid_stream(tmp_path, mqtt_broker, tiny_onnx_detector):
+    """The issue's reliability case: one command each, late ones to review, the spool drains, nothing lost."""
+    cloud = IngressThread(tmp_path / "cloud").start()
+    port = cloud.port
+    agent, topics = _agent(tmp_path, mqtt_broker, cloud.address, tiny_onnx_detector, count=60, threshold=0.0, rate_hz=1.5, budget_s=1.0)
+    recorder = CommandRecorder(mqtt_broker.url, topics)
+    runner = threading.Thread(target=agent.run)
+    try:
+        agent.start()
+        runner.start()
+        assert _wait(lambda: len(cloud.accepted) >= 5)
+        cloud.stop()
+        down_at = time.monotonic()
+        time.sleep(30)
+        assert len(agent.spool) > 10  # garments piled up while the WAN was down
+        cloud = IngressThread(tmp_path / "cloud", port=port).start()
+        up_after = time.monotonic() - down_at
+        runner.join(120)
+        assert agent.drain(60), agent.ledger.counts()
+        assert _wait(lambda: len(recorder.commands) == 60)
+        time.sleep(0.5)
+    finally:
+        agent.stop()
+        recorder.stop()
+        cloud.stop()
+    assert up_after >= 30
+    assert all(len(ids) == 1 for ids in recorder.distinct_commands().values())
+    assert {(c[0]["action"], c[0]["cause"]) for c in recorder.commands.values()} == {("divert_review", "deadline_missed")}
+    assert cloud.audit.counts() == {"accepted": 60}  # every garment reached the cloud in the end
