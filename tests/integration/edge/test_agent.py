@@ -131,3 +131,47 @@ def test_cloud_down_for_30_s_mid_stream(tmp_path, mqtt_broker, tiny_onnx_detecto
     assert all(len(ids) == 1 for ids in recorder.distinct_commands().values())
     assert {(c[0]["action"], c[0]["cause"]) for c in recorder.commands.values()} == {("divert_review", "deadline_missed")}
     assert cloud.audit.counts() == {"accepted": 60}  # every garment reached the cloud in the end
+
+
+def test_bad_frames_are_skipped_and_the_agent_keeps_running(tmp_path, mqtt_broker, tiny_onnx_detector):
+    import struct
+    import zlib
+
+    import numpy as np
+
+    from seamline.imaging import encode_jpeg
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    good = encode_jpeg(np.full((360, 640, 3), 120, np.uint8))
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    (frames / "00_good.jpg").write_bytes(good)
+    (frames / "01_zero.jpg").write_bytes(b"")
+    (frames / "02_truncated.jpg").write_bytes(encode_jpeg(np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8))[:5000])
+    (frames / "03_bomb.png").write_bytes(bomb)
+    (frames / "04_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x13" * 500)
+    (frames / "05_good.jpg").write_bytes(good)
+    cloud = IngressThread(tmp_path / "cloud").start()
+    root = f"seamline-bad{time.time_ns()}"
+    path = write_config(
+        tmp_path / "seamline.yaml", broker_url=mqtt_broker.url, cloud_address=cloud.address, detector=tiny_onnx_detector,
+        source={"type": "folder", "path": str(frames)}, threshold=1.0, topic_root=root,
+    )
+    config = load_config(path)
+    agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))
+    recorder = CommandRecorder(mqtt_broker.url, LineTopics(root, "site1", "line1"))
+    try:
+        agent.start()
+        agent.run()
+        assert agent.drain(20)
+        assert _wait(lambda: len(recorder.commands) == 2)
+    finally:
+        agent.stop()
+        recorder.stop()
+        cloud.stop()
+    assert agent.processed == 2 and agent.source.skipped == 4
+    assert agent.metrics.frames_skipped._value.get() == 4

@@ -36,7 +36,7 @@ def test_decode_matches_hf_post_process(classes):
     outputs = RTDetrObjectDetectionOutput(logits=torch.from_numpy(logits), pred_boxes=torch.from_numpy(boxes))
     ref = RTDetrImageProcessorPil().post_process_object_detection(outputs, threshold=0.25, target_sizes=sizes)
     ours = decode_detections(logits, boxes, sizes, threshold=0.25, top_k=300, class_agnostic=False)
-    for r, (b, s, l) in zip(ref, ours):
+    for r, (b, s, l, top) in zip(ref, ours):
         assert len(s) == len(r["scores"]) > 0
         assert np.abs(s - r["scores"].numpy()).max() < 1e-6
         assert np.abs(b - r["boxes"].numpy()).max() < 1e-3
@@ -47,9 +47,11 @@ def test_class_agnostic_keeps_one_candidate_per_query():
     logits = np.full((1, 4, 3), -10.0, np.float32)
     logits[0, 0] = [3.0, 2.0, -10]  # one query, two classes above threshold
     boxes = np.full((1, 4, 4), 0.5, np.float32)
-    (b, s, l), = decode_detections(logits, boxes, [(100, 100)], threshold=0.25, top_k=10, class_agnostic=True)
-    assert len(s) == 1 and l.tolist() == [0]
-    (b, s, l), = decode_detections(logits, boxes, [(100, 100)], threshold=0.25, top_k=10, class_agnostic=False)
+    (b, s, l, top), = decode_detections(logits, boxes, [(100, 100)], threshold=0.25, top_k=10, class_agnostic=True)
+    assert len(s) == 1 and l.tolist() == [0] and top == pytest.approx(s[0])
+    (_, s_hi, _, top_hi), = decode_detections(logits, boxes, [(100, 100)], threshold=0.99, top_k=10, class_agnostic=True)
+    assert len(s_hi) == 0 and top_hi == pytest.approx(1 / (1 + np.exp(-3.0)))
+    (b, s, l, top), = decode_detections(logits, boxes, [(100, 100)], threshold=0.25, top_k=10, class_agnostic=False)
     assert len(s) == 2 and sorted(l.tolist()) == [0, 1]
 
 
