@@ -73,6 +73,32 @@ def _int8_calibrator(trt: Any, cudart: Any, batches: Iterator[np.ndarray], batch
     return Calibrator()
 
 
+def _progress_monitor(trt: Any) -> Any:
+    """Log TensorRT's build phases (TensorRT 10+); None on older versions."""
+    if not hasattr(trt, "IProgressMonitor"):
+        return None
+
+    class Progress(trt.IProgressMonitor):  # type: ignore[misc, name-defined]
+        def __init__(self) -> None:
+            trt.IProgressMonitor.__init__(self)
+            self._last: dict[str, float] = {}
+
+        def phase_start(self, phase_name: str, parent_phase: str | None, num_steps: int) -> None:
+            logger.info("TensorRT: %s (%d steps)", phase_name, num_steps)
+
+        def step_complete(self, phase_name: str, step: int) -> bool:
+            now = time.monotonic()
+            if now - self._last.get(phase_name, 0.0) > 5:
+                self._last[phase_name] = now
+                logger.info("TensorRT: %s step %d", phase_name, step)
+            return True  # keep building
+
+        def phase_finish(self, phase_name: str) -> None:
+            logger.info("TensorRT: %s done", phase_name)
+
+    return Progress()
+
+
 def build_engine(
     onnx_path: Path,
     engine_path: Path,
@@ -119,6 +145,9 @@ def build_engine(
         config.set_calibration_profile(profile)
         batches = calibration_batches(calibration_dir, size, opt_batch, calibration_images)  # type: ignore[arg-type]
         config.int8_calibrator = _int8_calibrator(trt, cudart, batches, opt_batch, size, engine_path.with_suffix(".calib"))
+    monitor = _progress_monitor(trt)
+    if monitor is not None:
+        config.progress_monitor = monitor
     cache_path = timing_cache or engine_path.with_suffix(".timing")
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
