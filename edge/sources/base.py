@@ -136,9 +136,9 @@ class GarmentBuffer:
                     old = self._queue.get_nowait()
                 except queue.Empty:
                     continue
-                if old is None:  # never drop the end marker
+                if old is None:  # the producer already said it was done
                     self._queue.put(old)
-                    continue
+                    raise RuntimeError("garment put after the end marker")
                 self.dropped.append(old.item_id)
                 dropped = old.item_id
 

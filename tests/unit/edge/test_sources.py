@@ -98,10 +98,17 @@ def test_drop_oldest_keeps_the_newest():
 
 
 def test_drop_oldest_never_drops_the_end_marker():
+    import threading
+
     buffer = GarmentBuffer(1, DropStrategy.DROP_OLDEST)
     buffer.put(_garment(0))
-    buffer.put(None)  # end marker waits (strategy does not apply to it)... in a thread in real use
-    assert buffer.get().item_id == "g0" and buffer.get() is None
+    ender = threading.Thread(target=buffer.put, args=(None,))  # the end marker waits for room, never evicts
+    ender.start()
+    ender.join(0.2)
+    assert ender.is_alive()
+    assert buffer.get().item_id == "g0"
+    ender.join(5)
+    assert buffer.get() is None
 
 
 def test_video_file_source_triggers_every_n_frames(tmp_path):

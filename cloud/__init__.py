@@ -1,0 +1,1 @@
+"""Seamline's cloud side: the VLM classifier service and what it runs on."""

@@ -1,0 +1,1 @@
+"""Region classifiers of the cloud service, and the local vLLM server they can talk to."""
