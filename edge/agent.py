@@ -226,8 +226,9 @@ class EdgeAgent:
             timings_ms={"detect": detect_s * 1000, "total": (now - garment.captured_at).total_seconds() * 1000},
             timestamps=VerdictTimestamps(captured_at=garment.captured_at, decided_at=now, deadline_at=deadline_at),
         )
-        self.bus.publish(self.topics.verdicts, verdict.to_json(), qos=1)
+        # Command first: our own verdict comes back on the subscription and must find the garment settled.
         self.controller.settle(garment.item_id, LineAction.PASS, "no_detection", verdict.verdict_id)
+        self.bus.publish(self.topics.verdicts, verdict.to_json(), qos=1)
         self.metrics.local_passes.inc()
 
     # callbacks ----------------------------------------------------------------------------------------------

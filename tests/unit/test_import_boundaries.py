@@ -1,0 +1,56 @@
+"""The edge's runtime path must not drag in the cloud's or the trainer's heavy libraries, and the sides stay apart."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+HEAVY = ("torch", "vllm", "transformers", "fastapi", "sqlalchemy", "tensorrt")
+
+# The core modules an edge agent imports at run time.
+EDGE_RUNTIME_MODULES = [
+    "seamline.config",
+    "seamline.contract.mqtt",
+    "seamline.contract.messages",
+    "seamline.imaging",
+    "seamline.localbroker",
+    "seamline.synth",
+    "seamline.inspection.v1.inspection_pb2_grpc",
+    "edge",
+]
+
+
+def test_core_and_edge_import_without_heavy_libraries():
+    code = (
+        "import sys\n"
+        + "".join(f"import {m}\n" for m in EDGE_RUNTIME_MODULES)
+        + f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        + "print(','.join(loaded))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"edge runtime path imported: {result.stdout.strip()}"
+
+
+def _imported_top_levels(package: Path, skip: tuple[str, ...] = ()) -> set[str]:
+    names: set[str] = set()
+    for path in package.rglob("*.py"):
+        if path.name in skip:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+    return names
+
+
+def test_edge_and_cloud_never_import_each_other():
+    assert "cloud" not in _imported_top_levels(REPO / "edge")
+    assert "edge" not in _imported_top_levels(REPO / "cloud")
+
+
+def test_core_imports_neither_side():
+    # cli.py is the composition root that mounts each side's commands; nothing else in the core may.
+    assert not {"edge", "cloud"} & _imported_top_levels(REPO / "seamline", skip=("cli.py",))
