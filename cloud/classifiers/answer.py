@@ -1,0 +1,80 @@
+"""The classifier's answer for one region: its JSON Schema (from the taxonomy) and its parsed form.
+
+The schema is what vLLM's structured outputs enforce, so every answer parses; its enums come from the taxonomy
+configuration. Field order is deliberate: ``type`` and ``severity`` come first so their tokens are chosen before
+the free-text ``reason`` can steer them, and their token probabilities are the confidence the routing policy uses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from seamline.config.taxonomy import Taxonomy
+from seamline.domain import Decision, Severity
+
+NO_SEVERITY = "none"
+REASON_MAX_CHARS = 160
+
+
+def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
+    """JSON Schema of one region's answer."""
+    return {
+        "type": "object",
+        "properties": {
+            "type": {"type": "string", "enum": list(taxonomy.label_ids)},
+            "severity": {"type": "string", "enum": [NO_SEVERITY, *(s.value for s in Severity)]},
+            "decision": {"type": "string", "enum": [d.value for d in Decision]},
+            "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX_CHARS},
+        },
+        "required": ["type", "severity", "decision", "reason"],
+        "additionalProperties": False,
+    }
+
+
+class AnswerError(ValueError):
+    """The model's text is not a valid answer (should not happen with structured outputs; never trusted blindly)."""
+
+
+@dataclass(frozen=True)
+class RegionAnswer:
+    """One parsed answer."""
+
+    type: str
+    severity: Severity | None
+    decision: Decision
+    reason: str
+
+
+def parse_answer(text: str, taxonomy: Taxonomy) -> RegionAnswer:
+    """Parse and check an answer against the taxonomy; AnswerError says what is wrong."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise AnswerError(f"not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise AnswerError("not a JSON object")
+    label = data.get("type")
+    if label not in taxonomy.label_ids:
+        raise AnswerError(f"type {label!r} is not in the taxonomy")
+    severity_text = data.get("severity")
+    if severity_text == NO_SEVERITY:
+        severity = None
+    else:
+        try:
+            severity = Severity(severity_text)
+        except ValueError:
+            raise AnswerError(f"severity {severity_text!r} is not one of none/minor/moderate/severe") from None
+    if label == taxonomy.normal.id:
+        severity = None  # "normal" carries no severity whatever the model wrote
+    elif severity is None:
+        raise AnswerError(f"type {label!r} needs a severity")
+    try:
+        decision = Decision(data.get("decision"))
+    except ValueError:
+        raise AnswerError(f"decision {data.get('decision')!r} is not pass/review/reject") from None
+    reason = data.get("reason")
+    if not isinstance(reason, str) or not reason.strip():
+        raise AnswerError("reason is missing")
+    return RegionAnswer(label, severity, decision, reason.strip()[:REASON_MAX_CHARS])
