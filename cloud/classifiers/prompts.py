@@ -115,10 +115,11 @@ def rubric_examples(taxonomy: Taxonomy, config: PromptConfig) -> list[FewShotExa
         for i in range(max(0, wanted - already)):
             severity = order[i % 3]
             text = defect.severity.get(severity)
+            # The rubric sentence is what the crop shows; the reason stays short (the type list already has it).
             examples.append(
                 FewShotExample(
-                    f"{defect.names.en.lower()}: {text[0].lower() + text[1:]}",
-                    {"type": defect.id, "severity": severity.value, "decision": rank[severity], "reason": f"{defect.names.en}: {text}"},
+                    f"{defect.names.en.lower()}, {text[0].lower() + text[1:].rstrip('.')}",
+                    {"type": defect.id, "severity": severity.value, "decision": rank[severity], "reason": f"{defect.names.en}, {severity.value}."},
                 )
             )
     return examples

