@@ -13,8 +13,8 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -130,53 +130,68 @@ def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> Loc
     return LocalBroker("127.0.0.1", port, "mosquitto", [stop])
 
 
-def start_embedded(port: int | None = None) -> LocalBroker:
-    """Start an amqtt broker on 127.0.0.1:port in a daemon thread with its own event loop."""
-    try:
-        from amqtt.broker import Broker
-    except ImportError as exc:
-        raise MissingDependencyError("amqtt", "dev", "The embedded MQTT broker") from exc
-    for noisy in ("amqtt", "transitions"):  # per-packet INFO logs drown the tests' output
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    port = port or free_port()
-    config = {
+def _amqtt_config(port: int) -> dict:
+    return {
         "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{port}", "max_connections": 1000}},
         "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
     }
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    failure: list[BaseException] = []
-    holder: dict[str, Broker] = {}
 
-    def run() -> None:
-        asyncio.set_event_loop(loop)
-        try:
-            broker = Broker(config, loop=loop)
-            loop.run_until_complete(broker.start())
-            holder["broker"] = broker
-        except BaseException as exc:  # reported to the starting thread
-            failure.append(exc)
-            started.set()
-            return
-        started.set()
-        loop.run_forever()
 
-    thread = threading.Thread(target=run, name=f"amqtt-{port}", daemon=True)
-    thread.start()
-    started.wait(15)
-    if failure:
-        raise BrokerStartError(f"embedded broker failed to start: {failure[0]}") from failure[0]
+def start_embedded(port: int | None = None) -> LocalBroker:
+    """Start an amqtt broker on 127.0.0.1:port in a child process (stopping it can never hang the caller)."""
+    try:
+        import amqtt  # noqa: F401
+    except ImportError as exc:
+        raise MissingDependencyError("amqtt", "dev", "The embedded MQTT broker") from exc
+    port = port or free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seamline.localbroker", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def stop() -> None:
-        broker = holder.get("broker")
-        if broker is not None:
-            asyncio.run_coroutine_threadsafe(broker.shutdown(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if proc.stderr:
+            proc.stderr.close()
 
-    _wait_until_answers("127.0.0.1", port, 10.0, thread.is_alive)
-    logger.info("started embedded amqtt broker on 127.0.0.1:%d", port)
+    try:
+        _wait_until_answers("127.0.0.1", port, 15.0, lambda: proc.poll() is None)
+    except BrokerStartError as exc:
+        stop()
+        raise BrokerStartError(f"{exc}: {(proc.stderr.read() if proc.stderr else b'').decode(errors='replace')[-500:]}") from None
+    logger.info("started embedded amqtt broker on 127.0.0.1:%d (pid %d)", port, proc.pid)
     return LocalBroker("127.0.0.1", port, "embedded", [stop])
+
+
+def _serve_embedded(port: int) -> None:
+    """Run amqtt until SIGTERM/SIGINT (the child process of ``start_embedded``)."""
+    import signal
+
+    from amqtt.broker import Broker
+
+    for noisy in ("amqtt", "transitions"):  # per-packet INFO logs are noise here
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+    async def main() -> None:
+        broker = Broker(_amqtt_config(port))
+        await broker.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        try:
+            await asyncio.wait_for(broker.shutdown(), 5)
+        except (asyncio.TimeoutError, Exception):
+            pass
+
+    asyncio.run(main())
 
 
 def local_broker(url: str | None = "mqtt://127.0.0.1:1883", prefer: BrokerKind | None = None) -> LocalBroker:
@@ -197,3 +212,11 @@ def local_broker(url: str | None = "mqtt://127.0.0.1:1883", prefer: BrokerKind |
                 raise
             logger.info("mosquitto unavailable; falling back to the embedded broker", exc_info=True)
     return start_embedded()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run the embedded amqtt broker (used by start_embedded).")
+    parser.add_argument("--port", type=int, required=True)
+    _serve_embedded(parser.parse_args().port)
