@@ -21,7 +21,6 @@ import logging
 import os
 import shutil
 import stat
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass

@@ -10,17 +10,9 @@ import pytest
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
 from seamline.localbroker import start_embedded, start_mosquitto
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(predicate, timeout=15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _bus(url, **kw):
@@ -40,7 +32,7 @@ def test_publish_ack_and_subscribe(mqtt_broker):
         acked = threading.Event()
         pub.publish("seamline-test/bus/a/x", b"hello", on_acked=acked.set)
         assert acked.wait(10)
-        assert _wait(lambda: received == [("seamline-test/bus/a/x", b"hello")])
+        assert wait_until(lambda: received == [("seamline-test/bus/a/x", b"hello")])
     finally:
         pub.stop()
         sub.stop()
@@ -67,7 +59,7 @@ def test_availability_online_then_last_will_offline_on_crash(mqtt_broker):
         child = subprocess.run([sys.executable, "-c", _CHILD, mqtt_broker.url, topic], timeout=60)
         assert child.returncode == -9
         # The broker publishes the will after the keepalive times out or the socket closes (SIGKILL closes it).
-        assert _wait(lambda: states[-1:] == ["offline"], timeout=60), states
+        assert wait_until(lambda: states[-1:] == ["offline"], timeout=60), states
         assert "online" in states
     finally:
         watcher.stop()
@@ -89,17 +81,17 @@ def test_reconnect_renews_subscriptions_and_flushes_queued_messages(tmp_path, ki
     try:
         port = broker.port
         broker.stop()
-        assert _wait(lambda: not pub.connected and not sub.connected)
+        assert wait_until(lambda: not pub.connected and not sub.connected)
         reconnected.clear()
         acks = []
         for i in range(5):  # published while the broker is down: paho queues them
             pub.publish("seamline-test/re", f"m{i}".encode(), on_acked=lambda i=i: acks.append(i))
         broker = start(port=port)
         assert reconnected.wait(20) and sub.wait_connected(20)
-        assert _wait(lambda: len(acks) == 5, timeout=20)
+        assert wait_until(lambda: len(acks) == 5, timeout=20)
         # The subscriber may reconnect after the publisher flushed: only what arrived after it re-subscribed counts.
         pub.publish("seamline-test/re", b"after")
-        assert _wait(lambda: b"after" in received, timeout=20)
+        assert wait_until(lambda: b"after" in received, timeout=20)
     finally:
         pub.stop()
         sub.stop()

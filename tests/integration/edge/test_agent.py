@@ -1,6 +1,5 @@
 """The edge agent end to end on real parts: ONNX Runtime detector, real broker, real cloud ingress on a free port."""
 
-import json
 import threading
 import time
 
@@ -14,17 +13,9 @@ from seamline.contract import messages as m
 from seamline.contract.mqtt import LineTopics
 from tests.fixtures.cloud import IngressThread
 from tests.integration.edge.agent_harness import CommandRecorder, write_config
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def _wait(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _agent(tmp_path, mqtt_broker, ingress_address, detector, *, count, threshold, rate_hz=20.0, budget_s=1.5):
@@ -64,7 +55,7 @@ def test_verdicts_in_time_become_commands_and_the_rest_fail_safe(tmp_path, mqtt_
         agent.start()
         agent.run()
         assert agent.drain(30)
-        assert _wait(lambda: len(recorder.commands) == 12)
+        assert wait_until(lambda: len(recorder.commands) == 12)
         time.sleep(0.5)
     finally:
         agent.stop()
@@ -91,7 +82,7 @@ def test_nothing_detected_passes_at_the_edge_without_a_cloud_call(tmp_path, mqtt
         agent.start()
         agent.run()
         assert agent.drain(20)
-        assert _wait(lambda: len(recorder.commands) == 5 and len(recorder.verdicts) == 5)
+        assert wait_until(lambda: len(recorder.commands) == 5 and len(recorder.verdicts) == 5)
     finally:
         agent.stop()
         recorder.stop()
@@ -112,7 +103,7 @@ def test_cloud_down_for_30_s_mid_stream(tmp_path, mqtt_broker, tiny_onnx_detecto
     try:
         agent.start()
         runner.start()
-        assert _wait(lambda: len(cloud.accepted) >= 5)
+        assert wait_until(lambda: len(cloud.accepted) >= 5)
         cloud.stop()
         down_at = time.monotonic()
         time.sleep(30)
@@ -121,7 +112,7 @@ def test_cloud_down_for_30_s_mid_stream(tmp_path, mqtt_broker, tiny_onnx_detecto
         up_after = time.monotonic() - down_at
         runner.join(120)
         assert agent.drain(60), agent.ledger.counts()
-        assert _wait(lambda: len(recorder.commands) == 60)
+        assert wait_until(lambda: len(recorder.commands) == 60)
         time.sleep(0.5)
     finally:
         agent.stop()
@@ -168,7 +159,7 @@ def test_bad_frames_are_skipped_and_the_agent_keeps_running(tmp_path, mqtt_broke
         agent.start()
         agent.run()
         assert agent.drain(20)
-        assert _wait(lambda: len(recorder.commands) == 2)
+        assert wait_until(lambda: len(recorder.commands) == 2)
     finally:
         agent.stop()
         recorder.stop()

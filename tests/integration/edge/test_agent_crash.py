@@ -16,18 +16,10 @@ from seamline.imaging import encode_jpeg
 from seamline.synth import SynthConfig, SyntheticLine
 from tests.fixtures.cloud import IngressThread
 from tests.integration.edge.agent_harness import CommandRecorder, write_config
+from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _wait(predicate, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def _frames(folder: Path, count: int, seed: int) -> Path:
@@ -60,7 +52,7 @@ def test_sigkill_and_restart(tmp_path, mqtt_broker, tiny_onnx_detector):
     log = tmp_path / "agent.log"
     try:
         proc = _start(first, log)
-        assert _wait(lambda: len(recorder.commands) >= 10, timeout=120), log.read_text()[-3000:]
+        assert wait_until(lambda: len(recorder.commands) >= 10, timeout=120), log.read_text()[-3000:]
         proc.send_signal(signal.SIGKILL)
         proc.wait(30)
         data = tmp_path / "run1" / "data" / "edge"
@@ -74,7 +66,7 @@ def test_sigkill_and_restart(tmp_path, mqtt_broker, tiny_onnx_detector):
         second = write_config(tmp_path / "run1" / "seamline.yaml", source={"type": "folder", "path": str(_frames(tmp_path / "frames2", 3, 2))}, **common)
         proc = _start(second, log)
         assert proc.wait(120) == 0, log.read_text()[-3000:]
-        assert _wait(lambda: registered <= set(recorder.commands), timeout=30)
+        assert wait_until(lambda: registered <= set(recorder.commands), timeout=30)
         time.sleep(1.0)
     finally:
         if proc.poll() is None:

@@ -14,6 +14,7 @@ from edge.uplink.spool import Spool
 from seamline.imaging import encode_jpeg
 from seamline.inspection.v1 import inspection_pb2 as pb
 from tests.fixtures.cloud import IngressThread
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 HELLO = pb.AgentHello(agent_id="edge-test", site_id="site1", line_id="line1", contract_version="v1")
@@ -28,15 +29,6 @@ def _garment(item_id: str, *, score: float = 0.8, jpeg: bytes | None = None) -> 
         deadline_at=now + timedelta(seconds=5), view_sizes=[(720, 1280)], camera_ids=["top"], crops=[crop],
         detector_version="tiny@test",
     ).SerializeToString()
-
-
-def _wait(predicate, timeout=20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False
 
 
 @pytest.fixture
@@ -64,7 +56,7 @@ def test_spool_drains_in_order_and_everything_is_stored(tmp_path, ingress):
         spool.put(f"g{i:03d}", _garment(f"g{i:03d}"))
     uplink = _uplink(spool, ingress.address, max_in_flight=8)
     try:
-        assert _wait(lambda: len(spool) == 0)
+        assert wait_until(lambda: len(spool) == 0)
     finally:
         uplink.stop()
     assert [r.item_id for r in ingress.accepted] == [f"g{i:03d}" for i in range(40)]
@@ -78,10 +70,10 @@ def test_resent_garment_is_acked_as_duplicate(tmp_path, ingress):
     spool.put("dup", _garment("dup"))
     uplink = _uplink(spool, ingress.address)
     try:
-        assert _wait(lambda: len(spool) == 0)
+        assert wait_until(lambda: len(spool) == 0)
         spool.put("dup", _garment("dup"))
         uplink.notify()
-        assert _wait(lambda: uplink.stats.duplicates == 1)
+        assert wait_until(lambda: uplink.stats.duplicates == 1)
     finally:
         uplink.stop()
     assert len(ingress.accepted) == 1
@@ -96,7 +88,7 @@ def test_invalid_garment_is_refused_for_good_and_others_go_on(tmp_path, ingress)
     spool.put("ok2", _garment("ok2"))
     uplink = _uplink(spool, ingress.address, refused=refused)
     try:
-        assert _wait(lambda: len(spool) == 0)
+        assert wait_until(lambda: len(spool) == 0)
     finally:
         uplink.stop()
     assert [r.item_id for r in ingress.accepted] == ["ok1", "ok2"]
@@ -126,7 +118,7 @@ def test_cloud_restart_mid_stream_loses_nothing(tmp_path):
     producer = threading.Thread(target=produce)
     producer.start()
     try:
-        assert _wait(lambda: len(cloud.accepted) > 10)
+        assert wait_until(lambda: len(cloud.accepted) > 10)
         cloud.stop()
         time.sleep(2.0)  # cloud down: the spool grows
         assert len(spool) > 0 and not uplink.stats.connected
@@ -134,7 +126,7 @@ def test_cloud_restart_mid_stream_loses_nothing(tmp_path):
         time.sleep(1.0)
         stop.set()
         producer.join()
-        assert _wait(lambda: len(spool) == 0, timeout=30)
+        assert wait_until(lambda: len(spool) == 0, timeout=30)
     finally:
         stop.set()
         uplink.stop()
