@@ -40,6 +40,10 @@ def validate_config(
     taxonomy = config.load_taxonomy()
     if config.edge is not None:
         load_section(file, config, "edge", EdgeConfig)
+    if config.cloud is not None:
+        from cloud.config import CloudConfig
+
+        load_section(file, config, "cloud", CloudConfig)
     typer.echo(
         f"OK: {file} (site {config.site.site_id}, line {config.site.line_id}, "
         f"taxonomy: {len(taxonomy.types)} defect types + {taxonomy.normal.id})"
@@ -48,6 +52,7 @@ def validate_config(
 
 def _register_subcommands() -> None:
     # Each job owns its command module; they import their heavy dependencies only when run.
+    from cloud.cli import app as cloud_app
     from edge.cli import app as edge_app
     from seamline.modelzoo.cli import app as models_app
     from seamline.synth.cli import synth
@@ -55,6 +60,7 @@ def _register_subcommands() -> None:
     app.command("synth", help="Render the synthetic conveyor line: images, COCO annotations, truth.")(synth)
     app.add_typer(models_app, name="models", help="Build models (tiny test models from configs).")
     app.add_typer(edge_app, name="edge", help="The edge agent: run it, export its detector.")
+    app.add_typer(cloud_app, name="cloud", help="The cloud classifier service.")
 
 
 _register_subcommands()

@@ -66,6 +66,24 @@ crops = sa.Table(
 )
 
 
+# Garments routed to people wait here, highest priority first, oldest first within a priority; the review
+# console (its own issue) takes items from this table.
+review_items = sa.Table(
+    "review_items",
+    metadata,
+    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("line_id", sa.String(64), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 high, 1 medium, 2 low: sortable
+    sa.Column("status", sa.String(16), nullable=False, default="queued"),
+    sa.Column("verdict_id", sa.String(64), nullable=False),
+    sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+)
+sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)
+_PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
 def create_audit_engine(url: str) -> sa.Engine:
     """An engine for ``url``; SQLite gets WAL and synchronous FULL so a commit is on disk before the ack."""
     try:
@@ -169,14 +187,34 @@ class AuditStore:
             crop_rows = conn.execute(sa.select(crops).where(crops.c.item_id == item_id).order_by(crops.c.crop_id)).mappings().all()
         return {**dict(row), "crops": [dict(c) for c in crop_rows]}
 
-    def record_verdict(self, item_id: str, verdict_id: str, verdict_json: str) -> None:
-        """Store the verdict before it is published (so a restart republishes the same one)."""
+    def record_verdict(self, item_id: str, verdict_id: str, verdict_json: str, *, review_priority: str | None = None) -> None:
+        """Store the verdict (and queue the garment for review if routed to people) before it is published,
+        in one transaction, so a restart republishes the same verdict and the queue never misses an item."""
+        verdict = json.loads(verdict_json)
         with self.engine.begin() as conn:
             conn.execute(
                 garments.update()
                 .where(garments.c.item_id == item_id)
-                .values(status="classified", verdict_id=verdict_id, verdict=json.loads(verdict_json), classified_at=_now())
+                .values(status="classified", verdict_id=verdict_id, verdict=verdict, classified_at=_now())
             )
+            if review_priority is not None:
+                conn.execute(
+                    review_items.insert().values(
+                        item_id=item_id, site_id=verdict["site_id"], line_id=verdict["line_id"], priority=review_priority,
+                        priority_rank=_PRIORITY_RANK[review_priority], status="queued", verdict_id=verdict_id, queued_at=_now(),
+                    )
+                )
+
+    def review_queue(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Queued review items in the order reviewers should take them."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(review_items)
+                .where(review_items.c.status == "queued")
+                .order_by(review_items.c.priority_rank, review_items.c.queued_at)
+                .limit(limit)
+            ).mappings().all()
+        return [dict(r) for r in rows]
 
     def mark_published(self, item_id: str) -> None:
         with self.engine.begin() as conn:

@@ -1,0 +1,73 @@
+"""``seamline cloud ...``: serve the classifier service; start a local vLLM server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+import typer
+
+logger = logging.getLogger(__name__)
+
+app = typer.Typer(help="The cloud classifier service.", no_args_is_help=True)
+
+
+@app.command("serve")
+def serve(config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML with a 'cloud:' section.")) -> None:
+    """Run the cloud service (and its local vLLM server, if configured) until SIGTERM/SIGINT."""
+    from cloud.config import CloudConfig
+    from cloud.service import CloudService
+    from seamline.config.models import load_config, load_section
+    from seamline.logs import setup_logging
+
+    seamline_config = load_config(config)
+    cloud_config = load_section(config, seamline_config, "cloud", CloudConfig)
+    setup_logging(seamline_config.logging.level, seamline_config.logging.json_lines)
+    vllm = None
+    base_url = None
+    if cloud_config.local_vllm is not None:
+        from cloud.classifiers.vllm_server import start_vllm_server
+
+        local = cloud_config.local_vllm
+        vllm = start_vllm_server(local.model, port=local.port, served_model_name=cloud_config.classifier.model)
+        typer.echo(f"starting local vLLM on {vllm.url} with {local.model} (log {vllm.log_path}) ...")
+        vllm.wait_ready(local.ready_timeout_s)
+        base_url = vllm.openai_base_url
+
+    async def main() -> None:
+        service = CloudService(seamline_config, cloud_config, classifier_base_url=base_url)
+        port = await service.start()
+        typer.echo(f"cloud service listening on port {port}")
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+        await service.stop()
+
+    try:
+        asyncio.run(main())
+    finally:
+        if vllm is not None:
+            vllm.stop()
+
+
+@app.command("vllm")
+def vllm(
+    model: Path = typer.Argument(..., help="A local Qwen2.5-VL model directory."),
+    port: int = typer.Option(8000, help="Port on 127.0.0.1."),
+    served_model_name: str = typer.Option("Qwen/Qwen2.5-VL-7B-Instruct", help="The name requests use."),
+) -> None:
+    """Start a local vLLM server (CPU build here; the GPU build elsewhere) and keep it running."""
+    from cloud.classifiers.vllm_server import start_vllm_server
+
+    server = start_vllm_server(model, port=port, served_model_name=served_model_name)
+    typer.echo(f"vLLM starting on {server.url} (log {server.log_path})")
+    try:
+        seconds = server.wait_ready(600)
+        typer.echo(f"ready after {seconds:.0f} s; Ctrl-C stops it")
+        signal.sigwait({signal.SIGINT, signal.SIGTERM})
+    finally:
+        server.stop()

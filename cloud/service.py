@@ -1,0 +1,188 @@
+"""The cloud service: ingress -> classifier -> routing -> audit -> MQTT verdicts (and the review queue).
+
+One asyncio loop. The ingress acks a garment once it is stored and puts it on the work queue; workers classify
+its crops concurrently, route it, record the verdict (and queue it for review if people must decide) in the audit
+store, and only then publish it (QoS 1). A restart resumes from the audit store: verdicts recorded but not
+acknowledged by the broker are published again with the same id, garments accepted but not classified are
+classified.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import timezone
+
+from cloud.classifiers.vllm_backend import VllmClassifier
+from cloud.config import CloudConfig
+from cloud.ingress.records import CropRecord, GarmentRecord
+from cloud.ingress.server import create_server, set_serving
+from cloud.ingress.servicer import InspectionServicer
+from cloud.publishing.verdicts import build_verdict, region_results
+from cloud.routing.policy import RoutingPolicy
+from cloud.storage.audit import AuditStore
+from cloud.storage.crop_store import CropStore, crop_store_from_url
+from seamline.comms.mqtt import MqttBus
+from seamline.config.models import SeamlineConfig
+from seamline.contract.messages import ReviewEvent
+from seamline.contract.mqtt import LineTopics, cloud_availability_topic
+from seamline.domain import Route
+
+logger = logging.getLogger(__name__)
+
+
+class CloudService:
+    """Everything the cloud runs for a set of lines."""
+
+    def __init__(self, config: SeamlineConfig, cloud: CloudConfig, *, classifier_base_url: str | None = None) -> None:
+        self.config = config
+        self.cloud = cloud
+        data_dir = config.storage.data_dir
+        self.crop_store: CropStore = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")
+        self.audit = AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
+        self.taxonomy = config.load_taxonomy()
+        classifier_config = cloud.classifier
+        if classifier_base_url:
+            classifier_config = classifier_config.model_copy(update={"base_url": classifier_base_url})
+        self.classifier_config = classifier_config
+        self.policy = RoutingPolicy(cloud.routing, reject_at=self.taxonomy.reject_at_severity, normal_id=self.taxonomy.normal.id)
+        self.bus = MqttBus(
+            config.mqtt,
+            client_id=f"{config.mqtt.client_id_prefix}-cloud-classifier",
+            availability_topic=cloud_availability_topic(config.mqtt.topic_root, "classifier"),
+        )
+        self.queue: asyncio.Queue[GarmentRecord] = asyncio.Queue()
+        self.published = 0
+        self.classified = 0
+        self._workers: list[asyncio.Task] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.port = 0
+
+    # lifecycle --------------------------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Connect, resume unfinished work, start serving; returns the gRPC port."""
+        self._loop = asyncio.get_running_loop()
+        self.classifier = VllmClassifier(self.classifier_config, self.taxonomy)
+        self.bus.start()
+        servicer = InspectionServicer(
+            crop_store=self.crop_store, audit=self.audit, limits=self.cloud.limits, on_accepted=self.queue.put_nowait
+        )
+        self.servicer = servicer
+        self.server, self.port, self.health = create_server(
+            self.config.grpc.listen_address, servicer, max_message_bytes=self.config.grpc.max_message_bytes
+        )
+        await self._resume()
+        self._workers = [asyncio.create_task(self._work(), name=f"classify-{i}") for i in range(self.cloud.max_garments_in_flight)]
+        await self.server.start()
+        await set_serving(self.health, True)
+        self.bus.set_available(True)
+        logger.info("cloud service serving on port %d (classifier %s)", self.port, self.classifier_config.base_url)
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING, drain the streams, finish queued work, then close."""
+        grace = self.cloud.shutdown_grace_s if grace is None else grace
+        await set_serving(self.health, False)
+        await self.server.stop(grace)
+        try:
+            await asyncio.wait_for(self.queue.join(), timeout=grace)
+        except asyncio.TimeoutError:
+            logger.warning("%d garment(s) still queued at shutdown; they resume on the next start", self.queue.qsize())
+        for task in self._workers:
+            task.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        await self.classifier.aclose()
+        self.bus.set_available(False)
+        self.bus.stop()
+        self.audit.engine.dispose()
+
+    async def _resume(self) -> None:
+        pending = await asyncio.to_thread(self.audit.pending, 100_000)
+        for item_id in pending:
+            row = await asyncio.to_thread(self.audit.garment, item_id)
+            if row is None:
+                continue
+            if row["status"] == "classified" and row["verdict"]:
+                self._publish(row["verdict"], json.dumps(row["verdict"]))
+            else:
+                self.queue.put_nowait(await asyncio.to_thread(self._load_record, row))
+        if pending:
+            logger.info("resumed %d garment(s) from the audit store", len(pending))
+
+    def _load_record(self, row: dict) -> GarmentRecord:
+        crops = tuple(
+            CropRecord(
+                crop_id=c["crop_id"], view_index=c["view_index"], box=tuple(c["box"]), crop_box=tuple(c["crop_box"]),
+                detector_score=c["detector_score"], detector_label=c["detector_label"], encoding=c["encoding"],
+                image=self.crop_store.get(c["uri"]), width=c["width"], height=c["height"], operator_note=c["operator_note"], uri=c["uri"],
+            )
+            for c in row["crops"]
+        )
+
+        def utc(moment):  # type: ignore[no-untyped-def]
+            return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+        return GarmentRecord(
+            item_id=row["item_id"], site_id=row["site_id"], line_id=row["line_id"], station_id=row["station_id"],
+            agent_id=row["agent_id"], captured_at=utc(row["captured_at"]), deadline_at=utc(row["deadline_at"]),
+            received_at=utc(row["received_at"]), detector_version=row["detector_version"],
+            views=tuple(tuple(v) for v in row["views"]), crops=crops, operator_note=row["operator_note"],
+            sensor_readings=tuple(sorted((row["sensor_readings"] or {}).items())),
+        )
+
+    # the pipeline -----------------------------------------------------------------------------------------
+
+    async def _work(self) -> None:
+        while True:
+            record = await self.queue.get()
+            try:
+                await self.process(record)
+            except Exception:
+                logger.exception("could not process garment; it stays pending and resumes on restart", extra={"item_id": record.item_id})
+            finally:
+                self.queue.task_done()
+
+    async def process(self, record: GarmentRecord) -> None:
+        """Classify, route, record, publish one garment."""
+        started = time.perf_counter()
+        readings = dict(record.sensor_readings) or None
+        classified = await asyncio.gather(
+            *(
+                self.classifier.classify(c.crop_id, c.image, c.encoding, operator_note=c.operator_note or record.operator_note, sensor_readings=readings)
+                for c in record.crops
+            )
+        )
+        classify_s = time.perf_counter() - started
+        routing = self.policy.decide(region_results(record, list(classified)))
+        verdict = build_verdict(
+            record, list(classified), routing, classifier_version=self.classifier.model_version,
+            prompt_version=self.classifier.prompt_version, policy_version=self.cloud.routing.version, classify_s=classify_s,
+        )
+        payload = verdict.to_json()
+        review_priority = routing.priority.value if routing.route is Route.HUMAN else None
+        await asyncio.to_thread(self.audit.record_verdict, record.item_id, verdict.verdict_id, payload, review_priority=review_priority)
+        self.classified += 1
+        self._publish(json.loads(payload), payload)
+        if review_priority is not None:
+            event = ReviewEvent(
+                type="new", review_id=record.item_id, item_id=record.item_id, site_id=record.site_id, line_id=record.line_id,
+                status="queued", priority=review_priority, verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
+            )
+            self.bus.publish(LineTopics(self.config.mqtt.topic_root, record.site_id, record.line_id).reviews, event.to_json())
+        logger.info(
+            "verdict %s/%s (%.3f) in %.2f s", routing.decision.value, routing.route.value, routing.confidence, classify_s,
+            extra={"item_id": record.item_id},
+        )
+
+    def _publish(self, verdict: dict, payload: str) -> None:
+        item_id = verdict["item_id"]
+        topic = LineTopics(self.config.mqtt.topic_root, verdict["site_id"], verdict["line_id"]).verdicts
+
+        def acked() -> None:
+            self.audit.mark_published(item_id)
+            self.published += 1
+
+        self.bus.publish(topic, payload, qos=1, on_acked=acked)
