@@ -50,6 +50,8 @@ def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageDecodeError(f"image declares too many pixels (limit {max_pixels})") from None
     except Exception as exc:  # PIL raises many types for garbage
+        if "truncated" in str(exc).lower():
+            raise ImageDecodeError(f"image data is truncated ({exc})") from None
         raise ImageDecodeError(f"not a decodable image: {exc}") from None
     if fmt not in _FORMATS:
         raise ImageDecodeError(f"unsupported image format {fmt!r} (use JPEG, PNG or WebP)")

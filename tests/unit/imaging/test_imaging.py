@@ -57,7 +57,7 @@ def test_probe_reads_the_header():
         (b"", "empty"),
         (b"not an image at all", "not a decodable image"),
         (_png_bomb(), "pixels"),
-        (encode_jpeg(_image())[:200], "Truncated"),
+        (encode_jpeg(_image())[:200], "truncated"),
         (encode_jpeg(_image(256, 256))[:3000], "truncated"),
         (encode_png(_image())[:100], "truncated or corrupt"),
     ],
