@@ -149,11 +149,10 @@ class CloudService:
         """Classify, route, record, publish one garment."""
         started = time.perf_counter()
         readings = dict(record.sensor_readings) or None
-        classified = await asyncio.gather(
-            *(
-                self.classifier.classify(c.crop_id, c.image, c.encoding, operator_note=c.operator_note or record.operator_note, sensor_readings=readings)
-                for c in record.crops
-            )
+        notes = {c.operator_note for c in record.crops if c.operator_note}
+        note = "; ".join(filter(None, [record.operator_note, *sorted(notes)])) or None
+        classified = await self.classifier.classify_garment(
+            [(c.crop_id, c.image, c.encoding) for c in record.crops], operator_note=note, sensor_readings=readings
         )
         classify_s = time.perf_counter() - started
         routing = self.policy.decide(region_results(record, list(classified)))

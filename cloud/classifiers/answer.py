@@ -78,3 +78,19 @@ def parse_answer(text: str, taxonomy: Taxonomy) -> RegionAnswer:
     if not isinstance(reason, str) or not reason.strip():
         raise AnswerError("reason is missing")
     return RegionAnswer(label, severity, decision, reason.strip()[:REASON_MAX_CHARS])
+
+
+def garment_answer_schema(taxonomy: Taxonomy, crop_ids: list[str]) -> dict[str, Any]:
+    """JSON Schema of a multi-view answer: one region object per crop, in the order the crops were shown."""
+    region = answer_schema(taxonomy)
+    region = {
+        **region,
+        "properties": {"crop_id": {"type": "string", "enum": list(crop_ids)}, **region["properties"]},
+        "required": ["crop_id", *region["required"]],
+    }
+    return {
+        "type": "object",
+        "properties": {"regions": {"type": "array", "items": region, "minItems": len(crop_ids), "maxItems": len(crop_ids)}},
+        "required": ["regions"],
+        "additionalProperties": False,
+    }

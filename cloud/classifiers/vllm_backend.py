@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import math
 import re
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from cloud.classifiers.answer import AnswerError, RegionAnswer, answer_schema, parse_answer
+from cloud.classifiers.answer import AnswerError, RegionAnswer, answer_schema, garment_answer_schema, parse_answer
 from cloud.classifiers.prompts import PromptConfig, prompt_version, system_prompt, user_text
 from seamline.config.base import StrictModel
 from seamline.config.secrets import Secret
@@ -54,6 +55,10 @@ class VllmClassifierConfig(StrictModel):
     sample_temperature: float = Field(default=0.7, ge=0, le=2, title="Sample temperature", description="Temperature when samples > 1.")
     logprobs: bool = Field(default=True, title="Logprobs", description="Ask for token log-probabilities (the routing confidence).")
     prompt: PromptConfig = Field(default_factory=PromptConfig, title="Prompt", description="Style, language and few-shot examples.")
+    multi_view: bool = Field(
+        default=False, title="Multi-view",
+        description="Send all crops of a garment (up to 8, from up to 4 views) in one request and get one answer per crop.",
+    )
 
 
 @dataclass(frozen=True)
@@ -73,26 +78,31 @@ class TransientError(Exception):
     """Worth another attempt."""
 
 
-def field_confidence(content: str, tokens: list[dict[str, Any]], fields: tuple[str, ...] = ("type", "severity")) -> float | None:
-    """Joint probability of the tokens that spell the values of ``fields`` in ``content``.
+def field_confidence(
+    tokens: list[dict[str, Any]], fields: tuple[str, ...] = ("type", "severity"), *, after: str | None = None
+) -> float | None:
+    """Joint probability of the tokens that spell the values of ``fields`` (the first ones after ``after``).
 
-    ``tokens`` is the OpenAI ``logprobs.content`` list. Offsets are counted in UTF-8 bytes (each token's ``bytes``
-    when given): a token may hold part of a multi-byte character, whose text form is then empty or U+FFFD.
+    ``tokens`` is the OpenAI ``logprobs.content`` list. Positions are taken in the text the tokens themselves
+    spell, not in the message content: a model can emit a token holding part of a multi-byte character, which the
+    content shows as U+FFFD, but the JSON skeleton and the enum values around it are ASCII and line up exactly.
     """
-    data = content.encode("utf-8")
+    text = "".join(token.get("token", "") for token in tokens)
+    begin = 0
+    if after is not None:
+        begin = text.find(after)
+        if begin < 0:
+            return None
     spans = []
     for name in fields:
-        match = re.search(_FIELD.format(name=name).encode(), data)
+        match = re.compile(_FIELD.format(name=name)).search(text, begin)
         if match is None:
             return None
         spans.append(match.span("value"))
-    needed = max(end for _, end in spans)
     total, position, used = 0.0, 0, False
     for token in tokens:
-        raw = bytes(token["bytes"]) if token.get("bytes") is not None else token.get("token", "").encode("utf-8")
-        start, end = position, position + len(raw)
-        if data[start:end] != raw:
-            return None  # tokens do not line up with the text: no signal rather than a wrong one
+        piece = token.get("token", "")
+        start, end = position, position + len(piece)
         position = end
         if any(start < s_end and end > s_start for s_start, s_end in spans):
             logprob = token.get("logprob")
@@ -100,11 +110,7 @@ def field_confidence(content: str, tokens: list[dict[str, Any]], fields: tuple[s
                 return None
             total += logprob
             used = True
-        if position >= needed:
-            break
-    if position < needed or not used:
-        return None
-    return math.exp(total)
+    return math.exp(total) if used else None
 
 
 class VllmClassifier:
@@ -178,7 +184,7 @@ class VllmClassifier:
                 errors.append(f"{exc} (finish_reason {choice.get('finish_reason')})")
                 continue
             tokens = ((choice.get("logprobs") or {}).get("content")) or []
-            answers.append((answer, field_confidence(content, tokens) if tokens else None))
+            answers.append((answer, field_confidence(tokens) if tokens else None))
         if not answers:
             return None, None, None, "; ".join(errors) or "no choices in the response"
         votes = Counter((a.type, a.severity) for a, _ in answers)
@@ -187,28 +193,96 @@ class VllmClassifier:
         agreement = count / len(payload["choices"]) if self.config.samples > 1 else None
         return chosen[0], chosen[1], agreement, None
 
+    async def _complete(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, int]:
+        """POST with retries on transient errors; (payload, error, attempts)."""
+        attempts, delay, error = 0, self.config.backoff_s, None
+        async with self._slots:
+            while True:
+                attempts += 1
+                try:
+                    return await self._post(body), None, attempts
+                except TransientError as exc:
+                    error = f"classifier unavailable after {attempts} attempt(s): {exc}"
+                    if attempts > self.config.retries:
+                        return None, error, attempts
+                    await asyncio.sleep(delay)
+                    delay *= 2
+                except ValueError as exc:  # a 4xx or a malformed body: retrying will not help
+                    return None, f"classifier rejected the request: {exc}", attempts
+
     async def classify(
         self, crop_id: str, image: bytes, encoding: str, *, operator_note: str | None = None, sensor_readings: dict[str, str] | None = None
     ) -> RegionClassification:
         """Classify one crop; never raises for model or transport trouble (``error`` says what went wrong)."""
         body = self.request_body(image, encoding, operator_note=operator_note, sensor_readings=sensor_readings)
         started = time.perf_counter()
-        attempts, delay, error = 0, self.config.backoff_s, None
-        async with self._slots:
-            while True:
-                attempts += 1
-                try:
-                    payload = await self._post(body)
-                    answer, confidence, agreement, error = self._interpret(crop_id, payload)
-                    return RegionClassification(crop_id, answer, confidence, agreement, error, time.perf_counter() - started, attempts)
-                except TransientError as exc:
-                    error = f"classifier unavailable after {attempts} attempt(s): {exc}"
-                    if attempts > self.config.retries:
-                        break
-                    await asyncio.sleep(delay)
-                    delay *= 2
-                except ValueError as exc:  # a 4xx or a malformed body: retrying will not help
-                    error = f"classifier rejected the request: {exc}"
-                    break
+        payload, error, attempts = await self._complete(body)
+        if payload is not None:
+            answer, confidence, agreement, error = self._interpret(crop_id, payload)
+            return RegionClassification(crop_id, answer, confidence, agreement, error, time.perf_counter() - started, attempts)
         logger.warning("%s", error, extra={"crop_id": crop_id})
         return RegionClassification(crop_id, None, None, None, error, time.perf_counter() - started, attempts)
+
+    async def classify_garment(
+        self, crops: list[tuple[str, bytes, str]], *, operator_note: str | None = None, sensor_readings: dict[str, str] | None = None
+    ) -> list[RegionClassification]:
+        """Classify the crops (crop id, bytes, encoding) of one garment: one request each, or one for all (multi-view)."""
+        if not self.config.multi_view or len(crops) == 1 or len(crops) > 8:
+            return list(
+                await asyncio.gather(
+                    *(self.classify(c, img, enc, operator_note=operator_note, sensor_readings=sensor_readings) for c, img, enc in crops)
+                )
+            )
+        crop_ids = [c for c, _, _ in crops]
+        content: list[dict[str, Any]] = []
+        for crop_id, image, encoding in crops:
+            content.append({"type": "text", "text": f"crop {crop_id}:"})
+            content.append({"type": "image_url", "image_url": {"url": f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"}})
+        content.append({"type": "text", "text": user_text(self.config.prompt, operator_note=operator_note, sensor_readings=sensor_readings, garment=True)})
+        body = self.request_body(crops[0][1], crops[0][2])
+        body["messages"][1]["content"] = content
+        body["max_tokens"] = self.config.max_tokens * len(crops)
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": "garment_answer", "schema": garment_answer_schema(self.taxonomy, crop_ids), "strict": True},
+        }
+        started = time.perf_counter()
+        payload, error, attempts = await self._complete(body)
+        elapsed = time.perf_counter() - started
+        if payload is None:
+            return [RegionClassification(c, None, None, None, error, elapsed, attempts) for c in crop_ids]
+        per_crop: dict[str, list[tuple[RegionAnswer, float | None]]] = {c: [] for c in crop_ids}
+        problems: list[str] = []
+        for choice in payload.get("choices", []):
+            text = (choice.get("message") or {}).get("content") or ""
+            tokens = ((choice.get("logprobs") or {}).get("content")) or []
+            try:
+                regions = json.loads(text)["regions"]
+            except (ValueError, KeyError, TypeError) as exc:
+                problems.append(f"not a garment answer: {exc}")
+                continue
+            for region in regions if isinstance(regions, list) else []:
+                crop_id = region.get("crop_id") if isinstance(region, dict) else None
+                if crop_id not in per_crop:
+                    problems.append(f"answer for unknown crop {crop_id!r}")
+                    continue
+                try:
+                    answer = parse_answer(json.dumps({k: v for k, v in region.items() if k != "crop_id"}), self.taxonomy)
+                except AnswerError as exc:
+                    problems.append(f"{crop_id}: {exc}")
+                    continue
+                confidence = field_confidence(tokens, after=f'"crop_id":"{crop_id}"') if tokens else None
+                per_crop[crop_id].append((answer, confidence))
+        results = []
+        samples = max(1, len(payload.get("choices", [])))
+        for crop_id in crop_ids:
+            answers = per_crop[crop_id]
+            if not answers:
+                results.append(RegionClassification(crop_id, None, None, None, "; ".join(problems) or "no answer for this crop", elapsed, attempts))
+                continue
+            votes = Counter((a.type, a.severity) for a, _ in answers)
+            (winner, count), = votes.most_common(1)
+            answer, confidence = next((a, c) for a, c in answers if (a.type, a.severity) == winner)
+            agreement = count / samples if self.config.samples > 1 else None
+            results.append(RegionClassification(crop_id, answer, confidence, agreement, None, elapsed, attempts))
+        return results

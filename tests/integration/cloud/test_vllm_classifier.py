@@ -94,3 +94,20 @@ def test_unreachable_server_is_an_error_not_an_exception():
 
 def test_schema_is_what_the_server_enforces(vllm_server):
     assert answer_schema(TAXONOMY)["properties"]["type"]["enum"][-1] == "normal"
+
+
+def test_multi_view_answers_every_crop_in_one_request(vllm_server):
+    async def run():
+        classifier = _classifier(vllm_server, multi_view=True, samples=2)
+        try:
+            crops = [(f"v{i}-c0", crop, "jpeg") for i, crop in enumerate(_crops(3))]
+            return await classifier.classify_garment(crops, operator_note="smells of smoke")
+        finally:
+            await classifier.aclose()
+
+    results = asyncio.run(run())
+    assert [r.crop_id for r in results] == ["v0-c0", "v1-c0", "v2-c0"]
+    assert all(r.error is None and r.answer is not None for r in results), [r.error for r in results]
+    assert all(r.attempts == 1 for r in results)  # one request for the whole garment
+    assert all(r.confidence is not None and 0 <= r.confidence <= 1 for r in results), [r.confidence for r in results]
+    assert all(r.agreement in (0.5, 1.0) for r in results), [r.agreement for r in results]
