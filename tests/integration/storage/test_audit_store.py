@@ -1,0 +1,61 @@
+"""The audit store on SQLite (default) and PostgreSQL (by URL, when a server answers on 127.0.0.1:5432)."""
+
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+import sqlalchemy as sa
+
+from cloud.ingress.records import CropRecord, GarmentRecord
+from cloud.storage.audit import AuditStore
+
+pytestmark = pytest.mark.integration
+
+
+def _record(item_id: str) -> GarmentRecord:
+    now = datetime.now(timezone.utc)
+    crop = CropRecord("v0-c0", 0, (1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 8.0, 8.0), 0.7, "defect", "jpeg", b"x", 8, 8)
+    return GarmentRecord(item_id, "site1", "line1", "st1", "edge", now, None, now, "d@1", ((0, 1280, 720),), (crop,), sensor_readings=(("k", "v"),))
+
+
+def _exercise(store: AuditStore) -> None:
+    assert store.accept(_record("a"), {"v0-c0": "file:///a"}) is True
+    assert store.accept(_record("a"), {"v0-c0": "file:///a"}) is False  # idempotent
+    store.accept(_record("b"), {"v0-c0": "file:///b"})
+    assert store.pending() == ["a", "b"]
+    store.record_verdict("a", "v1", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="low")
+    store.record_verdict("b", "v2", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="high")
+    assert [q["item_id"] for q in store.review_queue()] == ["b", "a"]  # high first
+    store.mark_published("a")
+    assert store.counts() == {"published": 1, "classified": 1}
+    row = store.garment("b")
+    assert row["verdict"]["decision"] == "review" and row["crops"][0]["box"] == [1.0, 2.0, 3.0, 4.0]
+    assert row["sensor_readings"] == {"k": "v"}
+
+
+def test_sqlite(tmp_path):
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'a' / 'audit.db'}")
+    _exercise(store)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
+
+
+def test_postgresql():
+    admin_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    try:
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+    except Exception as exc:
+        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {exc.__class__.__name__}")
+    name = f"seamline_test_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        store = AuditStore.from_url(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        _exercise(store)
+        store.engine.dispose()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
