@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field
@@ -98,6 +99,15 @@ class PromptConfig(StrictModel):
         default_factory=lambda: {"pilling": 5}, title="Examples by type",
         description="Overrides per type id (the seed gave its rarest, hardest class pilling 5).",
     )
+    examples_dir: Path | None = Field(
+        default=None, title="Image examples",
+        description="Verified crops as few-shot examples: <dir>/<type id>/<severity>/*.jpg|png (what the verified "
+        "store exports). Shown as earlier question/answer turns, before the text examples' rules apply.",
+    )
+    max_image_examples: int = Field(
+        default=4, ge=0, le=16, title="Image example budget",
+        description="Most image examples per request (each costs image tokens and counts against vLLM's images-per-prompt limit).",
+    )
 
 
 @dataclass(frozen=True)
@@ -129,9 +139,46 @@ def rubric_examples(taxonomy: Taxonomy, config: PromptConfig) -> list[FewShotExa
     return examples
 
 
-def prompt_version(config: PromptConfig) -> str:
-    """Recorded on every verdict, e.g. ``v3-fewshot.1@ko``."""
-    return f"{config.style}.{PROMPT_REVISION}@{config.language}"
+@dataclass(frozen=True)
+class ImageExample:
+    """A verified crop and the answer a reviewer confirmed for it."""
+
+    path: Path
+    answer: dict[str, str]
+
+
+def image_examples(taxonomy: Taxonomy, config: PromptConfig) -> list[ImageExample]:
+    """Image examples from ``examples_dir``, round-robin over types (rare types weighted by examples_by_type)."""
+    if config.examples_dir is None or config.style != "v3-fewshot" or config.max_image_examples == 0:
+        return []
+    pools: dict[str, list[ImageExample]] = {}
+    for label in taxonomy.label_ids:
+        for severity_dir in sorted((config.examples_dir / label).glob("*")):
+            severity = severity_dir.name
+            if severity not in ("none", "minor", "moderate", "severe") or not severity_dir.is_dir():
+                continue
+            decision = "pass" if severity in ("none", "minor") else ("reject" if Severity(severity).rank >= taxonomy.reject_at_severity.rank else "pass")
+            for path in sorted(severity_dir.glob("*")):
+                if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".webp"):
+                    answer = {"type": label, "severity": severity if label != taxonomy.normal.id else "none", "decision": decision,
+                              "reason": f"Verified example: {label}, {severity}."}
+                    pools.setdefault(label, []).append(ImageExample(path, answer))
+    chosen: list[ImageExample] = []
+    quota = {label: config.examples_by_type.get(label, config.examples_per_type) for label in pools}
+    while len(chosen) < config.max_image_examples and any(pools.values()):
+        for label in list(pools):
+            if pools[label] and quota[label] > 0 and len(chosen) < config.max_image_examples:
+                chosen.append(pools[label].pop(0))
+                quota[label] -= 1
+        if all(q <= 0 for q in quota.values()):
+            break
+    return chosen
+
+
+def prompt_version(config: PromptConfig, image_example_count: int = 0) -> str:
+    """Recorded on every verdict, e.g. ``v3-fewshot.1@ko`` (``+img4`` with four image examples)."""
+    images = f"+img{image_example_count}" if image_example_count else ""
+    return f"{config.style}.{PROMPT_REVISION}{images}@{config.language}"
 
 
 def system_prompt(taxonomy: Taxonomy, config: PromptConfig) -> str:

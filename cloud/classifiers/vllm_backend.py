@@ -27,7 +27,7 @@ import httpx
 from pydantic import Field
 
 from cloud.classifiers.answer import AnswerError, RegionAnswer, answer_schema, garment_answer_schema, parse_answer
-from cloud.classifiers.prompts import PromptConfig, prompt_version, system_prompt, user_text
+from cloud.classifiers.prompts import PromptConfig, image_examples, prompt_version, system_prompt, user_text
 from seamline.config.base import StrictModel
 from seamline.config.secrets import Secret
 from seamline.config.taxonomy import Taxonomy
@@ -121,7 +121,8 @@ class VllmClassifier:
         self.taxonomy = taxonomy
         self.schema = answer_schema(taxonomy)
         self.system = system_prompt(taxonomy, config.prompt)
-        self.prompt_version = prompt_version(config.prompt)
+        self.examples = self._example_turns()
+        self.prompt_version = prompt_version(config.prompt, len(self.examples) // 2)
         self.model_version = config.model_version or config.model
         headers = {}
         if config.api_key is not None:
@@ -134,6 +135,16 @@ class VllmClassifier:
         )
         self._slots = asyncio.Semaphore(config.max_concurrency)
 
+    def _example_turns(self) -> list[dict[str, Any]]:
+        """Image few-shot examples as earlier user/assistant turns (read once at start-up)."""
+        turns: list[dict[str, Any]] = []
+        for example in image_examples(self.taxonomy, self.config.prompt):
+            encoding = "png" if example.path.suffix.lower() == ".png" else "webp" if example.path.suffix.lower() == ".webp" else "jpeg"
+            url = f"data:{_MIME[encoding]};base64,{base64.b64encode(example.path.read_bytes()).decode('ascii')}"
+            turns.append({"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": user_text(self.config.prompt)}]})
+            turns.append({"role": "assistant", "content": json.dumps(example.answer, ensure_ascii=False, separators=(",", ":"))})
+        return turns
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
@@ -145,6 +156,7 @@ class VllmClassifier:
             "model": self.config.model,
             "messages": [
                 {"role": "system", "content": self.system},
+                *self.examples,
                 {
                     "role": "user",
                     "content": [
@@ -240,7 +252,7 @@ class VllmClassifier:
             content.append({"type": "image_url", "image_url": {"url": f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"}})
         content.append({"type": "text", "text": user_text(self.config.prompt, operator_note=operator_note, sensor_readings=sensor_readings, garment=True)})
         body = self.request_body(crops[0][1], crops[0][2])
-        body["messages"][1]["content"] = content
+        body["messages"][-1]["content"] = content
         body["max_tokens"] = self.config.max_tokens * len(crops)
         body["response_format"] = {
             "type": "json_schema",

@@ -111,3 +111,26 @@ def test_multi_view_answers_every_crop_in_one_request(vllm_server):
     assert all(r.attempts == 1 for r in results)  # one request for the whole garment
     assert all(r.confidence is not None and 0 <= r.confidence <= 1 for r in results), [r.confidence for r in results]
     assert all(r.agreement in (0.5, 1.0) for r in results), [r.agreement for r in results]
+
+
+def test_verified_crops_as_image_examples(vllm_server, tmp_path):
+    crops = _crops(3)
+    for (label, severity), crop in zip([("stain", "minor"), ("tear", "severe"), ("pilling", "moderate")], crops):
+        folder = tmp_path / label / severity
+        folder.mkdir(parents=True)
+        (folder / "a.jpg").write_bytes(crop)
+
+    async def run():
+        classifier = _classifier(vllm_server, prompt={"examples_dir": str(tmp_path), "max_image_examples": 3})
+        try:
+            body = classifier.request_body(crops[0], "jpeg")
+            return classifier, body, await classifier.classify("c0", crops[0], "jpeg")
+        finally:
+            await classifier.aclose()
+
+    classifier, body, result = asyncio.run(run())
+    roles = [m["role"] for m in body["messages"]]
+    assert roles == ["system", "user", "assistant", "user", "assistant", "user", "assistant", "user"]
+    assert '"type":"tear"' in body["messages"][4]["content"]
+    assert classifier.prompt_version == "v3-fewshot.1+img3@en"
+    assert result.error is None and result.answer is not None
