@@ -29,23 +29,13 @@ from cloud.publishing.verdicts import build_verdict, region_results
 from cloud.routing.policy import RoutingPolicy, RoutingPolicyConfig
 from seamline.config.taxonomy import default_taxonomy
 from seamline.contract.mqtt import PayloadError, validate_payload
-from seamline.imaging import encode_jpeg
-from seamline.synth import SynthConfig, SyntheticLine
+from seamline.synth.crops import defect_crops
 
 TAXONOMY = default_taxonomy()
 
 
 def synthetic_crops(n: int) -> list[bytes]:
-    line = SyntheticLine(SynthConfig(seed=21, defect_free_share=0.0))
-    crops, i = [], 0
-    while len(crops) < n:
-        g = line.garment(i)
-        i += 1
-        for d in g.defects:
-            x1, y1, x2, y2 = (int(v) for v in d.box)
-            image = g.views[d.view_index].image
-            crops.append(encode_jpeg(np.ascontiguousarray(image[max(0, y1 - 24) : y2 + 24, max(0, x1 - 24) : x2 + 24])))
-    return crops[:n]
+    return defect_crops(n, seed=21)
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -4,31 +4,19 @@ not meaningful)."""
 import asyncio
 import time
 
-import numpy as np
 import pytest
 
 from cloud.classifiers.answer import answer_schema
 from cloud.classifiers.vllm_backend import VllmClassifier, VllmClassifierConfig
 from seamline.config.taxonomy import default_taxonomy
-from seamline.imaging import encode_jpeg
-from seamline.synth import SynthConfig, SyntheticLine
+from seamline.synth.crops import defect_crops
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
 TAXONOMY = default_taxonomy()
 
 
 def _crops(n: int) -> list[bytes]:
-    line = SyntheticLine(SynthConfig(seed=5))
-    crops = []
-    i = 0
-    while len(crops) < n:
-        g = line.garment(i)
-        i += 1
-        for d in g.defects:
-            x1, y1, x2, y2 = (int(v) for v in d.box)
-            image = g.views[d.view_index].image
-            crops.append(encode_jpeg(np.ascontiguousarray(image[max(0, y1 - 20) : y2 + 20, max(0, x1 - 20) : x2 + 20])))
-    return crops[:n]
+    return defect_crops(n, seed=5, pad=20)
 
 
 def _classifier(server, **overrides) -> VllmClassifier:
