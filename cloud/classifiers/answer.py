@@ -81,16 +81,21 @@ def parse_answer(text: str, taxonomy: Taxonomy) -> RegionAnswer:
 
 
 def garment_answer_schema(taxonomy: Taxonomy, crop_ids: list[str]) -> dict[str, Any]:
-    """JSON Schema of a multi-view answer: one region object per crop, in the order the crops were shown."""
+    """JSON Schema of a multi-view answer: an object with exactly one region answer per crop id, in order.
+
+    Keyed by crop id (not a list) so the grammar itself guarantees every crop is answered exactly once.
+    """
     region = answer_schema(taxonomy)
-    region = {
-        **region,
-        "properties": {"crop_id": {"type": "string", "enum": list(crop_ids)}, **region["properties"]},
-        "required": ["crop_id", *region["required"]],
-    }
     return {
         "type": "object",
-        "properties": {"regions": {"type": "array", "items": region, "minItems": len(crop_ids), "maxItems": len(crop_ids)}},
+        "properties": {
+            "regions": {
+                "type": "object",
+                "properties": {crop_id: region for crop_id in crop_ids},
+                "required": list(crop_ids),
+                "additionalProperties": False,
+            }
+        },
         "required": ["regions"],
         "additionalProperties": False,
     }

@@ -273,17 +273,19 @@ class VllmClassifier:
             except (ValueError, KeyError, TypeError) as exc:
                 problems.append(f"not a garment answer: {exc}")
                 continue
-            for region in regions if isinstance(regions, list) else []:
-                crop_id = region.get("crop_id") if isinstance(region, dict) else None
-                if crop_id not in per_crop:
+            if not isinstance(regions, dict):
+                problems.append("regions is not an object")
+                continue
+            for crop_id, region in regions.items():
+                if crop_id not in per_crop or not isinstance(region, dict):
                     problems.append(f"answer for unknown crop {crop_id!r}")
                     continue
                 try:
-                    answer = parse_answer(json.dumps({k: v for k, v in region.items() if k != "crop_id"}), self.taxonomy)
+                    answer = parse_answer(json.dumps(region), self.taxonomy)
                 except AnswerError as exc:
                     problems.append(f"{crop_id}: {exc}")
                     continue
-                confidence = field_confidence(tokens, after=f'"crop_id":"{crop_id}"') if tokens else None
+                confidence = field_confidence(tokens, after=f'"{crop_id}":') if tokens else None
                 per_crop[crop_id].append((answer, confidence))
         results = []
         samples = max(1, len(payload.get("choices", [])))
