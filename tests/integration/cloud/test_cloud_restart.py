@@ -95,3 +95,49 @@ def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
     assert published_before < 40
     assert {item for item, _ in garments} == set(verdicts)
     assert all(len(ids) == 1 for ids in verdicts.values()), {i: v for i, v in verdicts.items() if len(v) > 1}
+
+
+def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
+    """The single-machine default: `cloud.local_vllm` makes `seamline cloud serve` start vLLM itself."""
+    port, vllm_port = free_port(), free_port()
+    config = tmp_path / "seamline.yaml"
+    config.write_text(yaml.safe_dump({
+        "mqtt": {"url": mqtt_broker.url, "topic_root": f"seamline-lv{time.time_ns()}"},
+        "grpc": {"listen_address": f"127.0.0.1:{port}"},
+        "storage": {"data_dir": str(tmp_path / "data")},
+        "cloud": {"classifier": {"model": "tiny"}, "local_vllm": {"model": str(tiny_qwen_dir), "port": vllm_port}},
+    }))
+    log = tmp_path / "cloud.log"
+    proc = subprocess.Popen([sys.executable, "-m", "seamline", "cloud", "serve", "--config", str(config)], cwd=REPO,
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    spool = Spool(tmp_path / "edge" / "spool.db")
+    uplink = None
+    try:
+        assert wait_until(lambda: _serving(port), timeout=300), log.read_text()[-2000:]
+        for item_id, payload in _garments("line1", 3, seed=41):
+            spool.put(item_id, payload)
+        uplink = Uplink(spool, insecure_channel_factory(f"127.0.0.1:{port}", max_message_bytes=8 << 20),
+                        pb.AgentHello(agent_id="edge-lv", site_id="site1", line_id="line1"), UplinkConfig())
+        uplink.start()
+        assert wait_until(lambda: len(spool) == 0, timeout=60)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if uplink:
+            uplink.stop()
+        if proc.poll() is None:
+            proc.kill()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "cloud" / "audit.db") as db:
+        statuses = [r[0] for r in db.execute("SELECT status FROM garments")]
+    assert statuses == ["published"] * 3
+    assert not wait_until(lambda: _port_open(vllm_port), timeout=2)  # the local vLLM went down with the service
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
