@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from pydantic import Field
@@ -195,12 +194,3 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
         sensor_readings=tuple(sorted(garment.sensor_readings.items())),
     )
 
-
-@dataclass(frozen=True)
-class Refusal:
-    """A garment refused with a reason (what the servicer sends back)."""
-
-    item_id: str
-    code: int
-    reason: str
-    retryable: bool

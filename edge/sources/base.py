@@ -138,7 +138,7 @@ class GarmentBuffer:
                     continue
                 if old is None:  # the producer already said it was done
                     self._queue.put(old)
-                    raise RuntimeError("garment put after the end marker")
+                    raise RuntimeError("garment put after the end marker") from None
                 self.dropped.append(old.item_id)
                 dropped = old.item_id
 
