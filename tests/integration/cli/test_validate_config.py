@@ -20,6 +20,19 @@ def test_valid_file_exits_0():
     assert "OK" in result.stdout and "12 defect types" in result.stdout
 
 
+def test_single_machine_example_with_edge_and_cloud_sections_is_valid():
+    result = _run("validate-config", "deploy/config/single-machine.yaml")
+    assert result.returncode == 0, result.stderr
+
+
+def test_bad_key_in_the_edge_section_is_reported_with_its_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("edge:\n  detector: {type: onnxruntime, model: d.onnx}\n  timing:\n    belt_sped_m_s: 1\n")
+    result = _run("validate-config", str(path))
+    assert result.returncode == 2
+    assert f"{path}:4: edge.timing.belt_sped_m_s: unknown key" in result.stderr
+
+
 def test_misspelt_key_exits_2_with_its_line(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("site:\n  line_id: line1\nmqtt:\n  urll: mqtt://x:1883\n")
