@@ -257,6 +257,11 @@ class EdgeAgent:
 
     def _gauges_loop(self) -> None:
         while not self._stop.is_set():
+            # Capture times only serve the verdict-latency metric; forget garments whose verdict never came.
+            horizon = datetime.now(timezone.utc) - timedelta(seconds=self.edge.timing.budget_s + 600)
+            for item_id, captured in list(self.captured_at.items()):
+                if captured < horizon:
+                    self.captured_at.pop(item_id, None)
             count, size = self.spool.depth()
             self.metrics.spool_depth.set(count)
             self.metrics.spool_bytes.set(size)
