@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from edge.config import EdgeConfig
 from edge.crops import make_crops
@@ -192,6 +192,7 @@ class EdgeAgent:
         self.metrics.frames.inc(len(views))
         self.metrics.detections.inc(sum(len(d) for d in detections))
         crops = make_crops(views, detections, self.detector.label_names, self.edge.crops)
+        crops_s = time.perf_counter() - started - detect_s
         deadline_at = garment.captured_at + timedelta(seconds=self.edge.timing.budget_s)
         self.processed += 1
         if not crops:
@@ -202,6 +203,11 @@ class EdgeAgent:
             captured_at=garment.captured_at, deadline_at=deadline_at,
             view_sizes=[v.shape[:2] for v in views], camera_ids=list(garment.camera_ids), crops=crops,
             detector_version=self.detector.meta.version,
+            edge_timings_ms={
+                "wait": max(0.0, (datetime.now(UTC) - garment.captured_at).total_seconds() - detect_s - crops_s) * 1000,
+                "detect": detect_s * 1000,
+                "crops": crops_s * 1000,
+            },
         )
         try:
             self.spool.put(garment.item_id, message.SerializeToString())
@@ -215,7 +221,7 @@ class EdgeAgent:
 
     def _pass_locally(self, garment: CapturedGarment, top_score: float, detect_s: float, deadline_at: datetime) -> None:
         """Nothing found: the edge decides pass itself, publishes that verdict and commands pass."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         assert self.detector is not None
         verdict = Verdict(
             item_id=garment.item_id, site_id=self.site_id, line_id=self.line_id, station_id=self.station_id,
@@ -239,7 +245,7 @@ class EdgeAgent:
     def _verdict_outcome(self, verdict: dict, outcome: VerdictOutcome) -> None:
         captured = self.captured_at.pop(verdict["item_id"], None)
         if captured is not None and outcome in (VerdictOutcome.COMMANDED, VerdictOutcome.LATE):
-            self.metrics.verdict_latency.observe((datetime.now(timezone.utc) - captured).total_seconds())
+            self.metrics.verdict_latency.observe((datetime.now(UTC) - captured).total_seconds())
         if outcome is VerdictOutcome.LATE:
             self.metrics.late_verdicts.inc()
 
@@ -258,7 +264,7 @@ class EdgeAgent:
     def _gauges_loop(self) -> None:
         while not self._stop.is_set():
             # Capture times only serve the verdict-latency metric; forget garments whose verdict never came.
-            horizon = datetime.now(timezone.utc) - timedelta(seconds=self.edge.timing.budget_s + 600)
+            horizon = datetime.now(UTC) - timedelta(seconds=self.edge.timing.budget_s + 600)
             for item_id, captured in list(self.captured_at.items()):
                 if captured < horizon:
                     self.captured_at.pop(item_id, None)

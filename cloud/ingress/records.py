@@ -41,3 +41,4 @@ class GarmentRecord:
     crops: tuple[CropRecord, ...]
     operator_note: str | None = None
     sensor_readings: tuple[tuple[str, str], ...] = ()
+    edge_timings_ms: tuple[tuple[str, float], ...] = ()  # informational; not kept in the audit store

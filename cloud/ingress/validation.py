@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from pydantic import Field
 
@@ -20,6 +20,8 @@ from seamline.inspection.v1 import inspection_pb2 as pb
 _ITEM_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _LEVEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _ENCODINGS = {pb.IMAGE_ENCODING_JPEG: "jpeg", pb.IMAGE_ENCODING_PNG: "png", pb.IMAGE_ENCODING_WEBP: "webp"}
+_TIMING_KEY = re.compile(r"^[a-z_]{1,32}$")
+MAX_EDGE_TIMINGS = 8
 _BOX_SLACK = 1.0  # pixels a box may overhang its view (float rounding at the edge)
 
 
@@ -80,7 +82,7 @@ def _box(box: pb.Box, path: str, width: int, height: int) -> tuple[float, float,
 
 def _timestamp(ts, path: str) -> datetime:  # type: ignore[no-untyped-def]
     try:
-        return ts.ToDatetime(tzinfo=timezone.utc)
+        return ts.ToDatetime(tzinfo=UTC)
     except (ValueError, OverflowError) as exc:
         raise _invalid(f"{path}: not a valid timestamp ({exc})") from None
 
@@ -112,6 +114,12 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
     for key, value in garment.sensor_readings.items():
         if not key or len(key) > 64 or len(value) > 256:
             raise _invalid(f"sensor_readings[{key[:64]!r}]: keys 1-64 and values up to 256 characters")
+
+    if len(garment.edge_timings_ms) > MAX_EDGE_TIMINGS:
+        raise _invalid(f"{len(garment.edge_timings_ms)} edge timings, over {MAX_EDGE_TIMINGS}")
+    for key, value in garment.edge_timings_ms.items():
+        if not _TIMING_KEY.match(key) or not math.isfinite(value) or value < 0:
+            raise _invalid(f"edge_timings_ms[{key[:32]!r}] = {value}: keys 1-32 of a-z and _, values finite and >= 0")
 
     if not 1 <= len(garment.views) <= limits.max_views:
         raise _invalid(f"{len(garment.views)} views; a garment has 1 to {limits.max_views}")
@@ -186,11 +194,12 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
         agent_id=agent_id,
         captured_at=captured_at,
         deadline_at=deadline_at,
-        received_at=datetime.now(timezone.utc),
+        received_at=datetime.now(UTC),
         detector_version=garment.detector_model_version,
         views=tuple((i, *views[i]) for i in sorted(views)),
         crops=tuple(crops),
         operator_note=garment.operator_note if garment.HasField("operator_note") else None,
         sensor_readings=tuple(sorted(garment.sensor_readings.items())),
+        edge_timings_ms=tuple(sorted(garment.edge_timings_ms.items())),
     )
 

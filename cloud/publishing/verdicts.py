@@ -85,6 +85,7 @@ def build_verdict(
             "uplink": max(0.0, (record.received_at - record.captured_at).total_seconds() * 1000),
             "classify": classify_s * 1000,
             "total": max(0.0, (now - record.captured_at).total_seconds() * 1000),
+            **{f"edge_{stage}": value for stage, value in record.edge_timings_ms},
         },
         timestamps=VerdictTimestamps(captured_at=record.captured_at, decided_at=now, deadline_at=record.deadline_at),
         error=VerdictError(code="classifier_failed", message="; ".join(failures)[:2000]) if failures else None,

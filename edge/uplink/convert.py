@@ -30,6 +30,7 @@ def garment_message(
     detector_version: str,
     operator_note: str | None = None,
     sensor_readings: dict[str, str] | None = None,
+    edge_timings_ms: dict[str, float] | None = None,
 ) -> pb.Garment:
     """The ``Garment`` message for one garment; ``view_sizes`` are (height, width)."""
     message = pb.Garment(
@@ -58,6 +59,7 @@ def garment_message(
         ],
         detector_model_version=detector_version,
         sensor_readings=sensor_readings or {},
+        edge_timings_ms=edge_timings_ms or {},
     )
     if operator_note is not None:
         message.operator_note = operator_note

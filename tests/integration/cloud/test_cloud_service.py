@@ -6,12 +6,13 @@ import json
 import threading
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
 from cloud.config import CloudConfig
+from cloud.routing.replay import replay
 from cloud.service import CloudService
 from edge.crops import Crop
 from edge.uplink.client import Uplink, UplinkConfig, insecure_channel_factory
@@ -57,7 +58,7 @@ def _garments(line_id: str, count: int, seed: int) -> list[tuple[str, bytes]]:
         crop_box = (max(0, x1 - 24), max(0, y1 - 24), min(1280, x2 + 24), min(720, y2 + 24))
         jpeg = encode_jpeg(np.ascontiguousarray(image[crop_box[1] : crop_box[3], crop_box[0] : crop_box[2]]))
         crop = Crop("v0-c0", 0, tuple(float(v) for v in box), crop_box, 0.8, "defect", jpeg)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         item_id = f"{line_id}-svc-{seed}-{i:04d}"
         message = garment_message(
             item_id=item_id, site_id="site1", line_id=line_id, station_id="st1", captured_at=now,
@@ -125,3 +126,10 @@ def test_200_garments_from_4_edges_all_acked_classified_routed_published(tmp_pat
         assert v["models"]["prompt"] == "v3-fewshot.1@en" and v["models"]["policy"] == "p1"
         assert v["defects"][0]["scores"]["detector"] == pytest.approx(0.8)
         assert v["route"] == "human" or v["decision"] in ("pass", "reject")
+    # Every verdict carries what the policy used: replaying it under the same settings decides the same way
+    # (the threshold simulation in the end-to-end benchmark rests on this).
+    policy = service.service.policy
+    for v in (vs[0] for vs in verdicts.values()):
+        again = replay(v, policy)
+        assert (again.decision.value, again.route.value, again.priority.value) == (v["decision"], v["route"], v["priority"])
+        assert again.confidence == pytest.approx(v["confidence"], abs=1e-5)

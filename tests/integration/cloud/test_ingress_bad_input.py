@@ -97,6 +97,8 @@ CASES = [
     (garment(operator_note="n" * 5000), pb.REFUSAL_CODE_INVALID, "operator_note is 5000 characters"),
     (garment(sensor_readings=lambda g: g.sensor_readings.update({f"k{i}": "v" for i in range(40)})), pb.REFUSAL_CODE_TOO_LARGE, "40 sensor readings"),
     (garment(sensor_readings=lambda g: g.sensor_readings.update({"k": "v" * 300})), pb.REFUSAL_CODE_INVALID, "sensor_readings"),
+    (garment(edge_timings_ms=lambda g: g.edge_timings_ms.update({"detect": float("nan")})), pb.REFUSAL_CODE_INVALID, "edge_timings_ms['detect'] = nan"),
+    (garment(edge_timings_ms=lambda g: g.edge_timings_ms.update({f"s_{c}": 1.0 for c in "abcdefghi"})), pb.REFUSAL_CODE_INVALID, "9 edge timings"),
 ]
 
 
