@@ -31,9 +31,8 @@ def validate_config(
     file: Path = typer.Argument(..., help="The Seamline YAML configuration file to check."),
 ) -> None:
     """Check a configuration file; print each invalid key with its line, exit 2 if any."""
-    from seamline.config import load_config
-
     from edge.config import EdgeConfig
+    from seamline.config import load_config
     from seamline.config.models import load_section
 
     config = load_config(file)
@@ -50,9 +49,43 @@ def validate_config(
     )
 
 
+@app.command("demo")
+def demo(
+    garments: int = typer.Option(120, "--garments", "-n", help="Garments the synthetic line sends."),
+    rate: float = typer.Option(2.0, "--rate", help="Belt rate, garments per second."),
+    views: int = typer.Option(1, "--views", help="Camera views per garment (1-4)."),
+    out: Path = typer.Option(Path("demo-run"), "--out", "-o", help="Folder for the config, logs, data and summary."),
+    detector: Path | None = typer.Option(None, "--detector", help="ONNX detector (default: the shipped demo detector)."),
+    classifier: Path | None = typer.Option(None, "--classifier", help="Qwen2.5-VL folder (default: the shipped demo classifier)."),
+    mqtt_url: str = typer.Option("mqtt://127.0.0.1:1883", "--mqtt-url", help="Broker to use if one answers there; else one is started."),
+    live: bool = typer.Option(True, "--live/--no-live", help="Live table (on a terminal) or a line every few seconds."),
+) -> None:
+    """Run the whole loop on this machine: broker, cloud service with local vLLM, edge agent, synthetic line."""
+    from seamline.demo.dashboard import stats_table
+    from seamline.demo.runner import DemoSettings, run_demo
+
+    if garments < 1 or rate <= 0 or not 1 <= views <= 4:
+        typer.echo("error: --garments must be >= 1, --rate > 0, --views 1-4", err=True)
+        raise typer.Exit(2)
+    settings = DemoSettings(garments=garments, rate_hz=rate, views=views, out_dir=out, mqtt_url=mqtt_url)
+    if detector is not None:
+        settings.detector = detector
+    if classifier is not None:
+        settings.classifier = classifier
+    stats = run_demo(settings, live=live).stats
+    from rich.console import Console
+
+    Console().print(stats_table(settings, stats, title="Seamline demo: summary"))
+    typer.echo(f"summary: {out / 'summary.md'} and {out / 'summary.json'}; logs in {out / 'logs'}")
+    if stats.garments < garments:
+        typer.echo(f"error: only {stats.garments} of {garments} garments got a line command", err=True)
+        raise typer.Exit(1)
+
+
 def _register_subcommands() -> None:
     # Each job owns its command module; they import their heavy dependencies only when run.
     from cloud.cli import app as cloud_app
+    from cloud.learning.cli import app as train_app
     from edge.cli import app as edge_app
     from seamline.modelzoo.cli import app as models_app
     from seamline.synth.cli import synth
@@ -61,6 +94,7 @@ def _register_subcommands() -> None:
     app.add_typer(models_app, name="models", help="Build models (tiny test models from configs).")
     app.add_typer(edge_app, name="edge", help="The edge agent: run it, export its detector.")
     app.add_typer(cloud_app, name="cloud", help="The cloud classifier service.")
+    app.add_typer(train_app, name="train", help="Train the detector and the classifier.")
 
 
 _register_subcommands()

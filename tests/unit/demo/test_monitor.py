@@ -1,0 +1,54 @@
+"""The demo's line monitor joins verdicts and commands per garment and computes the line's figures."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from seamline.demo.monitor import LineMonitor
+
+T0 = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
+
+
+def _iso(seconds: float) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
+
+
+def _verdict(item, captured, *, source="cloud", route="auto", decision="pass", detect=20.0, classify=100.0, error=None):
+    timings = {"detect": detect} if source == "edge" else {"edge_detect": detect, "classify": classify}
+    return {"item_id": item, "source": source, "route": route, "decision": decision, "timings_ms": timings,
+            "timestamps": {"captured_at": _iso(captured)}, "error": error}
+
+
+def _command(item, issued, action, cause="verdict"):
+    return {"item_id": item, "action": action, "cause": cause, "issued_at": _iso(issued)}
+
+
+def test_stats_join_verdicts_and_commands():
+    truth = {"a": "pass", "b": "reject", "c": "reject", "d": "pass"}
+    monitor = LineMonitor(truth=truth.get)
+    monitor.on_verdict(_verdict("a", 0.0, source="edge", detect=30.0))
+    monitor.on_command(_command("a", 0.040, "pass", "no_detection"))  # 40 ms: 30 model + 10 overhead
+    monitor.on_verdict(_verdict("b", 1.0, decision="reject"))
+    monitor.on_command(_command("b", 1.150, "reject"))  # 150 ms: 120 model + 30 overhead
+    monitor.on_verdict(_verdict("c", 2.0, decision="pass"))
+    monitor.on_command(_command("c", 2.200, "pass"))  # an escape: truly reject, passed automatically
+    monitor.on_command(_command("d", 9.0, "divert_review", "deadline_missed"))  # no verdict (yet)
+    monitor.on_command(_command("d", 9.5, "pass"))  # a re-sent command changes nothing
+    stats = monitor.stats()
+    assert stats.garments == 4 and stats.deadline_misses == 1
+    assert stats.actions == {"pass": 2, "reject": 1, "divert_review": 1}
+    assert stats.latency_ms["n"] == 3 and stats.latency_ms["p50"] == pytest.approx(150.0, abs=1e-3)
+    assert stats.overhead_ms["n"] == 3 and stats.overhead_ms["p50"] == pytest.approx(30.0, abs=1e-3)
+    assert stats.auto_share == 0.75 and stats.auto_accuracy == pytest.approx(2 / 3) and stats.escapes == 1
+    assert stats.line_accuracy == pytest.approx(2 / 4) and stats.with_truth == 4
+    assert stats.seconds == pytest.approx(9.0) and stats.garments_per_s == pytest.approx(4 / 9.0)
+
+
+def test_a_late_verdict_fills_in_the_latency_of_a_diverted_garment():
+    monitor = LineMonitor()
+    monitor.on_command(_command("x", 5.7, "divert_review", "deadline_missed"))
+    assert monitor.stats().latency_ms["n"] == 0
+    monitor.on_verdict(_verdict("x", 0.0, route="human", decision="review"))
+    stats = monitor.stats()
+    assert stats.latency_ms["p50"] == pytest.approx(5700.0, abs=1e-3) and stats.overhead_ms["n"] == 0  # no overhead for misses
+    assert stats.auto_share == 0.0 and stats.auto_accuracy is None
