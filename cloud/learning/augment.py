@@ -57,12 +57,15 @@ def _clip_boxes(
     return clipped[keep], labels[keep]
 
 
-def _zoom(image, boxes, labels, rng, cfg):
+def window(
+    image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
+    *, defect_bias: float = 0.8, min_visible: float = 0.4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut a ``size`` (width, height) window: with probability ``defect_bias`` one holding a random defect, else
+    anywhere. Boxes are shifted into the window, clipped, and dropped when less than ``min_visible`` remains."""
     height, width = image.shape[:2]
-    scale = rng.uniform(cfg.min_zoom_scale, 1.0)
-    cw, ch = max(16, int(width * scale)), max(16, int(height * scale))
-    if boxes.shape[0] and rng.random() < 0.8:
-        # Most windows hold a defect, so the crop shows it large rather than empty fabric.
+    cw, ch = min(size[0], width), min(size[1], height)
+    if boxes.shape[0] and rng.random() < defect_bias:
         x1, y1, x2, y2 = boxes[rng.integers(boxes.shape[0])]
         lo_x, hi_x = max(0, int(x2) - cw), min(width - cw, int(x1))
         lo_y, hi_y = max(0, int(y2) - ch), min(height - ch, int(y1))
@@ -72,8 +75,15 @@ def _zoom(image, boxes, labels, rng, cfg):
         x0, y0 = int(rng.integers(0, width - cw + 1)), int(rng.integers(0, height - ch + 1))
     image = image[y0 : y0 + ch, x0 : x0 + cw]
     boxes = boxes - np.array([x0, y0, x0, y0], np.float32)
-    boxes, labels = _clip_boxes(boxes, labels, cw, ch, cfg.min_visible)
+    boxes, labels = _clip_boxes(boxes, labels, cw, ch, min_visible)
     return np.ascontiguousarray(image), boxes, labels
+
+
+def _zoom(image, boxes, labels, rng, cfg):
+    height, width = image.shape[:2]
+    scale = rng.uniform(cfg.min_zoom_scale, 1.0)
+    size = (max(16, int(width * scale)), max(16, int(height * scale)))
+    return window(image, boxes, labels, rng, size, min_visible=cfg.min_visible)
 
 
 def _rotate(image, boxes, labels, rng, cfg):

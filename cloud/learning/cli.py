@@ -36,9 +36,11 @@ def detector(
     init: str = typer.Option("tiny", "--init", help="tiny, r18 or l from config, or a checkpoint folder / hub id."),
     input_size: int | None = typer.Option(None, "--input-size", help="Square input side (default the model's)."),
     class_agnostic: bool = typer.Option(False, "--class-agnostic", help="One 'defect' class (candidate regions)."),
+    tiles: str = typer.Option("1x1", "--tiles", help="COLSxROWS sliced inference the model is trained for, e.g. 2x2 (small defects)."),
     steps: int = typer.Option(2000, "--steps", help="Optimizer steps."),
     batch_size: int = typer.Option(8, "--batch-size", help="Images per step."),
     lr: float = typer.Option(2e-4, "--lr", help="Peak learning rate."),
+    backbone_lr_scale: float = typer.Option(1.0, "--backbone-lr-scale", help="Backbone LR as a share of --lr (0.1 for a pretrained model)."),
     focal_gamma: float = typer.Option(2.0, "--focal-gamma", help="Focal loss gamma."),
     repeat_threshold: float = typer.Option(0.1, "--repeat-threshold", help="Oversample labels rarer than this (0: off)."),
     eval_every: int = typer.Option(500, "--eval-every", help="Steps between held-out evaluations (0: end only)."),
@@ -57,9 +59,13 @@ def detector(
     from cloud.learning.detector_training import DetectorTrainConfig, train_detector
 
     try:
+        grid = tuple(int(v) for v in tiles.lower().split("x"))
+    except ValueError:
+        raise SeamlineError(f"--tiles {tiles!r}: expected COLSxROWS, e.g. 2x2") from None
+    try:
         cfg = DetectorTrainConfig(
             data=data, val_data=val_data, val_fraction=val_fraction, out_dir=out, init=init, input_size=input_size,
-            class_agnostic=class_agnostic, steps=steps, batch_size=batch_size, lr=lr, focal_gamma=focal_gamma,
+            class_agnostic=class_agnostic, tiles=grid, steps=steps, batch_size=batch_size, lr=lr, backbone_lr_scale=backbone_lr_scale, focal_gamma=focal_gamma,
             repeat_threshold=repeat_threshold, eval_every=eval_every, checkpoint_every=checkpoint_every,
             num_workers=workers, mixed_precision=mixed_precision, cpu=cpu, seed=seed, version=version,
             augment=AugmentConfig(enabled=not no_augment),

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from cloud.learning.augment import AugmentConfig, augment
+from cloud.learning.augment import AugmentConfig, augment, window
 from cloud.learning.coco_data import CocoData, DatasetError, load_coco, read_rgb, repeat_factors, split
 from cloud.learning.detection_eval import evaluate_detector
 from cloud.learning.loop import (
@@ -45,6 +45,7 @@ from cloud.learning.model_card import detector_card, write_card
 from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.meta import DetectorMeta
 from edge.detectors.processing import preprocess
+from edge.detectors.tiling import tile_size
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,19 @@ class DetectorTrainConfig(TrainRunConfig):
     )
     input_size: int | None = Field(default=None, ge=64, le=1536, title="Input size", description="Square network input; default the model's.")
     class_agnostic: bool = Field(default=False, title="Class-agnostic", description="Train one 'defect' class (the edge's candidate-region role).")
+    tiles: tuple[int, int] = Field(
+        default=(1, 1), title="Tiles",
+        description="Train on tile-sized windows for [columns, rows] sliced inference (small defects on large frames); "
+        "recorded in the model so the edge slices frames the same way.",
+    )
+    tile_overlap: float = Field(default=0.15, ge=0, lt=0.5, title="Tile overlap", description="Overlap of neighbouring tiles.")
+
+    @field_validator("tiles")
+    @classmethod
+    def _grid(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not all(1 <= v <= 8 for v in value):
+            raise ValueError("tiles: columns and rows must be 1-8")
+        return value
     backbone_lr_scale: float = Field(default=1.0, gt=0, le=1, title="Backbone LR scale", description="Backbone learning rate as a share of lr (0.1 when fine-tuning a pretrained model).")
     focal_alpha: float = Field(default=0.75, gt=0, lt=1, title="Focal alpha", description="Focal / varifocal loss alpha.")
     focal_gamma: float = Field(default=2.0, ge=0, title="Focal gamma", description="Focal loss gamma: higher focuses on hard, rare examples.")
@@ -97,9 +111,12 @@ class _StepBatches:
         images, targets = [], []
         for j, index in enumerate(picks):
             item = self.data.images[int(index)]
-            image, boxes, labels = augment(
-                read_rgb(item.path), item.boxes, item.labels, np.random.default_rng([self.cfg.seed, step, j]), self.cfg.augment
-            )
+            rng = np.random.default_rng([self.cfg.seed, step, j])
+            image, boxes, labels = read_rgb(item.path), item.boxes, item.labels
+            if self.cfg.tiles != (1, 1):  # what one tile of a frame shows at inference
+                size = tile_size(image.shape[1], image.shape[0], *self.cfg.tiles, self.cfg.tile_overlap)
+                image, boxes, labels = window(image, boxes, labels, rng, size, min_visible=self.cfg.augment.min_visible)
+            image, boxes, labels = augment(image, boxes, labels, rng, self.cfg.augment)
             h, w = image.shape[:2]
             cxcywh = np.stack(
                 [(boxes[:, 0] + boxes[:, 2]) / 2 / w, (boxes[:, 1] + boxes[:, 3]) / 2 / h,
@@ -156,7 +173,7 @@ def _initial_model(cfg: DetectorTrainConfig, labels: tuple[str, ...]) -> tuple[A
         return model, cfg.input_size or INPUT_SIZE[cfg.init]
     kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
     model = RTDetrForObjectDetection.from_pretrained(cfg.init, ignore_mismatched_sizes=True, **kwargs)
-    size = cfg.input_size or int(AutoImageProcessor.from_pretrained(cfg.init).size["height"])
+    size = cfg.input_size or int(AutoImageProcessor.from_pretrained(cfg.init, use_fast=False).size["height"])
     return model, size
 
 
@@ -200,7 +217,10 @@ def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, comman
         start_step, state = resume(accelerator, out)
         logger.info("resumed from %s at step %d", state, start_step)
 
-    meta = DetectorMeta(version=f"{out.name}@{cfg.version}", input_size=input_size, labels=train_data.labels)
+    meta = DetectorMeta(
+        version=f"{out.name}@{cfg.version}", input_size=input_size, labels=train_data.labels,
+        tiles=cfg.tiles, tile_overlap=cfg.tile_overlap,
+    )
     live = LiveDetector(model, meta, accelerator.device, class_agnostic=cfg.class_agnostic)
     batches = _StepBatches(train_data, cfg, input_size)
     loader = torch.utils.data.DataLoader(
@@ -257,6 +277,8 @@ def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, comman
         "version": cfg.version,
         "labels": list(train_data.labels),
         "input_size": input_size,
+        "tiles": list(cfg.tiles),
+        "tile_overlap": cfg.tile_overlap,
         "parameters": sum(p.numel() for p in unwrapped.parameters()),
         "training": json.loads(cfg.model_dump_json()),
         "data": {"train_images": len(train_data.images), "held_out_images": len(val_data.images),

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.detectors.meta import DetectorMeta
+from edge.detectors.tiling import suppress_duplicates, tile_windows
 from edge.detectors.processing import decode_detections, preprocess
 
 logger = logging.getLogger(__name__)
@@ -48,11 +49,20 @@ class DetectorRuntime(ABC):
 
     key: str = ""
 
-    def __init__(self, meta: DetectorMeta, *, score_threshold: float = 0.25, top_k: int = 100, class_agnostic: bool = True):
+    def __init__(
+        self,
+        meta: DetectorMeta,
+        *,
+        score_threshold: float = 0.25,
+        top_k: int = 100,
+        class_agnostic: bool = True,
+        tiles: tuple[int, int] | None = None,
+    ):
         self.meta = meta
         self.score_threshold = score_threshold
         self.top_k = top_k
         self.class_agnostic = class_agnostic
+        self.tiles = tuple(tiles) if tiles else meta.tiles  # (columns, rows); (1, 1): whole frames
 
     @property
     def label_names(self) -> tuple[str, ...]:
@@ -82,8 +92,29 @@ class DetectorRuntime(ABC):
         """Detect in a batch of RGB uint8 images (e.g. the views of one garment)."""
         if not images:
             return []
+        if self.tiles != (1, 1):
+            return self._detect_tiled(images)
         sizes = [(int(im.shape[0]), int(im.shape[1])) for im in images]
         return self.post_process(self.forward(self.pre_process(images)), sizes)
+
+    def _detect_tiled(self, images: list[np.ndarray]) -> list[Detections]:
+        """All tiles of all images in one batch; boxes back in frame pixels, overlap duplicates suppressed."""
+        cols, rows = self.tiles
+        pieces, owners = [], []
+        for i, image in enumerate(images):
+            for x1, y1, x2, y2 in tile_windows(image.shape[1], image.shape[0], cols, rows, self.meta.tile_overlap):
+                pieces.append(np.ascontiguousarray(image[y1:y2, x1:x2]))
+                owners.append((i, x1, y1))
+        found = self.post_process(self.forward(self.pre_process(pieces)), [(p.shape[0], p.shape[1]) for p in pieces])
+        results = []
+        for i in range(len(images)):
+            parts = [(d, x, y) for d, (owner, x, y) in zip(found, owners, strict=True) if owner == i]
+            boxes = np.concatenate([d.boxes + np.array([x, y, x, y], np.float32) for d, x, y in parts])
+            scores = np.concatenate([d.scores for d, _, _ in parts])
+            labels = np.concatenate([d.labels for d, _, _ in parts])
+            keep = suppress_duplicates(boxes, scores, labels)[: self.top_k]
+            results.append(Detections(boxes[keep], scores[keep], labels[keep], max(d.top_score for d, _, _ in parts)))
+        return results
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1,), rounds: int = 2) -> float:
         """Run dummy batches so the first garment does not pay for lazy initialisation; returns seconds spent."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from seamline.config.base import StrictModel
 
@@ -19,3 +19,15 @@ class BaseDetectorConfig(StrictModel):
         default=True, title="Class-agnostic",
         description="One 'defect' class (the best class per query) instead of per-class candidates.",
     )
+    tiles: tuple[int, int] | None = Field(
+        default=None, title="Tiles",
+        description="Detect in [columns, rows] overlapping tiles of each frame (small defects on large frames); "
+        "default: the grid the model was trained for (its metadata), else whole frames.",
+    )
+
+    @field_validator("tiles")
+    @classmethod
+    def _grid(cls, value: tuple[int, int] | None) -> tuple[int, int] | None:
+        if value is not None and not all(1 <= v <= 8 for v in value):
+            raise ValueError("tiles: columns and rows must be 1-8")
+        return value

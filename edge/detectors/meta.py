@@ -26,6 +26,8 @@ class DetectorMeta:
     labels: tuple[str, ...]  # class names by id
     image_mean: tuple[float, float, float] | None = None  # None: no normalisation (RT-DETR's default)
     image_std: tuple[float, float, float] | None = None
+    tiles: tuple[int, int] = (1, 1)  # (columns, rows) the model was trained to see a frame in (edge.detectors.tiling)
+    tile_overlap: float = 0.15
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -52,6 +54,8 @@ def read_sidecar(model_path: Path) -> DetectorMeta:
             labels=tuple(data["labels"]),
             image_mean=tuple(data["image_mean"]) if data.get("image_mean") else None,
             image_std=tuple(data["image_std"]) if data.get("image_std") else None,
+            tiles=_tiles(data.get("tiles")),
+            tile_overlap=float(data.get("tile_overlap", 0.15)),
         )
     except FileNotFoundError:
         raise DetectorLoadError(f"{path} is missing: export the model with `seamline edge export`") from None
@@ -77,13 +81,25 @@ def read_hf_checkpoint_meta(checkpoint: Path, version: str | None = None) -> Det
     normalize = processor.get("do_normalize", False)
     id2label = config.get("id2label") or {"0": "defect"}
     labels = tuple(id2label[str(i)] if str(i) in id2label else id2label[i] for i in range(len(id2label)))
-    card = checkpoint / "seamline_model.json"
+    card_path = checkpoint / "seamline_model.json"
+    card = json.loads(card_path.read_text(encoding="utf-8")) if card_path.exists() else {}
     if version is None:
-        version = f"{checkpoint.name}@{json.loads(card.read_text()).get('version', 'local')}" if card.exists() else f"{checkpoint.name}@local"
+        version = f"{checkpoint.name}@{card.get('version', 'local')}"
     return DetectorMeta(
         version=version,
         input_size=int(height),
         labels=labels,
         image_mean=tuple(processor["image_mean"]) if normalize else None,
         image_std=tuple(processor["image_std"]) if normalize else None,
+        tiles=_tiles(card.get("tiles")),
+        tile_overlap=float(card.get("tile_overlap", 0.15)),
     )
+
+
+def _tiles(value: object) -> tuple[int, int]:
+    if value is None:
+        return (1, 1)
+    cols, rows = (int(v) for v in value)  # type: ignore[union-attr]
+    if not (1 <= cols <= 8 and 1 <= rows <= 8):
+        raise DetectorLoadError(f"tiles {value!r}: columns and rows must be 1-8")
+    return cols, rows

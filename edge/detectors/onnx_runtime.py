@@ -62,6 +62,7 @@ class OnnxRuntimeDetector(DetectorRuntime):
             score_threshold=config.score_threshold,
             top_k=config.top_k,
             class_agnostic=config.class_agnostic,
+            tiles=config.tiles,
         )
         available = set(ort.get_available_providers())
         providers: list[str | tuple[str, dict]] = []

@@ -65,7 +65,7 @@ class TensorRTDetector(DetectorRuntime):
         trt, cudart = _import_tensorrt()
         if not config.engine.is_file():
             raise DetectorLoadError(f"TensorRT engine {config.engine} does not exist")
-        super().__init__(read_sidecar(config.engine), score_threshold=config.score_threshold, top_k=config.top_k, class_agnostic=config.class_agnostic)
+        super().__init__(read_sidecar(config.engine), score_threshold=config.score_threshold, top_k=config.top_k, class_agnostic=config.class_agnostic, tiles=config.tiles)
         self._trt, self._cudart = trt, cudart
         _check(cudart.cudaSetDevice(config.device))
         self._logger = trt.Logger(trt.Logger.WARNING)

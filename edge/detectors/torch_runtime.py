@@ -61,7 +61,7 @@ class TorchDetector(DetectorRuntime):
                 image_mean=tuple(processor.image_mean) if processor.do_normalize else None,
                 image_std=tuple(processor.image_std) if processor.do_normalize else None,
             )
-        super().__init__(meta, score_threshold=config.score_threshold, top_k=config.top_k, class_agnostic=config.class_agnostic)
+        super().__init__(meta, score_threshold=config.score_threshold, top_k=config.top_k, class_agnostic=config.class_agnostic, tiles=config.tiles)
         self._torch = torch
         self.device = torch.device(config.device)
         self.dtype = getattr(torch, config.dtype)

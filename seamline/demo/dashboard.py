@@ -41,6 +41,7 @@ def stats_table(settings: DemoSettings, stats: LineStats, title: str = "Seamline
     table.add_row("handled automatically", _share(stats.auto_share))
     table.add_row("automatic accuracy", f"{_share(stats.auto_accuracy)} ({stats.escapes} defective passed)")
     table.add_row("classifier errors", str(stats.errors))
+    table.add_row("messages off contract", str(stats.invalid_messages))
     return table
 
 
@@ -99,6 +100,7 @@ def summary_markdown(settings: DemoSettings, stats: LineStats) -> str:
         ("defective garments passed automatically", str(stats.escapes)),
         ("line accuracy (a diversion counts as not right)", _share(stats.line_accuracy)),
         ("verdicts with a classifier error", str(stats.errors)),
+        ("MQTT messages that broke the contract's schema", str(stats.invalid_messages)),
     ]
     return (
         "# Seamline demo summary\n\n"

@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 
@@ -78,6 +79,7 @@ class LineStats:
     escapes: int  # truly defective (reject) garments the line passed automatically
     with_truth: int
     errors: int  # verdicts that carry a classifier error
+    invalid_messages: int  # verdicts or commands that broke the contract's schema
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -90,11 +92,28 @@ class LineMonitor:
     def __init__(self, truth: Truth | None = None) -> None:
         self.truth = truth
         self.traces: dict[str, GarmentTrace] = {}
+        self.invalid = 0  # messages that failed the contract's JSON Schema
         self._lock = threading.Lock()
 
-    def attach(self, bus, verdict_topic: str, command_topic: str) -> None:
-        bus.subscribe(verdict_topic, lambda _t, p: self.on_verdict(json.loads(p)))
-        bus.subscribe(command_topic, lambda _t, p: self.on_command(json.loads(p)))
+    def attach(self, bus: Any, verdict_topic: str, command_topic: str) -> None:
+        """Follow a line's topics on a ``MqttBus``; a message that breaks the contract's schema is counted, not used."""
+        from seamline.contract.mqtt import PayloadError, validate_payload
+
+        def checked(name: str, handle: Callable[[dict], None]) -> Callable[[str, bytes], None]:
+            def on_message(_topic: str, payload: bytes) -> None:
+                try:
+                    data = json.loads(payload)
+                    validate_payload(name, data)
+                except (ValueError, PayloadError):
+                    with self._lock:
+                        self.invalid += 1
+                    return
+                handle(data)
+
+            return on_message
+
+        bus.subscribe(verdict_topic, checked("verdicts", self.on_verdict))
+        bus.subscribe(command_topic, checked("commands", self.on_command))
 
     def _trace(self, item_id: str) -> GarmentTrace:
         trace = self.traces.get(item_id)
@@ -161,5 +180,6 @@ class LineMonitor:
             escapes=escapes,
             with_truth=len(judged),
             errors=sum(1 for t in traces if (t.verdict or {}).get("error")),
+            invalid_messages=self.invalid,
         )
 

@@ -47,6 +47,16 @@ def test_onnxruntime_matches_torch(onnx_model, tiny_rtdetr_dir):
     assert ort_det.meta.version == "tiny@test" and ort_det.providers == ["CPUExecutionProvider"]
 
 
+def test_tiled_detection_agrees_across_runtimes(onnx_model, tiny_rtdetr_dir):
+    ort_det = build_detector(OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05, top_k=20, tiles=(2, 2)))
+    torch_det = build_detector(TorchDetectorConfig(checkpoint=str(tiny_rtdetr_dir), score_threshold=0.05, top_k=20, tiles=(2, 2)))
+    frames = _frames()
+    for ours, ref in zip(ort_det.detect(frames), torch_det.detect(frames)):
+        assert len(ref) > 0 and len(ours) == len(ref)
+        assert _match(ours, ref) < 1e-2
+        assert ours.boxes[:, 2].max() <= 1281 and ours.boxes[:, 3].max() <= 721 and ours.boxes.min() >= -1
+
+
 def test_views_of_one_garment_run_as_one_batch(onnx_model):
     detector = build_detector(OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05), warm_up=False)
     frames = _frames(4)

@@ -55,12 +55,16 @@ def test_the_trained_checkpoint_runs_in_the_edge_torch_runtime(small_synth, tmp_
     from cloud.learning.coco_data import read_rgb
     from edge.detectors.torch_runtime import TorchDetector, TorchDetectorConfig
 
-    cfg = DetectorTrainConfig(data=small_synth, out_dir=tmp_path / "t", steps=2, batch_size=2, eval_every=0, eval_images=2, class_agnostic=True)
+    cfg = DetectorTrainConfig(
+        data=small_synth, out_dir=tmp_path / "t", steps=2, batch_size=2, eval_every=0, eval_images=2, class_agnostic=True, tiles=(2, 2),
+    )
     model_dir = train_detector(cfg, show_progress=False).model_dir
     detector = TorchDetector(TorchDetectorConfig(checkpoint=str(model_dir), score_threshold=0.0))
     image = read_rgb(next((small_synth / "images").iterdir()))
     [found] = detector.detect([image])
-    assert detector.meta.input_size == 320 and detector.meta.labels == ("defect",) and len(found) > 0
+    # The tile grid it was trained for travels with the checkpoint: the edge slices frames the same way.
+    assert detector.meta.input_size == 320 and detector.meta.labels == ("defect",) and detector.tiles == (2, 2)
+    assert len(found) > 0 and found.boxes[:, 2].max() <= image.shape[1] + 1
 
 
 def test_bad_data_is_a_clear_error(tmp_path):

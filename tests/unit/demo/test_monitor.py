@@ -52,3 +52,20 @@ def test_a_late_verdict_fills_in_the_latency_of_a_diverted_garment():
     stats = monitor.stats()
     assert stats.latency_ms["p50"] == pytest.approx(5700.0, abs=1e-3) and stats.overhead_ms["n"] == 0  # no overhead for misses
     assert stats.auto_share == 0.0 and stats.auto_accuracy is None
+
+
+class _Bus:
+    def __init__(self):
+        self.handlers = {}
+
+    def subscribe(self, topic, handler):
+        self.handlers[topic] = handler
+
+
+def test_messages_off_contract_are_counted_not_used():
+    bus = _Bus()
+    monitor = LineMonitor()
+    monitor.attach(bus, "v", "c")
+    bus.handlers["c"]("c", b"{not json")
+    bus.handlers["c"]("c", b'{"item_id": "a", "action": "explode"}')
+    assert monitor.invalid == 2 and monitor.stats().garments == 0 and monitor.stats().invalid_messages == 2

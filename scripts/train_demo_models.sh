@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Reproduce the demo models in models/demo/ with Seamline's own commands on its own synthetic data:
+#   bash scripts/train_demo_models.sh [WORK_DIR]        (default .cache/train; hours on 2 CPU cores, minutes on a GPU)
+# Steps: render a training line (seed 100) and a held-out line (seed 200); train the class-agnostic detector and
+# the tiny classifier; export the detector to ONNX; copy both, with their model cards, into models/demo/.
+set -euo pipefail
+source "$(dirname "$0")/setup.sh"
+WORK=${1:-.cache/train}
+DET_STEPS=${DET_STEPS:-2200}
+CLS_STEPS=${CLS_STEPS:-1500}
+S="$VENV/bin/seamline"
+
+[ -f "$WORK/det-train/annotations.json" ] || "$S" synth --garments 4000 --seed 100 --out "$WORK/det-train" -j 2 --no-progress
+[ -f "$WORK/det-val/annotations.json" ] || "$S" synth --garments 400 --seed 200 --out "$WORK/det-val" -j 2 --no-progress
+
+# Both trainings at once: the detector (the long one) gets the default threads, the classifier one (on a GPU box
+# drop OMP_NUM_THREADS and add --mixed-precision bf16).
+"$S" train detector "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/det-demo" --class-agnostic --tiles 2x2 \
+  --steps "$DET_STEPS" --batch-size 8 --lr 4e-4 --eval-every 1100 --checkpoint-every 250 --no-progress &
+DET=$!
+OMP_NUM_THREADS=1 "$S" train classifier "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/cls-demo" \
+  --steps "$CLS_STEPS" --batch-size 8 --lr 1e-3 --eval-examples 400 --no-progress &
+CLS=$!
+wait $DET
+wait $CLS
+
+mkdir -p models/demo/detector models/demo/classifier
+"$S" edge export "$WORK/runs/det-demo/model" --out models/demo/detector/detector.onnx --version "demo-detector@1"
+cp "$WORK/runs/det-demo/model/README.md" "$WORK/runs/det-demo/model/seamline_model.json" models/demo/detector/
+rm -rf models/demo/classifier && cp -r "$WORK/runs/cls-demo/model" models/demo/classifier
+echo "demo models written to models/demo/"
