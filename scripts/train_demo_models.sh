@@ -7,7 +7,7 @@ set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 WORK=${1:-.cache/train}
 DET_STEPS=${DET_STEPS:-2200}
-CLS_STEPS=${CLS_STEPS:-1500}
+CLS_STEPS=${CLS_STEPS:-4000}
 S="$VENV/bin/seamline"
 
 [ -f "$WORK/det-train/annotations.json" ] || "$S" synth --garments 4000 --seed 100 --out "$WORK/det-train" -j 2 --no-progress
@@ -19,7 +19,7 @@ S="$VENV/bin/seamline"
   --steps "$DET_STEPS" --batch-size 8 --lr 4e-4 --eval-every 1100 --checkpoint-every 250 --no-progress &
 DET=$!
 OMP_NUM_THREADS=1 "$S" train classifier "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/cls-demo" \
-  --steps "$CLS_STEPS" --batch-size 8 --lr 1e-3 --eval-examples 400 --no-progress &
+  --prompt-style v1-compact --steps "$CLS_STEPS" --batch-size 16 --lr 1e-3 --eval-examples 400 --no-progress &
 CLS=$!
 wait $DET
 wait $CLS

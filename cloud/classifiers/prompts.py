@@ -1,4 +1,5 @@
-"""Prompts for the region classifier: the seed's structured prompt (v2) and its few-shot version (v3).
+"""Prompts for the region classifier: the seed's structured prompt (v2), its few-shot version (v3), and a compact
+one (v1-compact) for a model fine-tuned on Seamline's verdicts, which needs the answer's shape but not the rubrics.
 
 Everything variable comes from configuration: the types, names and rubrics from the taxonomy, the language per
 line (en / ko / zh / ja), and how many few-shot examples each type gets (the seed gave pilling 5, others 2).
@@ -20,7 +21,7 @@ from seamline.config.taxonomy import Language, Taxonomy
 from seamline.domain import Severity
 
 PROMPT_REVISION = "1"
-Style = Literal["v2-structured", "v3-fewshot"]
+Style = Literal["v1-compact", "v2-structured", "v3-fewshot"]
 
 _TEXT = {
     "en": {
@@ -92,7 +93,11 @@ _SEED_EXAMPLES = [
 class PromptConfig(StrictModel):
     """How the classifier is asked."""
 
-    style: Style = Field(default="v3-fewshot", title="Style", description="v2-structured (instructions only) or v3-fewshot (with examples).")
+    style: Style = Field(
+        default="v3-fewshot", title="Style",
+        description="v2-structured (instructions and rubrics), v3-fewshot (plus examples), or v1-compact (type ids and "
+        "the answer shape only: for a model fine-tuned with `seamline train classifier` on that prompt).",
+    )
     language: Language = Field(default="en", title="Language", description="Operator language of the line: en, ko, zh or ja.")
     examples_per_type: int = Field(default=2, ge=0, le=5, title="Examples per type", description="Few-shot examples for each type.")
     examples_by_type: dict[str, int] = Field(
@@ -184,6 +189,9 @@ def prompt_version(config: PromptConfig, image_example_count: int = 0) -> str:
 def system_prompt(taxonomy: Taxonomy, config: PromptConfig) -> str:
     """The instructions, the type list with descriptions and rubrics, the answer shape and (v3) the examples."""
     t = _TEXT[config.language]
+    if config.style == "v1-compact":
+        example = json.dumps({"type": "stain", "severity": "minor", "decision": "pass", "reason": "..."}, ensure_ascii=False)
+        return "\n".join([t["role"], t["task"], ", ".join(taxonomy.label_ids), t["safety"], t["format"], example])
     lines = [t["role"], "", t["task"]]
     for defect in taxonomy.types:
         rubric = "; ".join(f"{s.value}: {defect.severity.get(s)}" for s in Severity)

@@ -85,7 +85,7 @@ def classifier(
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share held out without --val."),
     base: str = typer.Option("tiny", "--base", help="tiny (from config) or a Qwen2.5-VL folder / hub id."),
     mode: str = typer.Option("auto", "--mode", help="full, lora or auto (LoRA above 200 M parameters)."),
-    prompt_style: str = typer.Option("v2-structured", "--prompt-style", help="The prompt the service will use: v2-structured or v3-fewshot."),
+    prompt_style: str = typer.Option("v2-structured", "--prompt-style", help="The prompt the service will use: v1-compact, v2-structured or v3-fewshot."),
     language: str = typer.Option("en", "--language", help="Prompt language: en, ko, zh or ja."),
     steps: int = typer.Option(1500, "--steps", help="Optimizer steps."),
     batch_size: int = typer.Option(8, "--batch-size", help="Crops per step."),

@@ -97,7 +97,7 @@ def demo_config(settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_p
             "metrics_port": None,
         },
         "cloud": {
-            "classifier": {"model": "seamline-demo-classifier", "max_concurrency": 16, "prompt": {"style": "v2-structured"}},
+            "classifier": {"model": "seamline-demo-classifier", "max_concurrency": 16, "prompt": {"style": "v1-compact"}},
             "local_vllm": {"model": str(settings.classifier.resolve()), "port": vllm_port, "ready_timeout_s": settings.ready_timeout_s},
             **({"routing": routing} if routing else {}),
         },

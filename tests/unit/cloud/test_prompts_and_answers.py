@@ -68,3 +68,12 @@ def test_parse_answer():
 def test_bad_answers_are_refused(text, fragment):
     with pytest.raises(AnswerError, match=fragment):
         parse_answer(text, TAXONOMY)
+
+
+@pytest.mark.parametrize("language", ["en", "ko", "zh", "ja"])
+def test_compact_prompt_names_every_label_and_the_answer_shape_only(language):
+    config = PromptConfig(style="v1-compact", language=language)
+    prompt = system_prompt(TAXONOMY, config)
+    assert ", ".join(TAXONOMY.label_ids) in prompt and '"severity"' in prompt
+    assert TAXONOMY.types[0].description not in prompt and len(prompt) < len(system_prompt(TAXONOMY, PromptConfig(style="v2-structured", language=language))) / 4
+    assert prompt_version(config) == f"v1-compact.1@{language}"
