@@ -6,17 +6,17 @@
 set -euo pipefail
 source "$(dirname "$0")/setup.sh"
 WORK=${1:-.cache/train}
-DET_STEPS=${DET_STEPS:-2200}
+DET_STEPS=${DET_STEPS:-1700}
 CLS_STEPS=${CLS_STEPS:-4000}
 S="$VENV/bin/seamline"
 
 [ -f "$WORK/det-train/annotations.json" ] || "$S" synth --garments 4000 --seed 100 --out "$WORK/det-train" -j 2 --no-progress
 [ -f "$WORK/det-val/annotations.json" ] || "$S" synth --garments 400 --seed 200 --out "$WORK/det-val" -j 2 --no-progress
 
-# Both trainings at once: the detector (the long one) gets the default threads, the classifier one (on a GPU box
-# drop OMP_NUM_THREADS and add --mixed-precision bf16).
-"$S" train detector "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/det-demo" --class-agnostic --tiles 2x2 \
-  --steps "$DET_STEPS" --batch-size 8 --lr 4e-4 --eval-every 1100 --checkpoint-every 250 --no-progress &
+# Both trainings at once, one thread each (two processes on two cores; on a GPU box drop OMP_NUM_THREADS and add
+# --mixed-precision bf16).
+OMP_NUM_THREADS=1 "$S" train detector "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/det-demo" --class-agnostic --tiles 2x2 \
+  --steps "$DET_STEPS" --batch-size 8 --lr 4e-4 --eval-every 850 --checkpoint-every 250 --no-progress &
 DET=$!
 OMP_NUM_THREADS=1 "$S" train classifier "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/cls-demo" \
   --prompt-style v1-compact --steps "$CLS_STEPS" --batch-size 16 --lr 1e-3 --eval-examples 400 --no-progress &
