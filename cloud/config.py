@@ -23,7 +23,7 @@ class LocalVllmConfig(StrictModel):
 class CloudConfig(StrictModel):
     """The cloud classifier service."""
 
-    crop_store: str = Field(default="crops", title="Crop store", description="Directory (relative to storage.data_dir) or file:// URL for crop images.")
+    crop_store: str = Field(default="crops", title="Crop store", description="Directory (relative to storage.data_dir), file:// URL, or s3://bucket/prefix?endpoint=...&region=... for an S3-compatible store.")
     audit_url: str | None = Field(default=None, title="Audit database", description="SQLAlchemy URL (postgresql+psycopg://...); default SQLite under storage.data_dir.")
     limits: IngressLimits = Field(default_factory=IngressLimits, title="Ingress limits", description="What garments are accepted.")
     classifier: VllmClassifierConfig = Field(default_factory=VllmClassifierConfig, title="Classifier", description="The vision-language model endpoint and prompt.")

@@ -1,7 +1,11 @@
-"""Where crop images live: a local directory by default (fsync'd before the garment is acked).
+"""Where crop images live: a local directory by default (fsync'd before the garment is acked), or an S3-compatible
+object store for scale-out (AWS S3, MinIO, Ceph RGW, rclone serve s3...). The URL in configuration picks one:
 
-The interface is small so an object store (S3-compatible, for scale-out) can sit behind the same calls; the URL
-in configuration picks the implementation.
+- ``crops``, ``/var/lib/seamline/crops`` or ``file:///...``: a directory;
+- ``s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1``: objects ``prefix/<key>.<ext>`` in a bucket.
+  Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a profile, an
+  instance role), never from the URL. A PUT that S3 answers with success is durable, so ``put`` returning means
+  stored, as the ingress requires before it acks.
 """
 
 from __future__ import annotations
@@ -9,7 +13,8 @@ from __future__ import annotations
 import os
 from abc import ABC, abstractmethod
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from seamline.errors import ConfigError
 
@@ -64,12 +69,58 @@ class LocalCropStore(CropStore):
         return path.read_bytes()
 
 
+class S3CropStore(CropStore):
+    """Objects in an S3-compatible bucket: ``s3://<bucket>/<prefix>/<key>.<ext>``."""
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None, client: Any = None) -> None:
+        if client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError as exc:
+                from seamline.errors import MissingDependencyError
+
+                raise MissingDependencyError("boto3", "cloud", "The S3 crop store") from exc
+            # Path-style addressing works with every S3-compatible server; retries cover brief outages.
+            config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+            client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        self.client = client
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+
+    def _key(self, key: str, encoding: str) -> str:
+        parts = [p for p in key.split("/") if p]
+        if not parts or any(p in (".", "..") for p in parts):
+            raise ValueError(f"bad crop key {key!r}")
+        return "/".join([*([self.prefix] if self.prefix else []), *parts]) + "." + _EXTENSIONS[encoding]
+
+    def put(self, key: str, data: bytes, encoding: str) -> str:
+        object_key = self._key(key, encoding)
+        self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data, ContentType=f"image/{encoding}")
+        return f"s3://{self.bucket}/{object_key}"
+
+    def get(self, uri: str) -> bytes:
+        parts = urlsplit(uri)
+        key = parts.path.lstrip("/")
+        if parts.scheme != "s3" or parts.netloc != self.bucket or (self.prefix and not key.startswith(self.prefix + "/")):
+            raise ValueError(f"{uri} is outside the crop store s3://{self.bucket}/{self.prefix}")
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
 def crop_store_from_url(url: str, base: Path | None = None) -> CropStore:
-    """``file:///abs/path``, ``file:rel/path`` or a plain path -> LocalCropStore."""
+    """A crop store for ``url`` (see the module doc); relative directories resolve against ``base``."""
     parts = urlsplit(url)
     if parts.scheme in ("", "file"):
         path = Path(parts.path if parts.scheme else url)
         if not path.is_absolute() and base is not None:
             path = base / path
         return LocalCropStore(path)
-    raise ConfigError(f"crop store URL {url!r}: only local paths (file://) are supported in this version")
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise ConfigError(f"crop store URL {url!r}: name a bucket, e.g. s3://seamline-crops/prod")
+        options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        unknown = sorted(set(options) - {"endpoint", "region"})
+        if unknown:
+            raise ConfigError(f"crop store URL {url!r}: unknown option(s) {unknown}; use endpoint= and region=")
+        return S3CropStore(parts.netloc, parts.path, endpoint_url=options.get("endpoint"), region=options.get("region"))
+    raise ConfigError(f"crop store URL {url!r}: use a directory, file:// or s3://bucket/prefix")
