@@ -19,7 +19,7 @@ OMP_NUM_THREADS=1 "$S" train detector "$WORK/det-train" --val "$WORK/det-val" -o
   --steps "$DET_STEPS" --batch-size 8 --lr 4e-4 --eval-every 850 --checkpoint-every 250 --no-progress &
 DET=$!
 OMP_NUM_THREADS=1 "$S" train classifier "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/cls-demo" \
-  --prompt-style v1-compact --steps "$CLS_STEPS" --batch-size 16 --lr 1e-3 --eval-examples 400 --no-progress &
+  --base small --prompt-style v1-compact --steps "$CLS_STEPS" --batch-size 16 --lr 1e-3 --eval-examples 400 --no-progress &
 CLS=$!
 wait $DET
 wait $CLS

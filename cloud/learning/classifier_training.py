@@ -62,7 +62,7 @@ class ClassifierTrainConfig(TrainRunConfig):
 
     data: Path = Field(title="Training data", description="A `seamline synth` folder, or a verified-store JSONL export.")
     val_data: Path | None = Field(default=None, title="Held-out data", description="Separate held-out data; default: hold out val_fraction of the source images.")
-    base: str = Field(default="tiny", title="Base model", description="tiny (built from config) or a checkpoint folder / hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct).")
+    base: str = Field(default="tiny", title="Base model", description="tiny or small (built from config, random weights) or a checkpoint folder / hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct).")
     mode: Literal["auto", "full", "lora"] = Field(default="auto", title="Mode", description="full or LoRA training; auto: LoRA above 200 M parameters.")
     taxonomy: Path = Field(default=DEFAULT_TAXONOMY_PATH, title="Taxonomy", description="Taxonomy file (types, severities, reject rule).")
     prompt: PromptConfig = Field(
@@ -77,6 +77,12 @@ class ClassifierTrainConfig(TrainRunConfig):
     lora_r: int = Field(default=16, ge=1, title="LoRA rank", description="Adapter rank.")
     lora_alpha: int = Field(default=32, ge=1, title="LoRA alpha", description="Adapter scaling.")
     lora_dropout: float = Field(default=0.05, ge=0, lt=1, title="LoRA dropout", description="Adapter dropout.")
+    aux_vision_loss: float = Field(
+        default=1.0, ge=0, title="Vision auxiliary loss",
+        description="Full training only: weight of a defect-type cross-entropy on the vision tower's pooled features "
+        "(a temporary linear head, dropped after training). A vision tower trained from scratch gets its signal "
+        "directly instead of only through the language model's answer tokens. 0 disables.",
+    )
     max_examples: int | None = Field(default=None, ge=1, title="Most examples", description="Cap on training crops read.")
     eval_examples: int = Field(default=400, ge=1, title="Held-out examples", description="Most held-out crops evaluated at the end.")
     max_new_tokens: int = Field(default=64, ge=16, le=512, title="Answer budget", description="Tokens generated per held-out answer.")
@@ -206,10 +212,10 @@ def _load_base(cfg: ClassifierTrainConfig) -> tuple[Any, Any, str]:
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
 
     source: str | Path = cfg.base
-    if cfg.base == "tiny":
+    if cfg.base in ("tiny", "small"):
         from seamline.modelzoo.tiny_qwen import build_tiny_qwen2_5_vl
 
-        source = build_tiny_qwen2_5_vl(cfg.out_dir / "init", seed=cfg.seed)
+        source = build_tiny_qwen2_5_vl(cfg.out_dir / "init", seed=cfg.seed, size=cfg.base)
     try:
         processor = AutoProcessor.from_pretrained(source)
         model = Qwen2_5_VLForConditionalGeneration.from_pretrained(source, dtype=torch.float32)
@@ -227,6 +233,15 @@ def _load_base(cfg: ClassifierTrainConfig) -> tuple[Any, Any, str]:
         )
         model = get_peft_model(model, lora)
     return model, processor, mode
+
+
+def _vision_loss(model: Any, head: Any, batch: dict[str, Any], labels: list[int]) -> Any:
+    """Cross-entropy of the defect type from each image's pooled vision tokens."""
+    import torch
+
+    tokens = model.model.get_image_features(batch["pixel_values"], batch["image_grid_thw"]).pooler_output
+    pooled = torch.stack([torch.cat([t.mean(0), t.max(0).values]) for t in tokens])
+    return torch.nn.functional.cross_entropy(head(pooled), torch.tensor(labels, device=pooled.device))
 
 
 def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, command: str | None = None, show_progress: bool = True) -> TrainResult:
@@ -255,17 +270,25 @@ def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, co
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.cpu)
     model, processor, mode = _load_base(cfg)
     encoder = PromptEncoder(processor, taxonomy, cfg.prompt)
-    trainable = [p for p in model.parameters() if p.requires_grad]
+    aux_head = None
+    label_index = {label: i for i, label in enumerate(taxonomy.label_ids)}
+    if mode == "full" and cfg.aux_vision_loss > 0:
+        width = model.config.vision_config.out_hidden_size
+        aux_head = torch.nn.Linear(2 * width, len(label_index))  # [mean, max] of the image's tokens
+    trainable = [p for p in model.parameters() if p.requires_grad] + (list(aux_head.parameters()) if aux_head else [])
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup_steps))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if aux_head is not None:
+        aux_head = aux_head.to(accelerator.device)
     start_step = 0
     if resume_run:
         start_step, state = resume(accelerator, out)
         logger.info("resumed from %s at step %d", state, start_step)
 
     log = RunLog(out / "log.jsonl").write
-    running: list[float] = []
+    running: list[float] = []  # the optimised loss (answer tokens + the vision auxiliary loss)
+    answer_losses: list[float] = []  # answer tokens only
     model.train()
     progress = progress_bar("train classifier", show=show_progress)
     # Class-balanced sampling: each step draws types uniformly, then a crop of that type, so rare types
@@ -279,14 +302,19 @@ def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, co
         for step in range(start_step, cfg.steps):
             rng = np.random.default_rng([cfg.seed, step])
             picks = [by_type[types[t]][int(rng.integers(len(by_type[types[t]])))] for t in rng.integers(len(types), size=cfg.batch_size)]
-            batch = {k: v.to(accelerator.device) for k, v in encoder.training_batch([train[i] for i in picks]).items()}
+            examples = [train[i] for i in picks]
+            batch = {k: v.to(accelerator.device) for k, v in encoder.training_batch(examples).items()}
             with accelerator.autocast():
                 loss = model(**batch).loss
+                answer_losses.append(float(loss.item()))
+                if aux_head is not None:
+                    loss = loss + cfg.aux_vision_loss * _vision_loss(model, aux_head, batch, [label_index[e.target["type"]] for e in examples])
             running.append(optimizer_step(accelerator, loss, trainable, optimizer, scheduler, clip=cfg.grad_clip, step=step))
             done = step + 1
             progress.update(task, completed=done, loss=f"{np.mean(running[-cfg.log_every:]):.3f}")
             if done % cfg.log_every == 0:
-                log({"step": done, "loss": float(np.mean(running[-cfg.log_every:])), "lr": scheduler.get_last_lr()[0],
+                log({"step": done, "loss": float(np.mean(running[-cfg.log_every:])),
+                     "answer_loss": float(np.mean(answer_losses[-cfg.log_every:])), "lr": scheduler.get_last_lr()[0],
                      "elapsed_s": round(time.perf_counter() - started, 1)})
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save_state(accelerator, out, done, cfg.keep_checkpoints)

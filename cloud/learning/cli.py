@@ -83,13 +83,14 @@ def classifier(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder: model/, checkpoints/, log.jsonl, metrics.json."),
     val_data: Path | None = typer.Option(None, "--val", help="Separate held-out data (default: hold out --val-fraction)."),
     val_fraction: float = typer.Option(0.2, "--val-fraction", help="Share held out without --val."),
-    base: str = typer.Option("tiny", "--base", help="tiny (from config) or a Qwen2.5-VL folder / hub id."),
+    base: str = typer.Option("tiny", "--base", help="tiny or small (from config) or a Qwen2.5-VL folder / hub id."),
     mode: str = typer.Option("auto", "--mode", help="full, lora or auto (LoRA above 200 M parameters)."),
     prompt_style: str = typer.Option("v2-structured", "--prompt-style", help="The prompt the service will use: v1-compact, v2-structured or v3-fewshot."),
     language: str = typer.Option("en", "--language", help="Prompt language: en, ko, zh or ja."),
     steps: int = typer.Option(1500, "--steps", help="Optimizer steps."),
     batch_size: int = typer.Option(8, "--batch-size", help="Crops per step."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (about 1e-4 for LoRA)."),
+    aux_vision_loss: float = typer.Option(1.0, "--aux-vision-loss", help="Full training: weight of the vision tower's type loss (0: off)."),
     eval_examples: int = typer.Option(400, "--eval-examples", help="Most held-out crops evaluated."),
     max_examples: int | None = typer.Option(None, "--max-examples", help="Cap on training crops read."),
     mixed_precision: str = typer.Option("no", "--mixed-precision", help="no, fp16 or bf16."),
@@ -106,7 +107,7 @@ def classifier(
     try:
         cfg = ClassifierTrainConfig(
             data=data, val_data=val_data, val_fraction=val_fraction, out_dir=out, base=base, mode=mode,
-            prompt=PromptConfig(style=prompt_style, language=language), steps=steps, batch_size=batch_size, lr=lr,
+            prompt=PromptConfig(style=prompt_style, language=language), steps=steps, batch_size=batch_size, lr=lr, aux_vision_loss=aux_vision_loss,
             eval_examples=eval_examples, max_examples=max_examples, mixed_precision=mixed_precision, cpu=cpu,
             seed=seed, version=version,
         )

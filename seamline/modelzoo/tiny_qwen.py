@@ -12,7 +12,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from seamline.modelzoo._deps import require
 from seamline.modelzoo.qwen_tokenizer import (
@@ -72,17 +72,24 @@ _VISION = {
 }
 
 
-def tiny_qwen2_5_vl_config(token_ids: dict[str, int], vocab_size: int) -> Qwen2_5_VLConfig:
-    """The tiny model's config with the tokenizer's special-token ids wired in.
+# "small": the demo classifier's base — a vision tower wide and deep enough to learn defect textures from
+# scratch (the tiny one only separates colours); still a few million parameters and CPU-trainable.
+_SMALL_VISION = {"depth": 4, "hidden_size": 128, "intermediate_size": 512, "num_heads": 2, "fullatt_block_indexes": [1, 3]}
+QwenSize = Literal["tiny", "small"]
+
+
+def tiny_qwen2_5_vl_config(token_ids: dict[str, int], vocab_size: int, size: QwenSize = "tiny") -> Qwen2_5_VLConfig:
+    """The tiny (or small) model's config with the tokenizer's special-token ids wired in.
 
     Args:
         token_ids: Ids of Qwen's added tokens (``qwen_tokenizer.added_token_ids``).
         vocab_size: Embedding rows; at least the tokenizer's length (padded to a multiple of 64, like Qwen's).
+        size: ``tiny`` (tests) or ``small`` (a larger vision tower, the demo classifier's base).
     """
     transformers = require("transformers", "Building the tiny Qwen2.5-VL")
     eos, pad = token_ids["<|im_end|>"], token_ids["<|endoftext|>"]
     text = dict(_TEXT, vocab_size=vocab_size, bos_token_id=pad, eos_token_id=eos, pad_token_id=pad)
-    vision = dict(_VISION, out_hidden_size=_TEXT["hidden_size"])
+    vision = dict(_VISION, **(_SMALL_VISION if size == "small" else {}), out_hidden_size=_TEXT["hidden_size"])
     return transformers.Qwen2_5_VLConfig(
         text_config=text,
         vision_config=vision,
@@ -125,12 +132,13 @@ def _build_processor(tokenizer: Any) -> Any:
     )
 
 
-def build_tiny_qwen2_5_vl(out_dir: Path, *, seed: int = 0) -> Path:
+def build_tiny_qwen2_5_vl(out_dir: Path, *, seed: int = 0, size: QwenSize = "tiny") -> Path:
     """Build a tiny random Qwen2.5-VL (tokenizer, processor, config, generation config, bf16 weights) in ``out_dir``.
 
     Args:
         out_dir: Target directory; created if missing. Files already there are overwritten.
         seed: Seed for the random weights (the tokenizer is deterministic regardless).
+        size: ``tiny`` (tests, ~0.8 M parameters) or ``small`` (the demo classifier's base: a deeper, wider vision tower).
 
     Returns:
         ``out_dir``, loadable with ``from_pretrained`` and by ``vllm serve``.
@@ -145,7 +153,7 @@ def build_tiny_qwen2_5_vl(out_dir: Path, *, seed: int = 0) -> Path:
     tokenizer = build_tiny_qwen_tokenizer(model_max_length=MAX_POSITION_EMBEDDINGS)
     token_ids = added_token_ids(tokenizer)
     vocab_size = -(-len(tokenizer) // 64) * 64
-    config = tiny_qwen2_5_vl_config(token_ids, vocab_size)
+    config = tiny_qwen2_5_vl_config(token_ids, vocab_size, size)
 
     torch.manual_seed(seed)
     model = transformers.Qwen2_5_VLForConditionalGeneration(config).to(torch.bfloat16).eval()
