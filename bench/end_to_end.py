@@ -2,7 +2,7 @@
 model compute, the share handled automatically and its accuracy against the synthetic truth; then the routing
 bands swept (0.90-0.97 automatic / 0.60-0.80 high priority) by replaying the recorded verdicts, drawn as a chart.
 
-Run: .venv/bin/python bench/end_to_end.py [--garments 200] [--rate 2] [--views 1] [--chart docs/img/threshold_sweep.png]
+Run: .venv/bin/python bench/end_to_end.py [--garments 150] [--rate 1] [--views 1] [--chart docs/img/threshold_sweep.png]
 
 The run is the demo itself (`seamline demo`: broker, cloud service with local vLLM, edge agent on ONNX Runtime,
 synthetic line), so what is measured is the deployed path. The sweep re-decides each cloud verdict with the
@@ -102,8 +102,8 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--garments", type=int, default=200)
-    parser.add_argument("--rate", type=float, default=2.0)
+    parser.add_argument("--garments", type=int, default=150)
+    parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--views", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(".cache/bench/e2e"))
     parser.add_argument("--detector", type=Path, default=None, help="ONNX detector (default: the shipped demo detector)")

@@ -23,6 +23,9 @@ OMP_NUM_THREADS=1 "$S" train classifier "$WORK/det-train" --val "$WORK/det-val" 
 CLS=$!
 wait $DET
 wait $CLS
+# The demo classifier was then trained on, from its step-4000 state, to step 5500 (the schedule restarts from there).
+OMP_NUM_THREADS=1 "$S" train classifier "$WORK/det-train" --val "$WORK/det-val" -o "$WORK/runs/cls-demo" \
+  --base small --prompt-style v1-compact --steps 5500 --batch-size 16 --lr 1e-3 --eval-examples 400 --resume --no-progress
 
 mkdir -p models/demo/detector models/demo/classifier
 "$S" edge export "$WORK/runs/det-demo/model" --out models/demo/detector/detector.onnx --version "demo-detector@1"

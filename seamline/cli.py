@@ -52,7 +52,7 @@ def validate_config(
 @app.command("demo")
 def demo(
     garments: int = typer.Option(120, "--garments", "-n", help="Garments the synthetic line sends."),
-    rate: float = typer.Option(2.0, "--rate", help="Belt rate, garments per second."),
+    rate: float = typer.Option(1.0, "--rate", help="Belt rate, garments per second (1/s suits a 2-core machine)."),
     views: int = typer.Option(1, "--views", help="Camera views per garment (1-4)."),
     out: Path = typer.Option(Path("demo-run"), "--out", "-o", help="Folder for the config, logs, data and summary."),
     detector: Path | None = typer.Option(None, "--detector", help="ONNX detector (default: the shipped demo detector)."),

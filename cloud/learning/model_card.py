@@ -24,7 +24,9 @@ def detector_card(card: dict[str, Any]) -> str:
         _front_matter(["object-detection", "rt-detr", "seamline"])
         + f"# {card['model']} (version {card['version']})\n\n"
         f"Labels: {', '.join(card['labels'])}. Input {card['input_size']}x{card['input_size']}, "
-        f"{card['parameters'] / 1e6:.1f} M parameters.\n\n"
+        f"{card['parameters'] / 1e6:.1f} M parameters"
+        + (f"; sliced inference in {card['tiles'][0]}x{card['tiles'][1]} tiles" if tuple(card.get("tiles", (1, 1))) != (1, 1) else "")
+        + ".\n\n"
         "## Data\n\n"
         f"- Training: `{card['data']['source']}`, {card['data']['train_images']} images; instances per label: "
         f"{card['data']['train_instances']}.\n"

@@ -45,7 +45,7 @@ class DemoError(SeamlineError):
 @dataclass
 class DemoSettings:
     garments: int = 120
-    rate_hz: float = 2.0
+    rate_hz: float = 1.0  # what 2 CPU cores sustain with the tiled detector and vLLM sharing them
     views: int = 1
     seed: int = 7  # a synthetic line seed the demo models never trained on (training used 100 and 200)
     out_dir: Path = Path("demo-run")
@@ -92,7 +92,8 @@ def demo_config(settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_p
         "edge": {
             "source": {"type": "synthetic", "rate_hz": settings.rate_hz, "count": settings.garments,
                        "synth": {"views": settings.views, "seed": settings.seed}},
-            "detector": {"type": "onnxruntime", "model": str(settings.detector.resolve()), "providers": ["cpu"], "score_threshold": 0.25},
+            "detector": {"type": "onnxruntime", "model": str(settings.detector.resolve()), "providers": ["cpu"], "score_threshold": 0.25,
+                         "intra_op_threads": 1},  # vLLM keeps a core busy; one thread avoids contending for it
             "timing": {"belt_speed_m_s": 0.5, "distance_to_diverter_m": 3.0, "actuation_margin_s": 0.3},
             "metrics_port": None,
         },
