@@ -1,5 +1,7 @@
 """The audit store: every accepted garment, its crops, and later its verdict and publication.
 
+The tables are in tables.py, made and upgraded by Alembic (schema.py) when a store opens.
+
 SQLAlchemy Core over SQLite (default, WAL, synchronous FULL) or PostgreSQL (a ``postgresql+psycopg://`` URL):
 the same calls scale out by changing the URL. Writes are synchronous; async callers run them in a thread.
 """
@@ -8,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,70 +19,12 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from cloud.ingress.records import GarmentRecord
+from cloud.storage.schema import upgrade
+from cloud.storage.tables import crops, garments, review_items
 from seamline.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
-metadata = sa.MetaData()
-
-garments = sa.Table(
-    "garments",
-    metadata,
-    sa.Column("item_id", sa.String(128), primary_key=True),
-    sa.Column("site_id", sa.String(64), nullable=False),
-    sa.Column("line_id", sa.String(64), nullable=False),
-    sa.Column("station_id", sa.String(64), nullable=False),
-    sa.Column("agent_id", sa.String(128), nullable=False),
-    sa.Column("captured_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("deadline_at", sa.DateTime(timezone=True)),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("detector_version", sa.String(128), nullable=False),
-    sa.Column("views", sa.JSON, nullable=False),
-    sa.Column("operator_note", sa.Text),
-    sa.Column("sensor_readings", sa.JSON, nullable=False),
-    # accepted -> classified -> published
-    sa.Column("status", sa.String(16), nullable=False, default="accepted"),
-    sa.Column("verdict_id", sa.String(64)),
-    sa.Column("verdict", sa.JSON),
-    sa.Column("classified_at", sa.DateTime(timezone=True)),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
-)
-sa.Index("garments_status", garments.c.status, garments.c.received_at)
-
-crops = sa.Table(
-    "crops",
-    metadata,
-    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("crop_id", sa.String(64), primary_key=True),
-    sa.Column("view_index", sa.Integer, nullable=False),
-    sa.Column("box", sa.JSON, nullable=False),
-    sa.Column("crop_box", sa.JSON, nullable=False),
-    sa.Column("detector_score", sa.Float, nullable=False),
-    sa.Column("detector_label", sa.String(64), nullable=False),
-    sa.Column("encoding", sa.String(8), nullable=False),
-    sa.Column("width", sa.Integer, nullable=False),
-    sa.Column("height", sa.Integer, nullable=False),
-    sa.Column("size_bytes", sa.Integer, nullable=False),
-    sa.Column("uri", sa.Text, nullable=False),
-    sa.Column("operator_note", sa.Text),
-)
-
-
-# Garments routed to people wait here, highest priority first, oldest first within a priority; the review
-# console (its own issue) takes items from this table.
-review_items = sa.Table(
-    "review_items",
-    metadata,
-    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
-    sa.Column("site_id", sa.String(64), nullable=False),
-    sa.Column("line_id", sa.String(64), nullable=False),
-    sa.Column("priority", sa.String(8), nullable=False),
-    sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 high, 1 medium, 2 low: sortable
-    sa.Column("status", sa.String(16), nullable=False, default="queued"),
-    sa.Column("verdict_id", sa.String(64), nullable=False),
-    sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
-)
-sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)
 _PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
 
 
@@ -112,10 +56,10 @@ class AuditStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
-        metadata.create_all(engine)
+        upgrade(engine)
 
     @classmethod
-    def from_url(cls, url: str) -> "AuditStore":
+    def from_url(cls, url: str) -> AuditStore:
         return cls(create_audit_engine(url))
 
     def has(self, item_id: str) -> bool:
@@ -227,4 +171,4 @@ class AuditStore:
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -1,7 +1,6 @@
 """The audit store on SQLite (default) and PostgreSQL (by URL, when a server answers on 127.0.0.1:5432)."""
 
-import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +12,7 @@ pytestmark = pytest.mark.integration
 
 
 def _record(item_id: str) -> GarmentRecord:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     crop = CropRecord("v0-c0", 0, (1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 8.0, 8.0), 0.7, "defect", "jpeg", b"x", 8, 8)
     return GarmentRecord(item_id, "site1", "line1", "st1", "edge", now, None, now, "d@1", ((0, 1280, 720),), (crop,), sensor_readings=(("k", "v"),))
 
@@ -40,22 +39,7 @@ def test_sqlite(tmp_path):
         assert conn.execute(sa.text("PRAGMA journal_mode")).scalar() == "wal"
 
 
-def test_postgresql():
-    admin_url = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-    try:
-        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception as exc:
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {exc.__class__.__name__}")
-    name = f"seamline_test_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        store = AuditStore.from_url(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-        _exercise(store)
-        store.engine.dispose()
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+def test_postgresql(postgres_url):
+    store = AuditStore.from_url(postgres_url)
+    _exercise(store)
+    store.engine.dispose()

@@ -1,0 +1,157 @@
+"""The audit store's tables, as SQLAlchemy Core. The schema itself is made by the Alembic migrations in
+``migrations/``; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+TZ = sa.DateTime(timezone=True)
+
+metadata = sa.MetaData()
+
+garments = sa.Table(
+    "garments",
+    metadata,
+    sa.Column("item_id", sa.String(128), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("line_id", sa.String(64), nullable=False),
+    sa.Column("station_id", sa.String(64), nullable=False),
+    sa.Column("agent_id", sa.String(128), nullable=False),
+    sa.Column("captured_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("deadline_at", sa.DateTime(timezone=True)),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("detector_version", sa.String(128), nullable=False),
+    sa.Column("views", sa.JSON, nullable=False),
+    sa.Column("operator_note", sa.Text),
+    sa.Column("sensor_readings", sa.JSON, nullable=False),
+    # accepted -> classified -> published
+    sa.Column("status", sa.String(16), nullable=False, default="accepted"),
+    sa.Column("verdict_id", sa.String(64)),
+    sa.Column("verdict", sa.JSON),
+    sa.Column("classified_at", sa.DateTime(timezone=True)),
+    sa.Column("published_at", sa.DateTime(timezone=True)),
+)
+sa.Index("garments_status", garments.c.status, garments.c.received_at)
+
+crops = sa.Table(
+    "crops",
+    metadata,
+    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("crop_id", sa.String(64), primary_key=True),
+    sa.Column("view_index", sa.Integer, nullable=False),
+    sa.Column("box", sa.JSON, nullable=False),
+    sa.Column("crop_box", sa.JSON, nullable=False),
+    sa.Column("detector_score", sa.Float, nullable=False),
+    sa.Column("detector_label", sa.String(64), nullable=False),
+    sa.Column("encoding", sa.String(8), nullable=False),
+    sa.Column("width", sa.Integer, nullable=False),
+    sa.Column("height", sa.Integer, nullable=False),
+    sa.Column("size_bytes", sa.Integer, nullable=False),
+    sa.Column("uri", sa.Text, nullable=False),
+    sa.Column("operator_note", sa.Text),
+)
+
+
+# Garments routed to people wait here, highest priority first, oldest first within a priority
+# (cloud/review/queue.py). A reviewer claims one with a lease; an expired lease puts it back.
+review_items = sa.Table(
+    "review_items",
+    metadata,
+    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("line_id", sa.String(64), nullable=False),
+    sa.Column("priority", sa.String(8), nullable=False),
+    sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 high, 1 medium, 2 low: sortable
+    sa.Column("status", sa.String(16), nullable=False, default="queued"),
+    sa.Column("verdict_id", sa.String(64), nullable=False),
+    sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+    # queued -> in_review (claimed_by, lease) -> decided; an expired lease returns it to queued
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_at", sa.DateTime(timezone=True)),
+    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
+    sa.Column("decided_at", sa.DateTime(timezone=True)),
+)
+sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)
+sa.Index("review_items_claims", review_items.c.claimed_by, review_items.c.status)
+
+
+reviewers = sa.Table(
+    "reviewers",
+    metadata,
+    sa.Column("reviewer_id", sa.String(64), primary_key=True),
+    sa.Column("display_name", sa.String(128), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),  # scrypt, see cloud/review/auth.py
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+)
+
+# A browser session: the cookie holds a random token, the table only its SHA-256.
+review_sessions = sa.Table(
+    "review_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("reviewer_id", sa.String(64), sa.ForeignKey("reviewers.reviewer_id", ondelete="CASCADE"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("expires_at", TZ, nullable=False),
+)
+sa.Index("review_sessions_reviewer", review_sessions.c.reviewer_id)
+
+# One human decision per garment, with the final verdict it produced (published_at set on the broker's ack).
+review_decisions = sa.Table(
+    "review_decisions",
+    metadata,
+    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("reviewer_id", sa.String(64), nullable=False),
+    sa.Column("decision", sa.String(8), nullable=False),  # pass | reject
+    sa.Column("note", sa.Text),
+    sa.Column("decided_at", TZ, nullable=False),
+    sa.Column("ai_verdict_id", sa.String(64), nullable=False),
+    sa.Column("ai_call", sa.String(8), nullable=False),  # pass | review | reject: what the classifier suggested
+    sa.Column("outcome", sa.String(24), nullable=False),  # garment-level feedback type (cloud/review/feedback.py)
+    sa.Column("verdict_id", sa.String(64), nullable=False),
+    sa.Column("verdict", sa.JSON, nullable=False),
+    sa.Column("published_at", TZ),
+)
+sa.Index("review_decisions_decided", review_decisions.c.decided_at)
+
+# The AI's answer and the person's for every region of a reviewed garment: crops, and boxes the reviewer drew
+# for defects the detector missed (crop_id NULL, ai_* NULL).
+review_feedback = sa.Table(
+    "review_feedback",
+    metadata,
+    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("region_id", sa.String(64), primary_key=True),
+    sa.Column("crop_id", sa.String(64)),
+    sa.Column("view_index", sa.Integer, nullable=False),
+    sa.Column("box", sa.JSON, nullable=False),
+    sa.Column("ai_type", sa.String(48)),
+    sa.Column("ai_severity", sa.String(8)),
+    sa.Column("ai_decision", sa.String(8)),
+    sa.Column("ai_score", sa.Float),
+    sa.Column("human_type", sa.String(48), nullable=False),
+    sa.Column("human_severity", sa.String(8), nullable=False),
+    sa.Column("outcome", sa.String(24), nullable=False),
+    sa.Column("severity_agrees", sa.Boolean),
+    sa.Column("reviewer_id", sa.String(64), nullable=False),
+    sa.Column("decided_at", TZ, nullable=False),
+)
+sa.Index("review_feedback_decided", review_feedback.c.decided_at)
+
+# The verified store: human labels, the ground truth that exports (COCO, JSONL, Label Studio) and retraining read.
+verified_labels = sa.Table(
+    "verified_labels",
+    metadata,
+    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("region_id", sa.String(64), primary_key=True),
+    sa.Column("crop_id", sa.String(64)),
+    sa.Column("view_index", sa.Integer, nullable=False),
+    sa.Column("box", sa.JSON, nullable=False),
+    sa.Column("type", sa.String(48), nullable=False),
+    sa.Column("severity", sa.String(8), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # review (later: imports from Label Studio)
+    sa.Column("reviewer_id", sa.String(64), nullable=False),
+    sa.Column("verified_at", TZ, nullable=False),
+)
+sa.Index("verified_labels_verified", verified_labels.c.verified_at)
