@@ -28,8 +28,17 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   # or pip's configured indexes, else from PyTorch's CPU index.
   "$PY" -m pip install -q "torch==2.13.0+cpu" 2>/dev/null \
     || "$PY" -m pip install -q "torch==2.13.0+cpu" --index-url https://download.pytorch.org/whl/cpu
-  "$PY" -m pip install -q -e ".[edge,cloud,train,serve-cpu,dev]"
+  "$PY" -m pip install -q -e ".[edge,cloud,review,train,serve-cpu,dev]"
   echo "$want" > "$stamp"
 else
   "$PY" -m seamline.contract.codegen >/dev/null
+fi
+
+# The review console's browser test drives the system's Chromium (Debian's package; nothing downloads a browser).
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  echo "== installing Debian's chromium for the review console's browser test"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q chromium >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } \
+    || echo "   could not install chromium: the browser test will be skipped"
 fi

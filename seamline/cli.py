@@ -43,6 +43,10 @@ def validate_config(
         from cloud.config import CloudConfig
 
         load_section(file, config, "cloud", CloudConfig)
+    if config.review is not None:
+        from cloud.review.config import ReviewConfig
+
+        load_section(file, config, "review", ReviewConfig)
     typer.echo(
         f"OK: {file} (site {config.site.site_id}, line {config.site.line_id}, "
         f"taxonomy: {len(taxonomy.types)} defect types + {taxonomy.normal.id})"
@@ -59,6 +63,9 @@ def demo(
     classifier: Path | None = typer.Option(None, "--classifier", help="Qwen2.5-VL folder (default: the shipped demo classifier)."),
     mqtt_url: str = typer.Option("mqtt://127.0.0.1:1883", "--mqtt-url", help="Broker to use if one answers there; else one is started."),
     live: bool = typer.Option(True, "--live/--no-live", help="Live table (on a terminal) or a line every few seconds."),
+    review: bool = typer.Option(True, "--review/--no-review", help="Start the review console for garments routed to people."),
+    simulated_reviewer: bool = typer.Option(True, "--simulated-reviewer/--no-simulated-reviewer", help="A bot works the review queue from the synthetic truth."),
+    hold: bool = typer.Option(False, "--hold", help="Keep the review console running after the line ends (Ctrl-C stops)."),
 ) -> None:
     """Run the whole loop on this machine: broker, cloud service with local vLLM, edge agent, synthetic line."""
     from seamline.demo.dashboard import stats_table
@@ -67,7 +74,8 @@ def demo(
     if garments < 1 or rate <= 0 or not 1 <= views <= 4:
         typer.echo("error: --garments must be >= 1, --rate > 0, --views 1-4", err=True)
         raise typer.Exit(2)
-    settings = DemoSettings(garments=garments, rate_hz=rate, views=views, out_dir=out, mqtt_url=mqtt_url)
+    settings = DemoSettings(garments=garments, rate_hz=rate, views=views, out_dir=out, mqtt_url=mqtt_url, review=review,
+                            simulated_reviewer=simulated_reviewer, hold=hold)
     if detector is not None:
         settings.detector = detector
     if classifier is not None:
@@ -86,6 +94,8 @@ def _register_subcommands() -> None:
     # Each job owns its command module; they import their heavy dependencies only when run.
     from cloud.cli import app as cloud_app
     from cloud.learning.cli import app as train_app
+    from cloud.review.cli import app as review_app
+    from cloud.review.cli import report_app
     from edge.cli import app as edge_app
     from seamline.modelzoo.cli import app as models_app
     from seamline.synth.cli import synth
@@ -95,6 +105,8 @@ def _register_subcommands() -> None:
     app.add_typer(edge_app, name="edge", help="The edge agent: run it, export its detector.")
     app.add_typer(cloud_app, name="cloud", help="The cloud classifier service.")
     app.add_typer(train_app, name="train", help="Train the detector and the classifier.")
+    app.add_typer(review_app, name="review", help="The review console, reviewer accounts, verified-data exports.")
+    app.add_typer(report_app, name="report", help="Reports from the review store (weekly).")
 
 
 _register_subcommands()
@@ -114,10 +126,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # click usage errors (typer may vendor its own click) carry their own exit code
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise

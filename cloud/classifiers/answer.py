@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from seamline.config.taxonomy import Taxonomy
-from seamline.domain import Decision, Severity
+from seamline.domain import Decision, Severity, expected_decision
 
 NO_SEVERITY = "none"
 REASON_MAX_CHARS = 160
+NORMAL_REASON = "No defect: the fabric is intact."
 
 
 def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
@@ -99,3 +100,13 @@ def garment_answer_schema(taxonomy: Taxonomy, crop_ids: list[str]) -> dict[str, 
         "required": ["regions"],
         "additionalProperties": False,
     }
+
+
+def target_for(taxonomy: Taxonomy, type_id: str, severity: str | None) -> dict[str, str]:
+    """The answer a correct classifier gives for a crop of ``type_id`` at ``severity`` (training targets, exports)."""
+    if type_id == taxonomy.normal.id or severity in (None, NO_SEVERITY):
+        return {"type": taxonomy.normal.id, "severity": NO_SEVERITY, "decision": Decision.PASS.value, "reason": NORMAL_REASON}
+    level = Severity(severity)
+    decision = expected_decision([level], taxonomy.reject_at_severity)
+    name = taxonomy.type(type_id).names.en
+    return {"type": type_id, "severity": level.value, "decision": decision.value, "reason": f"{name}, {level.value}."}

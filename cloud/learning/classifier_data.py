@@ -22,13 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from cloud.classifiers.answer import NO_SEVERITY
+from cloud.classifiers.answer import NO_SEVERITY, NORMAL_REASON, target_for  # noqa: F401  (re-exported for callers)
 from cloud.learning.coco_data import DatasetError, read_rgb
 from seamline.config.taxonomy import Taxonomy
-from seamline.domain import Decision, Severity, expected_decision
 from seamline.imaging import encode_jpeg, pad_box
-
-NORMAL_REASON = "No defect: the fabric is intact."
 
 
 @dataclass(frozen=True)
@@ -39,16 +36,6 @@ class CropExample:
 
     def target_json(self) -> str:
         return json.dumps(self.target, ensure_ascii=False, separators=(",", ":"))
-
-
-def target_for(taxonomy: Taxonomy, type_id: str, severity: str | None) -> dict[str, str]:
-    """The answer a correct classifier gives for a crop of ``type_id`` at ``severity``."""
-    if type_id == taxonomy.normal.id or severity in (None, NO_SEVERITY):
-        return {"type": taxonomy.normal.id, "severity": NO_SEVERITY, "decision": Decision.PASS.value, "reason": NORMAL_REASON}
-    level = Severity(severity)
-    decision = expected_decision([level], taxonomy.reject_at_severity)
-    name = taxonomy.type(type_id).names.en
-    return {"type": type_id, "severity": level.value, "decision": decision.value, "reason": f"{name}, {level.value}."}
 
 
 def _jitter(box: list[float], rng: np.random.Generator, amount: float) -> tuple[float, float, float, float]:

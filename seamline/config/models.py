@@ -40,7 +40,7 @@ class TlsConfig(StrictModel):
     key_file: Path | None = Field(default=None, title="Private key", description="This side's private key (PEM).")
 
     @model_validator(mode="after")
-    def _pair(self) -> "TlsConfig":
+    def _pair(self) -> TlsConfig:
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together")
         return self
@@ -148,9 +148,10 @@ class SeamlineConfig(StrictModel):
     # needs neither side's code; `seamline validate-config` checks both.
     edge: dict[str, Any] | None = Field(default=None, title="Edge agent", description="The edge agent's settings (see edge/config.py).")
     cloud: dict[str, Any] | None = Field(default=None, title="Cloud service", description="The cloud service's settings (see cloud/config.py).")
+    review: dict[str, Any] | None = Field(default=None, title="Review console", description="The review console's settings (see cloud/review/config.py).")
 
     @model_validator(mode="after")
-    def _resolve_paths(self, info: ValidationInfo) -> "SeamlineConfig":
+    def _resolve_paths(self, info: ValidationInfo) -> SeamlineConfig:
         # Relative paths in a file (defaults included) mean "relative to that file", wherever the process runs.
         source = (info.context or {}).get("source")
         if source is None:

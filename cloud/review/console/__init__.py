@@ -1,0 +1,1 @@
+"""The review console: FastAPI routes, server-rendered pages (templates/) and a little JavaScript (static/)."""

@@ -1,0 +1,199 @@
+"""The weekly review report: what people decided, how often the AI agreed, where it went wrong.
+
+It carries the seed's weekly JSON (week, total reviews, agreement, false positives / negatives /
+misclassifications, top error patterns with an action each) and adds what the seed left out: per-class
+precision and recall from reviewed regions (missed defects the reviewers drew count against recall), a daily
+and an eight-week trend, and the seed's retraining triggers evaluated on the week. Weeks are ISO weeks in UTC.
+
+Agreement is agreements / (reviews - unanswered): a garment the classifier could not answer says nothing about
+its accuracy. (The seed's example, 8,400 reviews with 680 + 412 + 100 errors, gives 0.858, not the 0.87 it
+printed.)
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter, defaultdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from cloud.review.feedback import ERRORS, Outcome
+from cloud.storage.tables import review_decisions, review_feedback, verified_labels
+from seamline.config.taxonomy import Taxonomy
+
+_WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
+OUTCOMES = [o.value for o in Outcome]
+
+# The seed's retraining triggers. A class's precision only counts with at least MIN_CLASS_SUPPORT predictions,
+# so one unlucky crop of a rare class does not start a retrain.
+RETRAIN_MIN_VERIFIED = 1000
+RETRAIN_MAX_DISAGREEMENT = 0.15
+RETRAIN_MIN_PRECISION = 0.70
+MIN_CLASS_SUPPORT = 20
+
+
+def iso_week(text: str) -> datetime:
+    """Monday 00:00 UTC of ISO week ``YYYY-Www``."""
+    match = _WEEK.match(text.strip())
+    if not match:
+        raise ValueError(f"week {text!r}: expected YYYY-Www, e.g. 2026-W48")
+    try:
+        day = datetime.strptime(f"{match[1]}-W{match[2]}-1", "%G-W%V-%u")
+    except ValueError as exc:
+        raise ValueError(f"week {text!r}: no such ISO week") from exc
+    return day.replace(tzinfo=UTC)
+
+
+def week_label(start: datetime) -> str:
+    return start.strftime("%G-W%V")
+
+
+def weekly_report(engine: sa.Engine, start: datetime, taxonomy: Taxonomy, *, trend_weeks: int = 8) -> dict[str, Any]:
+    """The report for the ISO week starting at ``start`` (a Monday, UTC)."""
+    end = start + timedelta(days=7)
+    trend_start = start - timedelta(days=7 * (trend_weeks - 1))
+    with engine.connect() as conn:
+        decisions = conn.execute(
+            sa.select(review_decisions.c.item_id, review_decisions.c.reviewer_id, review_decisions.c.decision,
+                      review_decisions.c.outcome, review_decisions.c.decided_at)
+            .where(review_decisions.c.decided_at >= trend_start, review_decisions.c.decided_at < end)
+        ).mappings().all()
+        regions = conn.execute(
+            sa.select(review_feedback).where(review_feedback.c.decided_at >= start, review_feedback.c.decided_at < end)
+        ).mappings().all()
+        verified = conn.execute(
+            sa.select(sa.func.count()).select_from(verified_labels)
+            .where(verified_labels.c.verified_at >= start, verified_labels.c.verified_at < end)
+        ).scalar() or 0
+    decisions = [{**d, "decided_at": _utc(d["decided_at"])} for d in decisions]
+    week = [d for d in decisions if d["decided_at"] >= start]
+
+    garments = Counter(d["outcome"] for d in week)
+    region_counts = Counter(r["outcome"] for r in regions)
+    agreement = _agreement(garments)
+    per_class = _per_class(regions, [taxonomy.normal.id, *taxonomy.type_ids])
+    severity_pairs = [r["severity_agrees"] for r in regions if r["severity_agrees"] is not None]
+    report: dict[str, Any] = {
+        "week": week_label(start),
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "total_reviews": len(week),
+        "agreement_rate": agreement,
+        "garments": {o: garments.get(o, 0) for o in OUTCOMES},
+        "regions": {o: region_counts.get(o, 0) for o in OUTCOMES},
+        "severity_agreement": round(sum(severity_pairs) / len(severity_pairs), 4) if severity_pairs else None,
+        "decisions": {k: sum(1 for d in week if d["decision"] == k) for k in ("pass", "reject")},
+        "reviewers": dict(Counter(d["reviewer_id"] for d in week).most_common()),
+        "new_verified_labels": int(verified),
+        "per_class": per_class,
+        "top_error_patterns": _patterns(regions),
+        "daily": _series(week, start, days=7, step=timedelta(days=1), label=lambda t: t.date().isoformat()),
+        "trend": _series(decisions, trend_start, days=7 * trend_weeks, step=timedelta(days=7), label=week_label),
+    }
+    report["retrain"] = _retrain(report)
+    return report
+
+
+def _agreement(outcomes: Counter) -> float | None:
+    answered = sum(n for o, n in outcomes.items() if o != Outcome.UNANSWERED.value)
+    return round(outcomes.get(Outcome.AGREEMENT.value, 0) / answered, 4) if answered else None
+
+
+def _per_class(regions: list[Any], labels: list[str]) -> dict[str, dict[str, Any]]:
+    stats: dict[str, dict[str, int]] = {label: {"tp": 0, "predicted": 0, "actual": 0} for label in labels}
+    for r in regions:
+        ai, human = r["ai_type"], r["human_type"]
+        if ai == "unknown":
+            continue
+        if human in stats:
+            stats[human]["actual"] += 1
+        if ai in stats:  # None: a drawn box, never predicted
+            stats[ai]["predicted"] += 1
+            if ai == human:
+                stats[ai]["tp"] += 1
+    return {
+        label: {
+            **s,
+            "precision": round(s["tp"] / s["predicted"], 4) if s["predicted"] else None,
+            "recall": round(s["tp"] / s["actual"], 4) if s["actual"] else None,
+        }
+        for label, s in stats.items()
+    }
+
+
+_ACTIONS = {
+    Outcome.FALSE_POSITIVE.value: "Add hard negatives that look like {ai} (prints, shadows, lint) to the training data; stronger photometric augmentation.",
+    Outcome.FALSE_NEGATIVE.value: "Add verified {human} examples; check the detector's recall and threshold for this look.",
+    Outcome.MISCLASSIFICATION.value: "Sharpen the prompt's {ai} vs {human} descriptions; add contrasting few-shot examples and training crops.",
+}
+
+
+def _patterns(regions: list[Any], top: int = 10) -> list[dict[str, Any]]:
+    errors = Counter(
+        (r["outcome"], r["ai_type"] or "(missed by detector)", r["human_type"])
+        for r in regions if r["outcome"] in {e.value for e in ERRORS}
+    )
+    return [
+        {
+            "kind": kind, "ai": ai, "human": human, "count": n,
+            "pattern": f"AI {ai} -> reviewer {human}",
+            "action": _ACTIONS[kind].format(ai=ai, human=human),
+        }
+        for (kind, ai, human), n in errors.most_common(top)
+    ]
+
+
+def _series(decisions: list[dict[str, Any]], start: datetime, *, days: int, step: timedelta, label) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    buckets: dict[int, Counter] = defaultdict(Counter)
+    for d in decisions:
+        index = int((d["decided_at"] - start) / step)
+        buckets[index][d["outcome"]] += 1
+    count = int(timedelta(days=days) / step)
+    return [
+        {"label": label(start + i * step), "reviews": sum(buckets[i].values()), "agreement_rate": _agreement(buckets[i])}
+        for i in range(count)
+    ]
+
+
+def _retrain(report: dict[str, Any]) -> dict[str, Any]:
+    reasons = []
+    if report["new_verified_labels"] >= RETRAIN_MIN_VERIFIED:
+        reasons.append(f"{report['new_verified_labels']} new verified labels (>= {RETRAIN_MIN_VERIFIED})")
+    if report["agreement_rate"] is not None and 1 - report["agreement_rate"] >= RETRAIN_MAX_DISAGREEMENT:
+        reasons.append(f"disagreement {1 - report['agreement_rate']:.2f} (>= {RETRAIN_MAX_DISAGREEMENT})")
+    for label, s in report["per_class"].items():
+        if s["predicted"] >= MIN_CLASS_SUPPORT and s["precision"] is not None and s["precision"] < RETRAIN_MIN_PRECISION:
+            reasons.append(f"{label} precision {s['precision']:.2f} (< {RETRAIN_MIN_PRECISION} on {s['predicted']} predictions)")
+    return {"triggered": bool(reasons), "reasons": reasons}
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """A short human-readable version of the report."""
+    g = report["garments"]
+    rate = report["agreement_rate"]
+    lines = [
+        f"# Review report {report['week']}",
+        "",
+        f"- Reviews: **{report['total_reviews']}** (pass {report['decisions']['pass']}, reject {report['decisions']['reject']})",
+        f"- AI-human agreement: **{'n/a' if rate is None else f'{rate:.1%}'}**",
+        f"- False positives {g['false_positive']}, false negatives {g['false_negative']}, misclassifications {g['misclassification']}, unanswered {g['unanswered']}",
+        f"- New verified labels: {report['new_verified_labels']}",
+        f"- Retrain: **{'yes' if report['retrain']['triggered'] else 'no'}** {'; '.join(report['retrain']['reasons'])}",
+        "",
+        "## Per class (reviewed regions)",
+        "",
+        "| class | predicted | actual | precision | recall |",
+        "|---|---|---|---|---|",
+    ]
+    for label, s in report["per_class"].items():
+        if s["predicted"] or s["actual"]:
+            fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
+            lines.append(f"| {label} | {s['predicted']} | {s['actual']} | {fmt(s['precision'])} | {fmt(s['recall'])} |")
+    lines += ["", "## Top error patterns", "", "| count | kind | pattern | action |", "|---|---|---|---|"]
+    lines += [f"| {p['count']} | {p['kind']} | {p['pattern']} | {p['action']} |" for p in report["top_error_patterns"]]
+    return "\n".join(lines) + "\n"
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -1,0 +1,136 @@
+"""The review console's service: queue actions with their MQTT side effects, and live queue updates.
+
+Routes (console/app.py) call these methods in a worker thread. Every state change is committed to the audit
+store first and announced afterwards: review events (update when an item is taken or returned, end when it is
+decided) and the garment's final verdict. A final verdict is marked published when the broker acknowledges it;
+one that is not (broker down, crash) is published again by a background sweep and at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+from datetime import timedelta
+
+from cloud.config import CloudConfig
+from cloud.review.auth import Reviewers
+from cloud.review.config import ReviewConfig
+from cloud.review.decision import HumanDecision
+from cloud.review.live import QueueWatch
+from cloud.review.queue import DecisionResult, ReviewItem, ReviewQueue
+from cloud.storage.audit import AuditStore
+from cloud.storage.crop_store import CropStore, crop_store_from_url
+from seamline.comms.mqtt import MqttBus
+from seamline.config.models import SeamlineConfig
+from seamline.contract.messages import ReviewEvent
+from seamline.contract.mqtt import LineTopics, cloud_availability_topic, topic_specs
+
+logger = logging.getLogger(__name__)
+SWEEP_S = 15.0
+
+
+class ReviewService:
+    """Everything behind the console for one deployment."""
+
+    def __init__(self, config: SeamlineConfig, cloud: CloudConfig, review: ReviewConfig) -> None:
+        self.config = config
+        self.review = review
+        data_dir = config.storage.data_dir
+        self.audit = AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
+        self.crop_store: CropStore = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")
+        self.taxonomy = config.load_taxonomy()
+        self.queue = ReviewQueue(self.audit.engine, self.taxonomy, lease=timedelta(minutes=review.lease_minutes))
+        self.reviewers = Reviewers(self.audit.engine, session_ttl=timedelta(hours=review.session_hours))
+        self.watch = QueueWatch()
+        root = config.mqtt.topic_root
+        self._root = root
+        self.bus = MqttBus(
+            config.mqtt,
+            client_id=f"{config.mqtt.client_id_prefix}-review-{socket.gethostname()}-{review.port}"[:64],
+            availability_topic=cloud_availability_topic(root, "review"),
+        )
+        self._sweeper: asyncio.Task | None = None
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.watch.bind(asyncio.get_running_loop())
+        self.bus.subscribe(topic_specs()["reviews"].pattern.format(root=self._root, site="+", line="+"), lambda *_: self.watch.changed())
+        self.bus.start()
+        await asyncio.to_thread(self._republish)
+        self._sweeper = asyncio.create_task(self._sweep(), name="review-sweep")
+        self.bus.set_available(True)
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+        self.bus.set_available(False)
+        self.bus.stop()
+        self.audit.engine.dispose()
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(SWEEP_S)
+            try:
+                await asyncio.to_thread(self.expire)
+                await asyncio.to_thread(self._republish, timedelta(seconds=SWEEP_S))
+            except Exception:
+                logger.exception("review sweep failed; retrying in %.0f s", SWEEP_S)
+
+    # queue actions (blocking: call in a thread) -------------------------------------------------------------
+
+    def take_next(self, reviewer_id: str) -> ReviewItem | None:
+        item, expired = self.queue.take_next(reviewer_id)
+        for back in expired:
+            self._event(back, "update")
+        if item is not None:
+            self._event(item, "update")
+        self.watch.changed()
+        return item
+
+    def release(self, reviewer_id: str, item_id: str) -> ReviewItem:
+        item = self.queue.release(reviewer_id, item_id)
+        self._event(item, "update")
+        self.watch.changed()
+        return item
+
+    def decide(self, reviewer_id: str, item_id: str, decision: HumanDecision) -> DecisionResult:
+        result = self.queue.decide(reviewer_id, item_id, decision)
+        self._publish_verdict(result.verdict.model_dump(mode="json"))
+        self._event(result.item, "end", decision=decision.decision, verdict_id=result.verdict.verdict_id)
+        self.watch.changed()
+        return result
+
+    def expire(self) -> list[ReviewItem]:
+        expired = self.queue.expire_leases()
+        for item in expired:
+            self._event(item, "update")
+        if expired:
+            self.watch.changed()
+        return expired
+
+    # MQTT ---------------------------------------------------------------------------------------------------
+
+    def _event(self, item: ReviewItem, kind: str, **extra: str) -> None:
+        event = ReviewEvent(
+            type=kind, review_id=item.item_id, item_id=item.item_id, site_id=item.site_id, line_id=item.line_id,  # type: ignore[arg-type]
+            status=item.status, priority=item.priority, reviewer_id=item.claimed_by, **extra,  # type: ignore[arg-type]
+        )
+        self.bus.publish(LineTopics(self._root, item.site_id, item.line_id).reviews, event.to_json())
+
+    def _publish_verdict(self, verdict: dict) -> None:
+        item_id = verdict["item_id"]
+        topic = LineTopics(self._root, verdict["site_id"], verdict["line_id"]).verdicts
+        self.bus.publish(topic, json.dumps(verdict, separators=(",", ":")), qos=1, on_acked=lambda: self.queue.mark_published(item_id))
+
+    def _republish(self, older_than: timedelta = timedelta(0)) -> None:
+        pending = self.queue.unpublished(older_than=older_than)
+        for verdict in pending:
+            self._publish_verdict(verdict)
+        if pending:
+            logger.info("republished %d final verdict(s) not yet acknowledged by the broker", len(pending))
