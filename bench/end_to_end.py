@@ -111,7 +111,8 @@ def main() -> None:
     parser.add_argument("--chart", type=Path, default=None, help="PNG to draw the sweep in (e.g. docs/img/threshold_sweep.png)")
     args = parser.parse_args()
 
-    settings = DemoSettings(garments=args.garments, rate_hz=args.rate, views=args.views, out_dir=args.out)
+    # No review console: the benchmark measures the line, and the simulated reviewer would share its two cores.
+    settings = DemoSettings(garments=args.garments, rate_hz=args.rate, views=args.views, out_dir=args.out, review=False)
     settings.detector = args.detector or settings.detector
     settings.classifier = args.classifier or settings.classifier
     result = run_demo(settings, live=False)

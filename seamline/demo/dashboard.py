@@ -42,6 +42,13 @@ def stats_table(settings: DemoSettings, stats: LineStats, title: str = "Seamline
     table.add_row("automatic accuracy", f"{_share(stats.auto_accuracy)} ({stats.escapes} defective passed)")
     table.add_row("classifier errors", str(stats.errors))
     table.add_row("messages off contract", str(stats.invalid_messages))
+    if settings.review:
+        table.add_row("reviewed by people", f"{stats.reviewed} of {stats.routes.get('human', 0)} routed to them")
+        review = stats.extra.get("review") or {}
+        if review.get("agreement_rate") is not None:
+            g = review["garments"]
+            table.add_row("AI-reviewer agreement", f"{review['agreement_rate']:.1%} (false positives {g['false_positive']}, "
+                          f"false negatives {g['false_negative']}, misclassified {g['misclassification']})")
     return table
 
 
@@ -102,6 +109,17 @@ def summary_markdown(settings: DemoSettings, stats: LineStats) -> str:
         ("verdicts with a classifier error", str(stats.errors)),
         ("MQTT messages that broke the contract's schema", str(stats.invalid_messages)),
     ]
+    review = stats.extra.get("review")
+    if review:
+        who = "a simulated reviewer (deciding from the synthetic truth)" if review.get("simulated_reviewer") else "people"
+        rows.append(("reviewed", f"{review['reviewed']} of {review['routed_to_people']} garments routed to people, by {who}"))
+        if review.get("agreement_rate") is not None:
+            g = review["garments"]
+            counts = (f"false positives {g['false_positive']}, false negatives {g['false_negative']}, "
+                      f"misclassified {g['misclassification']}, unanswered {g['unanswered']}")
+            rows.append(("AI-reviewer agreement (review report)", f"{review['agreement_rate']:.1%}: {counts}"))
+        if review.get("report"):
+            rows.append(("weekly review report", f"`{review['report']}` (and JSON, charts)"))
     return (
         "# Seamline demo summary\n\n"
         f"Detector `{settings.detector}`, classifier `{settings.classifier}`, synthetic line seed {settings.seed}, "

@@ -32,7 +32,8 @@ def _ts(text: str) -> float:
 class GarmentTrace:
     item_id: str
     captured_at: float | None = None
-    verdict: dict | None = None  # the last verdict seen (cloud or edge)
+    verdict: dict | None = None  # the last verdict seen from the cloud or the edge
+    review: dict | None = None  # a reviewer's final verdict, if a person decided
     command: dict | None = None
     truth: str | None = None
 
@@ -80,6 +81,7 @@ class LineStats:
     with_truth: int
     errors: int  # verdicts that carry a classifier error
     invalid_messages: int  # verdicts or commands that broke the contract's schema
+    reviewed: int = 0  # garments with a final verdict from a reviewer
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -124,6 +126,9 @@ class LineMonitor:
     def on_verdict(self, verdict: dict) -> None:
         with self._lock:
             trace = self._trace(verdict["item_id"])
+            if verdict["source"] == "review":  # a person's follow-up; the line acted on the verdict before it
+                trace.review = verdict
+                return
             trace.verdict = verdict
             trace.captured_at = _ts(verdict["timestamps"]["captured_at"])
 
@@ -181,5 +186,6 @@ class LineMonitor:
             with_truth=len(judged),
             errors=sum(1 for t in traces if (t.verdict or {}).get("error")),
             invalid_messages=self.invalid,
+            reviewed=sum(1 for t in traces if t.review is not None),
         )
 

@@ -1,9 +1,13 @@
-"""The one-command demo: broker, cloud service (with its local vLLM), edge agent on the synthetic line.
+"""The one-command demo: broker, cloud service (with its local vLLM), review console, edge agent on the
+synthetic line.
 
 Each part runs as its own process from the same ``seamline`` commands a deployment uses (``seamline cloud
-serve``, ``seamline edge run``), on one generated configuration file; this process only starts them, watches
-the line over MQTT like a dashboard, draws the live view and writes the summary. Nothing is mocked: the
-broker is Mosquitto (or the embedded amqtt), the detector runs in ONNX Runtime, the classifier in vLLM.
+serve``, ``seamline review serve``, ``seamline edge run``), on one generated configuration file; this process
+only starts them, watches the line over MQTT like a dashboard, draws the live view and writes the summary.
+Nothing is mocked: the broker is Mosquitto (or the embedded amqtt), the detector runs in ONNX Runtime, the
+classifier in vLLM. Garments routed to people wait in the review console; a simulated reviewer (a bot using the
+console's HTTP API, deciding from the synthetic truth) works the queue so the feedback loop and the weekly report
+have data, and a person can log in beside it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -55,6 +60,9 @@ class DemoSettings:
     auto_threshold: float | None = None  # routing band overrides (None: the policy's 0.95 / 0.70)
     high_priority_below: float | None = None
     ready_timeout_s: float = 600.0
+    review: bool = True  # start the review console
+    simulated_reviewer: bool = True  # a bot decides the review queue from the synthetic truth
+    hold: bool = False  # keep the console (and the cloud) running after the line ends, until Ctrl-C
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -77,7 +85,7 @@ def synthetic_truth(synth: dict[str, Any]):
     return truth
 
 
-def demo_config(settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_port: int) -> dict[str, Any]:
+def demo_config(settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_port: int, review_port: int = 8080) -> dict[str, Any]:
     """The Seamline configuration the demo's processes share (written to OUT/seamline.yaml)."""
     routing: dict[str, Any] = {}
     if settings.auto_threshold is not None:
@@ -102,6 +110,7 @@ def demo_config(settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_p
             "local_vllm": {"model": str(settings.classifier.resolve()), "port": vllm_port, "ready_timeout_s": settings.ready_timeout_s},
             **({"routing": routing} if routing else {}),
         },
+        "review": {"host": "127.0.0.1", "port": review_port},
     }
 
 
@@ -172,8 +181,9 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
     broker = local_broker(settings.mqtt_url)
     processes: list[_Process] = []
     bus = None
+    bot = None
     try:
-        config = demo_config(settings, mqtt_url=broker.url, grpc_port=free_port(), vllm_port=free_port())
+        config = demo_config(settings, mqtt_url=broker.url, grpc_port=free_port(), vllm_port=free_port(), review_port=free_port())
         config_path = out / "seamline.yaml"
         config_path.write_text(
             "# Written by `seamline demo`: the configuration its cloud and edge processes ran with.\n"
@@ -196,6 +206,9 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
             if not cloud.alive() or time.monotonic() > deadline:
                 raise DemoError(f"the cloud service did not start (log {cloud.log_path}):\n{cloud.tail()}")
             dashboard.tick(monitor.stats())
+        review_url = None
+        if settings.review:
+            review_url, bot = _start_review(settings, config, config_path, processes, dashboard)
         dashboard.phase("cloud ready; starting the edge agent on the synthetic line")
         edge = _Process("edge", ["edge", "run", "--config", str(config_path)], out / "logs" / "edge.log")
         processes.append(edge)
@@ -214,14 +227,88 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
             dashboard.tick(stats)
         if edge.proc.returncode != 0:
             raise DemoError(f"the edge agent failed (exit {edge.proc.returncode}, log {edge.log_path}):\n{edge.tail()}")
+        if review_url is not None:
+            stats = _finish_review(settings, config_path, monitor, bot, dashboard, review_url)
         write_summary(out, settings, stats)
+        if settings.hold and review_url is not None:
+            dashboard.phase(f"the line has finished; the review console stays at {review_url} until Ctrl-C "
+                            f"(login in {out / 'review-login.txt'})")
+            try:
+                while all(p.alive() for p in processes if p.name != "edge"):
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
         return DemoResult(stats, monitor, config)
     finally:
+        if bot is not None:
+            bot.stop()
         if bus is not None:
             bus.stop()
         for process in reversed(processes):
             process.stop()
         broker.stop()
+
+
+def _start_review(settings: DemoSettings, config: dict[str, Any], config_path: Path, processes: list[_Process], dashboard: Any):  # type: ignore[no-untyped-def]
+    """Create the demo's reviewer accounts, start ``seamline review serve`` and the simulated reviewer."""
+    from seamline.demo.reviewer import SimulatedReviewer, synthetic_labeler
+
+    out = settings.out_dir
+    passwords = {"reviewer": secrets.token_urlsafe(9), "simulated": secrets.token_urlsafe(16)}
+    for name, password in passwords.items():
+        env = dict(os.environ, SEAMLINE_DEMO_PASSWORD=password)
+        done = subprocess.run(
+            [sys.executable, "-m", "seamline", "review", "add-reviewer", name, "--config", str(config_path), "--password-env", "SEAMLINE_DEMO_PASSWORD"],
+            capture_output=True, text=True, env=env, timeout=120, check=False,
+        )
+        if done.returncode != 0 and "exists already" not in done.stderr:
+            raise DemoError(f"could not create the demo reviewer {name}: {done.stderr.strip()}")
+        if "exists already" in done.stderr:  # a reused output folder: reset the password to this run's
+            subprocess.run([sys.executable, "-m", "seamline", "review", "set-password", name, "--config", str(config_path),
+                            "--password-env", "SEAMLINE_DEMO_PASSWORD"], capture_output=True, env=env, timeout=120, check=True)
+    url = f"http://{config['review']['host']}:{config['review']['port']}"
+    (out / "review-login.txt").write_text(f"{url}\nreviewer: reviewer\npassword: {passwords['reviewer']}\n", encoding="utf-8")
+    review = _Process("review", ["review", "serve", "--config", str(config_path)], out / "logs" / "review.log", ready=r"review console listening")
+    processes.append(review)
+    if not review.ready.wait(60):
+        raise DemoError(f"the review console did not start (log {review.log_path}):\n{review.tail()}")
+    bot = None
+    if settings.simulated_reviewer:
+        bot = SimulatedReviewer(url, "simulated", passwords["simulated"], synthetic_labeler(config["edge"]["source"]))
+        bot.start()
+    who = "; a simulated reviewer decides from the synthetic truth" if bot else ""
+    dashboard.phase(f"review console at {url} — log in as 'reviewer', password {passwords['reviewer']}{who}")
+    return url, bot
+
+
+def _finish_review(settings: DemoSettings, config_path: Path, monitor: LineMonitor, bot: Any, dashboard: Any, url: str) -> LineStats:
+    """Let the simulated reviewer empty the queue, then write the weekly review report into OUT/review/."""
+    from seamline.demo.reviewer import wait_for
+
+    stats = monitor.stats()
+    routed = stats.routes.get("human", 0)
+    if bot is not None:
+        dashboard.phase(f"line done; the simulated reviewer finishes the queue ({stats.reviewed}/{routed} reviewed)")
+        bot.finish()
+        wait_for(lambda: monitor.stats().reviewed >= routed or not bot.is_alive(), timeout=60 + 2 * routed)
+        bot.stop()
+    out = settings.out_dir / "review"
+    done = subprocess.run(
+        [sys.executable, "-m", "seamline", "report", "weekly", "--config", str(config_path), "--out", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    stats = monitor.stats()
+    review: dict[str, Any] = {"console": url, "routed_to_people": routed, "reviewed": stats.reviewed,
+                              "simulated_reviewer": bot is not None, "bot_errors": bot.errors[:5] if bot else []}
+    if done.returncode == 0:
+        report = json.loads(done.stdout)
+        review.update({k: report[k] for k in ("week", "total_reviews", "agreement_rate", "garments", "regions", "retrain")})
+        review["per_class"] = {k: v for k, v in report["per_class"].items() if v["predicted"] or v["actual"]}
+        review["report"] = str(out / "report.md")
+    else:
+        review["report_error"] = done.stderr.strip()[-2000:]
+    stats.extra["review"] = review
+    return stats
 
 
 def write_summary(out: Path, settings: DemoSettings, stats: LineStats) -> None:

@@ -1,5 +1,6 @@
 """The README's demo command on the shipped demo models: every garment gets exactly one line command, over a
-real broker, a real cloud service with vLLM serving the demo classifier, and the edge on ONNX Runtime."""
+real broker, a real cloud service with vLLM serving the demo classifier, and the edge on ONNX Runtime; garments
+routed to people are decided in the real review console and reported."""
 
 import json
 import subprocess
@@ -28,3 +29,13 @@ def test_demo_runs_the_whole_loop_on_the_shipped_models(tmp_path, tiny_models):
     assert "verdict" in summary["causes"] or "no_detection" in summary["causes"]
     assert "# Seamline demo summary" in (out / "summary.md").read_text()
     assert (out / "seamline.yaml").exists() and (out / "logs" / "cloud.log").exists()
+    # people's half of the loop: every garment routed to people was decided in the review console (by the
+    # simulated reviewer, over HTTP), its final verdict came back over MQTT, and the weekly report counts it
+    routed = summary["routes"].get("human", 0)
+    review = summary["extra"]["review"]
+    assert summary["reviewed"] == routed == review["reviewed"], review
+    assert review["bot_errors"] == [] and review["total_reviews"] == routed
+    assert sum(review["garments"].values()) == routed
+    report = json.loads((out / "review" / "report.json").read_text())
+    assert report["total_reviews"] == routed and (out / "review" / "errors.png").exists()
+    assert "reviewed" in (out / "summary.md").read_text() and (out / "review-login.txt").exists()
