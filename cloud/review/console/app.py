@@ -37,6 +37,7 @@ HERE = Path(__file__).resolve().parent
 SESSION_COOKIE = "seamline_session"
 LOGIN_CSRF_COOKIE = "seamline_login_csrf"
 SSE_HEARTBEAT_S = 15.0
+MAX_BODY_BYTES = 1 << 20  # a decision is a few kB; anything near this is a mistake or an attack
 
 
 class Problem(Exception):
@@ -76,6 +77,15 @@ def create_app(service: ReviewService) -> FastAPI:
     secure = service.review.secure_cookies
 
     # errors -------------------------------------------------------------------------------------------------
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next):  # type: ignore[no-untyped-def]
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return problem_response(413, "Request too large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
+        if request.method == "POST" and length is None and "chunked" in request.headers.get("transfer-encoding", ""):
+            return problem_response(411, "Length required", "send a Content-Length (bodies are limited to 1 MiB)")
+        return await call_next(request)
 
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> JSONResponse:

@@ -95,6 +95,8 @@ def test_bad_input_gets_a_precise_problem_and_the_console_keeps_serving(console,
         assert answer.status_code == status, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
         assert text in answer.json()["detail"] + answer.json()["title"]
+    too_big = alice.post(f"/api/items/{item}/decision", content=b"x" * (2 << 20), headers={"content-type": "application/json"})
+    assert too_big.status_code == 413 and too_big.json()["title"] == "Request too large"
     assert alice.http.get("/api/items/nope").status_code == 404
     assert alice.http.get(f"/crops/{item}/nope").status_code == 404
     assert alice.http.get("/api/report?week=2026-99").status_code == 400
