@@ -12,6 +12,9 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -60,6 +63,39 @@ def verify_password(password: str, stored: str) -> bool:
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))  # unknown names cost as much as wrong passwords
 
 
+class LoginThrottle:
+    """At most ``limit`` failed logins per reviewer name within ``window_s`` (per console process).
+
+    Slows password guessing to a crawl; a success clears the name's failures. In memory on purpose: a restart
+    forgets, which only gives a guesser another few tries.
+    """
+
+    def __init__(self, limit: int = 5, window_s: float = 300.0) -> None:
+        self.limit, self.window_s = limit, window_s
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def retry_after(self, name: str) -> float:
+        """Seconds until ``name`` may try again (0: now)."""
+        with self._lock:
+            recent = self._recent(name)
+            return 0.0 if len(recent) < self.limit else max(0.0, recent[0] + self.window_s - time.monotonic())
+
+    def failed(self, name: str) -> None:
+        with self._lock:
+            self._recent(name).append(time.monotonic())
+
+    def succeeded(self, name: str) -> None:
+        with self._lock:
+            self._failures.pop(name, None)
+
+    def _recent(self, name: str) -> deque[float]:
+        recent = self._failures.setdefault(name, deque())
+        while recent and recent[0] < time.monotonic() - self.window_s:
+            recent.popleft()
+        return recent
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -84,6 +120,15 @@ class Reviewers:
                 ))
         except IntegrityError as exc:
             raise ReviewerError(f"reviewer {reviewer_id!r} exists already") from exc
+
+    def set_active(self, reviewer_id: str, active: bool) -> None:
+        """Enable or disable an account; disabling ends its sessions at once."""
+        with self.engine.begin() as conn:
+            done = conn.execute(reviewers.update().where(reviewers.c.reviewer_id == reviewer_id).values(active=active))
+            if not active:
+                conn.execute(review_sessions.delete().where(review_sessions.c.reviewer_id == reviewer_id))
+        if not done.rowcount:
+            raise ReviewerError(f"no reviewer {reviewer_id!r}")
 
     def set_password(self, reviewer_id: str, password: str) -> None:
         if len(password) < MIN_PASSWORD:

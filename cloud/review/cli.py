@@ -90,6 +90,16 @@ def set_password(
     typer.echo(f"password of {reviewer_id} changed")
 
 
+@app.command("deactivate")
+def deactivate(reviewer_id: str = typer.Argument(...), config: Path = CONFIG, undo: bool = typer.Option(False, "--undo", help="Re-activate instead.")) -> None:
+    """Disable a reviewer account (ends its sessions at once); --undo enables it again."""
+    from cloud.review.auth import Reviewers
+
+    _, _, store = _store(config)
+    Reviewers(store.engine).set_active(reviewer_id, undo)
+    typer.echo(f"reviewer {reviewer_id} {'activated' if undo else 'deactivated'}")
+
+
 @app.command("export")
 def export(
     config: Path = CONFIG,

@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
-from cloud.review.auth import Session
+from cloud.review.auth import LoginThrottle, Session
 from cloud.review.decision import CropLabel, DecisionError, HumanDecision, MissedDefect
 from cloud.review.queue import ReviewError
 from cloud.review.report import iso_week, weekly_report
@@ -75,6 +75,7 @@ def create_app(service: ReviewService) -> FastAPI:
     language = service.review.language
     type_names = {t.id: t.names.get(language) for t in taxonomy.types} | {taxonomy.normal.id: taxonomy.normal.names.get(language)}
     secure = service.review.secure_cookies
+    throttle = LoginThrottle()
 
     # errors -------------------------------------------------------------------------------------------------
 
@@ -141,11 +142,19 @@ def create_app(service: ReviewService) -> FastAPI:
             raise Problem(403, "CSRF check failed", "Reload the login page and try again.")
         reviewer_id, password = str(form.get("reviewer_id", "")).strip(), str(form.get("password", ""))
         next_url = _safe_next(str(form.get("next", "/")))
+        wait = throttle.retry_after(reviewer_id)
+        if wait > 0:
+            response = problem_response(429, "Too many failed logins", f"try again in {wait:.0f} s")
+            response.headers["Retry-After"] = str(int(wait) + 1)
+            return response
         if not await asyncio.to_thread(service.reviewers.authenticate, reviewer_id, password):
+            throttle.failed(reviewer_id)
+            logger.warning("failed login for reviewer %r", reviewer_id)
             token = secrets.token_urlsafe(32)
             response = render(request, "login.html", {"csrf_token": token, "next": next_url, "error": "Unknown reviewer or wrong password."}, 401)
             response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=3600)
             return response
+        throttle.succeeded(reviewer_id)
         token, _ = await asyncio.to_thread(service.reviewers.open_session, reviewer_id)
         response = RedirectResponse(next_url, status_code=303)
         response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=int(service.review.session_hours * 3600))
@@ -168,7 +177,8 @@ def create_app(service: ReviewService) -> FastAPI:
     async def queue_page(request: Request, empty: int = 0) -> HTMLResponse:
         session = await page_session(request)
         snapshot = await asyncio.to_thread(service.queue.snapshot, service.review.queue_preview)
-        return render(request, "queue.html", {"session": session, "snapshot": snapshot, "empty": bool(empty)})
+        holding = next((i["item_id"] for i in snapshot["in_review"] if i["claimed_by"] == session.reviewer_id), None)
+        return render(request, "queue.html", {"session": session, "snapshot": snapshot, "empty": bool(empty), "holding": holding})
 
     @app.post("/take")
     async def take_page(request: Request) -> RedirectResponse:
@@ -332,9 +342,12 @@ def create_app(service: ReviewService) -> FastAPI:
     def _item_context(session: Session, detail: dict[str, Any], *, error: str | None) -> dict[str, Any]:
         review = detail["review"]
         ai_by_crop = {d["crop_id"]: d for d in detail["ai_verdict"].get("defects", [])}
+        decided = detail["decision"]
+        human_by_crop = {d["crop_id"]: d for d in (decided["verdict"]["defects"] if decided else [])}
         return {
             "session": session, "review": review, "garment": detail["garment"], "ai": detail["ai_verdict"],
-            "ai_by_crop": ai_by_crop, "decision": detail["decision"], "error": error,
+            "ai_by_crop": ai_by_crop, "human_by_crop": human_by_crop, "decision": decided, "error": error,
+            "missed": [d for d in human_by_crop.values() if d["crop_id"].startswith("missed-")],
             "mine": review.status == "in_review" and review.claimed_by == session.reviewer_id,
             "labels": [taxonomy.normal.id, *taxonomy.type_ids], "defect_types": list(taxonomy.type_ids),
             "views": [{"index": int(v[0]), "width": int(v[1]), "height": int(v[2])} for v in detail["garment"]["views"]],

@@ -108,3 +108,8 @@ def test_a_missed_defect_drawn_on_a_view_becomes_a_false_negative(console, recor
     assert 0.55 * 640 < x1 < 0.65 * 640 and 0.7 * 640 < x2 < 0.8 * 640
     assert 0.55 * 480 < y1 < 0.65 * 480 and 0.75 * 480 < y2 < 0.85 * 480
     assert service.queue.detail("rv-0000")["decision"]["outcome"] == "false_negative"
+    # the decided item reads back: the reviewer's labels and the drawn box, no form to change them
+    page.goto(f"{console.url}/items/rv-0000")
+    assert "missed by the detector" in page.inner_text("#missed-list")
+    assert page.locator("svg.view rect.missed-box").count() == 1
+    assert page.locator("#submit").count() == 0 and "Decided reject by bob" in page.inner_text("#decided")

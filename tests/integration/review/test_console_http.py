@@ -175,3 +175,19 @@ def test_final_verdicts_not_acknowledged_are_published_at_the_next_start(tmp_pat
     finally:
         console.stop()
         recorder.stop()
+
+
+def test_password_guessing_is_throttled_and_deactivation_ends_sessions(console, login):
+    alice = login("alice")
+    guesser = httpx.Client(base_url=console.url, follow_redirects=False)
+
+    def attempt(password: str) -> httpx.Response:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', guesser.get("/login").text)[1]
+        return guesser.post("/login", data={"csrf_token": token, "reviewer_id": "alice", "password": password})
+
+    assert [attempt(f"guess-{n}").status_code for n in range(5)] == [401] * 5
+    blocked = attempt("review-pass-1")  # even the right password waits now
+    assert blocked.status_code == 429 and int(blocked.headers["retry-after"]) > 0
+    assert alice.http.get("/api/queue").status_code == 200  # the real alice's session is unaffected
+    console.service.reviewers.set_active("alice", False)
+    assert alice.http.get("/api/queue").status_code == 401
