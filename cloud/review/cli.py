@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, date
+from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
@@ -133,7 +133,7 @@ def weekly(
 
     seamline_config, _, store = _store(config)
     try:
-        start = iso_week(week or date.today().strftime("%G-W%V"))
+        start = iso_week(week or datetime.now(timezone.utc).strftime("%G-W%V"))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--week") from exc
     report = weekly_report(store.engine, start, seamline_config.load_taxonomy())
@@ -149,13 +149,11 @@ def weekly(
     typer.echo(json.dumps(report, indent=2))
 
 
-def _moment(text: str | None, hint: str):  # type: ignore[no-untyped-def]
-    from datetime import datetime
-
+def _moment(text: str | None, hint: str) -> datetime | None:
     if text is None:
         return None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise typer.BadParameter(f"{text!r} is not an ISO date/time", param_hint=hint) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)

@@ -191,14 +191,18 @@ class ReviewQueue:
                 sa.select(review_items.c.item_id, review_items.c.claimed_by)
                 .where(review_items.c.status == "in_review", review_items.c.lease_expires_at < now)
             ).all()
+            returned = []
             for item_id, holder in stale:
-                conn.execute(
+                done = conn.execute(  # re-checked: the holder may have renewed the lease since the SELECT
                     review_items.update()
-                    .where(review_items.c.item_id == item_id, review_items.c.claimed_by == holder, review_items.c.status == "in_review")
+                    .where(review_items.c.item_id == item_id, review_items.c.claimed_by == holder,
+                           review_items.c.status == "in_review", review_items.c.lease_expires_at < now)
                     .values(status="queued", claimed_by=None, claimed_at=None, lease_expires_at=None)
                 )
-                logger.info("review lease of %s expired; back in the queue", holder, extra={"item_id": item_id})
-        return [self.get(item_id) for item_id, _ in stale]
+                if done.rowcount:
+                    returned.append(item_id)
+                    logger.info("review lease of %s expired; back in the queue", holder, extra={"item_id": item_id})
+        return [self.get(item_id) for item_id in returned]
 
     # deciding ------------------------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import date
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -334,7 +334,7 @@ def create_app(service: ReviewService) -> FastAPI:
 
     async def _report(week: str | None) -> dict[str, Any]:
         try:
-            start = iso_week(week) if week else iso_week(date.today().strftime("%G-W%V"))
+            start = iso_week(week) if week else iso_week(datetime.now(timezone.utc).strftime("%G-W%V"))
         except ValueError as exc:
             raise Problem(400, "Bad week", str(exc)) from exc
         return await asyncio.to_thread(weekly_report, service.audit.engine, start, taxonomy)
