@@ -18,6 +18,7 @@ from seamline.imaging import ImageDecodeError, decode_image
 from seamline.inspection.v1 import inspection_pb2 as pb
 
 _ITEM_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_CROP_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # crop ids name files, URLs and export images
 _LEVEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _ENCODINGS = {pb.IMAGE_ENCODING_JPEG: "jpeg", pb.IMAGE_ENCODING_PNG: "png", pb.IMAGE_ENCODING_WEBP: "webp"}
 _TIMING_KEY = re.compile(r"^[a-z_]{1,32}$")
@@ -141,8 +142,8 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
     seen: set[str] = set()
     for i, crop in enumerate(garment.crops):
         path = f"crops[{i}]"
-        if not crop.crop_id or len(crop.crop_id) > 64:
-            raise _invalid(f"{path}.crop_id must be 1-64 characters")
+        if not _CROP_ID.match(crop.crop_id):
+            raise _invalid(f"{path}.crop_id {crop.crop_id[:70]!r} must be 1-64 characters of A-Z a-z 0-9 . _ : -")
         if crop.crop_id in seen:
             raise _invalid(f"{path}.crop_id {crop.crop_id!r} is repeated")
         seen.add(crop.crop_id)

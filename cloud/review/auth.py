@@ -75,15 +75,15 @@ class LoginThrottle:
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def retry_after(self, name: str) -> float:
-        """Seconds until ``name`` may try again (0: now)."""
+    def attempt(self, name: str) -> float:
+        """Count a login attempt for ``name`` as failed until ``succeeded`` says otherwise, in one step (so
+        parallel guesses cannot all slip past the check); returns 0, or the seconds to wait if over the limit."""
         with self._lock:
             recent = self._recent(name)
-            return 0.0 if len(recent) < self.limit else max(0.0, recent[0] + self.window_s - time.monotonic())
-
-    def failed(self, name: str) -> None:
-        with self._lock:
-            self._recent(name).append(time.monotonic())
+            if len(recent) >= self.limit:
+                return max(0.1, recent[0] + self.window_s - time.monotonic())
+            recent.append(time.monotonic())
+            return 0.0
 
     def succeeded(self, name: str) -> None:
         with self._lock:

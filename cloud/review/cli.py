@@ -156,4 +156,5 @@ def _moment(text: str | None, hint: str) -> datetime | None:
         moment = datetime.fromisoformat(text)
     except ValueError as exc:
         raise typer.BadParameter(f"{text!r} is not an ISO date/time", param_hint=hint) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    # SQLite keeps times without their offset (as UTC), so compare in UTC everywhere
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)

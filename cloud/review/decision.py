@@ -20,6 +20,8 @@ from seamline.domain import Decision, Priority, Route
 from seamline.errors import SeamlineError
 
 SeverityName = Literal["none", "minor", "moderate", "severe"]
+# Region ids of boxes reviewers draw: "missed#1", ... ('#' is outside the crop-id alphabet, so no crop collides).
+MISSED_PREFIX = "missed#"
 MAX_MISSED = 32
 
 
@@ -120,7 +122,7 @@ def final_verdict(
     for i, missed in enumerate(decision.missed, 1):
         defects.append(
             DefectVerdict(
-                crop_id=f"missed-{i}", view_index=missed.view_index, type=missed.type, severity=missed.severity,
+                crop_id=f"{MISSED_PREFIX}{i}", view_index=missed.view_index, type=missed.type, severity=missed.severity,
                 decision=region_decision, reason=reason or "Marked by a reviewer: missed by the detector.",
                 box=missed.box, scores={},
             )

@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
 
-from cloud.review.decision import HumanDecision, check_decision, final_verdict
+from cloud.review.decision import MISSED_PREFIX, HumanDecision, check_decision, final_verdict
 from cloud.review.feedback import Outcome, ai_call, garment_outcome, region_outcome
 from cloud.storage.tables import (
     crops,
@@ -158,17 +159,22 @@ class ReviewQueue:
             if renewed.rowcount:
                 return self._held_by(conn, reviewer_id), expired
         for _ in range(20):  # each round loses only to a reviewer who claimed that same row first
-            with self.engine.begin() as conn:
-                next_id = _queued_in_order().with_only_columns(review_items.c.item_id).limit(1).scalar_subquery()
-                claimed = conn.execute(
-                    review_items.update()
-                    .where(review_items.c.item_id == next_id, review_items.c.status == "queued")
-                    .values(status="in_review", claimed_by=reviewer_id, claimed_at=now, lease_expires_at=lease_until)
-                )
-                if claimed.rowcount:
+            try:
+                with self.engine.begin() as conn:
+                    next_id = _queued_in_order().with_only_columns(review_items.c.item_id).limit(1).scalar_subquery()
+                    claimed = conn.execute(
+                        review_items.update()
+                        .where(review_items.c.item_id == next_id, review_items.c.status == "queued")
+                        .values(status="in_review", claimed_by=reviewer_id, claimed_at=now, lease_expires_at=lease_until)
+                    )
+                    if claimed.rowcount:
+                        return self._held_by(conn, reviewer_id), expired
+                    if conn.execute(sa.select(sa.func.count()).where(review_items.c.status == "queued")).scalar() == 0:
+                        return None, expired
+            except IntegrityError:
+                # the same reviewer's parallel request claimed an item first (one item per reviewer): that one
+                with self.engine.connect() as conn:
                     return self._held_by(conn, reviewer_id), expired
-                if conn.execute(sa.select(sa.func.count()).where(review_items.c.status == "queued")).scalar() == 0:
-                    return None, expired
         raise ItemConflict("the queue is too busy to claim an item; try again")
 
     def release(self, reviewer_id: str, item_id: str) -> ReviewItem:
@@ -247,7 +253,7 @@ class ReviewQueue:
         by_crop = {c["crop_id"]: c for c in garment["crops"]}
         feedback_rows, label_rows, outcomes = [], [], []
         regions = [(label.crop_id, label.crop_id, by_crop[label.crop_id]["view_index"], list(by_crop[label.crop_id]["box"]), label.type, label.severity) for label in decision.crops]
-        regions += [(f"missed-{i}", None, m.view_index, list(m.box), m.type, m.severity) for i, m in enumerate(decision.missed, 1)]
+        regions += [(f"{MISSED_PREFIX}{i}", None, m.view_index, list(m.box), m.type, m.severity) for i, m in enumerate(decision.missed, 1)]
         for region_id, crop_id, view_index, box, human_type, human_severity in regions:
             ai_region = ai_by_crop.get(crop_id) if crop_id else None
             ai_type = ai_region["type"] if ai_region else (None if crop_id is None else "unknown")

@@ -40,10 +40,12 @@ def iso_week(text: str) -> datetime:
     if not match:
         raise ValueError(f"week {text!r}: expected YYYY-Www, e.g. 2026-W48")
     try:
-        day = datetime.strptime(f"{match[1]}-W{match[2]}-1", "%G-W%V-%u")
+        day = datetime.strptime(f"{match[1]}-W{match[2]}-1", "%G-W%V-%u").replace(tzinfo=UTC)
     except ValueError as exc:
         raise ValueError(f"week {text!r}: no such ISO week") from exc
-    return day.replace(tzinfo=UTC)
+    if week_label(day) != text.strip():  # strptime rolls 2025-W53 over into 2026-W01
+        raise ValueError(f"week {text!r}: no such ISO week")
+    return day
 
 
 def week_label(start: datetime) -> str:

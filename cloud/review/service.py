@@ -3,7 +3,8 @@
 Routes (console/app.py) call these methods in a worker thread. Every state change is committed to the audit
 store first and announced afterwards: review events (update when an item is taken or returned, end when it is
 decided) and the garment's final verdict. A final verdict is marked published when the broker acknowledges it;
-one that is not (broker down, crash) is published again by a background sweep and at the next start.
+one that is not (broker down, crash) is published again on every (re)connect, at the next start, and by a
+background sweep; one still in paho's hands (it re-sends those itself) is not handed over twice.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import contextlib
 import json
 import logging
 import socket
+import threading
 from datetime import timedelta
 
 from cloud.config import CloudConfig
@@ -53,14 +55,16 @@ class ReviewService:
             availability_topic=cloud_availability_topic(root, "review"),
         )
         self._sweeper: asyncio.Task | None = None
+        self._in_flight: set[str] = set()  # final verdicts handed to paho and not yet acknowledged (item ids)
+        self._in_flight_lock = threading.Lock()
 
     # lifecycle ---------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.watch.bind(asyncio.get_running_loop())
         self.bus.subscribe(topic_specs()["reviews"].pattern.format(root=self._root, site="+", line="+"), lambda *_: self.watch.changed())
+        self.bus.on_connect(self._republish)  # at start and after every reconnect: what the broker never acked
         self.bus.start()
-        await asyncio.to_thread(self._republish)
         self._sweeper = asyncio.create_task(self._sweep(), name="review-sweep")
         self.bus.set_available(True)
 
@@ -101,8 +105,13 @@ class ReviewService:
 
     def decide(self, reviewer_id: str, item_id: str, decision: HumanDecision) -> DecisionResult:
         result = self.queue.decide(reviewer_id, item_id, decision)
-        self._publish_verdict(result.verdict.model_dump(mode="json"))
-        self._event(result.item, "end", decision=decision.decision, verdict_id=result.verdict.verdict_id)
+        # The decision is committed: whatever happens to publishing now, the reviewer's answer is success, and
+        # the sweep publishes an unacknowledged verdict again.
+        try:
+            self._publish_verdict(result.verdict.model_dump(mode="json"))
+            self._event(result.item, "end", decision=decision.decision, verdict_id=result.verdict.verdict_id)
+        except Exception:
+            logger.exception("publishing the final verdict failed; the sweep retries it", extra={"item_id": item_id})
         self.watch.changed()
         return result
 
@@ -126,10 +135,25 @@ class ReviewService:
     def _publish_verdict(self, verdict: dict) -> None:
         item_id = verdict["item_id"]
         topic = LineTopics(self._root, verdict["site_id"], verdict["line_id"]).verdicts
-        self.bus.publish(topic, json.dumps(verdict, separators=(",", ":")), qos=1, on_acked=lambda: self.queue.mark_published(item_id))
+
+        def acked() -> None:
+            self.queue.mark_published(item_id)
+            with self._in_flight_lock:
+                self._in_flight.discard(item_id)
+
+        with self._in_flight_lock:
+            self._in_flight.add(item_id)
+        self.bus.publish(topic, json.dumps(verdict, separators=(",", ":")), qos=1, on_acked=acked)
 
     def _republish(self, older_than: timedelta = timedelta(0)) -> None:
-        pending = self.queue.unpublished(older_than=older_than)
+        """Publish final verdicts the broker has not acknowledged. Paho keeps and re-sends what it was given
+        across reconnects, so a verdict still in its hands is not handed over again (no pile of duplicates
+        while the broker is down)."""
+        if not self.bus.connected:
+            return
+        with self._in_flight_lock:
+            in_flight = set(self._in_flight)
+        pending = [v for v in self.queue.unpublished(older_than=older_than) if v["item_id"] not in in_flight]
         for verdict in pending:
             self._publish_verdict(verdict)
         if pending:

@@ -14,7 +14,7 @@ import os
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from seamline.errors import ConfigError
 
@@ -63,7 +63,7 @@ class LocalCropStore(CropStore):
         return path.as_uri()
 
     def get(self, uri: str) -> bytes:
-        path = Path(urlsplit(uri).path)
+        path = Path(unquote(urlsplit(uri).path))  # as_uri() percent-encodes ':' and the like
         if not path.resolve().is_relative_to(self.root):
             raise ValueError(f"{uri} is outside the crop store")
         return path.read_bytes()

@@ -73,7 +73,9 @@ review_items = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True)),
 )
 sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)
-sa.Index("review_items_claims", review_items.c.claimed_by, review_items.c.status)
+# A reviewer holds at most one item (two "take next" clicks at once cannot both claim).
+sa.Index("review_items_one_per_reviewer", review_items.c.claimed_by, unique=True,
+         sqlite_where=sa.text("status = 'in_review'"), postgresql_where=sa.text("status = 'in_review'"))
 
 
 reviewers = sa.Table(

@@ -27,7 +27,7 @@ from fastapi.templating import Jinja2Templates
 from pydantic import ValidationError
 
 from cloud.review.auth import LoginThrottle, Session
-from cloud.review.decision import CropLabel, DecisionError, HumanDecision, MissedDefect
+from cloud.review.decision import MISSED_PREFIX, CropLabel, DecisionError, HumanDecision, MissedDefect
 from cloud.review.queue import ReviewError
 from cloud.review.report import iso_week, weekly_report
 from cloud.review.service import ReviewService
@@ -142,13 +142,12 @@ def create_app(service: ReviewService) -> FastAPI:
             raise Problem(403, "CSRF check failed", "Reload the login page and try again.")
         reviewer_id, password = str(form.get("reviewer_id", "")).strip(), str(form.get("password", ""))
         next_url = _safe_next(str(form.get("next", "/")))
-        wait = throttle.retry_after(reviewer_id)
+        wait = throttle.attempt(reviewer_id)
         if wait > 0:
             response = problem_response(429, "Too many failed logins", f"try again in {wait:.0f} s")
             response.headers["Retry-After"] = str(int(wait) + 1)
             return response
         if not await asyncio.to_thread(service.reviewers.authenticate, reviewer_id, password):
-            throttle.failed(reviewer_id)
             logger.warning("failed login for reviewer %r", reviewer_id)
             token = secrets.token_urlsafe(32)
             response = render(request, "login.html", {"csrf_token": token, "next": next_url, "error": "Unknown reviewer or wrong password."}, 401)
@@ -310,11 +309,14 @@ def create_app(service: ReviewService) -> FastAPI:
         await api_session(request)
 
         async def stream() -> AsyncIterator[str]:
-            seen = -1
             while not service.watch.closed and not await request.is_disconnected():
+                if await asyncio.to_thread(session_of, request) is None:  # logged out or deactivated meanwhile
+                    yield "event: logout\ndata: {}\n\n"
+                    return
+                seen = service.watch.version  # before the snapshot: a change during it wakes the next wait
                 snapshot = await asyncio.to_thread(service.queue.snapshot, service.review.queue_preview)
                 yield f"event: queue\ndata: {json.dumps(snapshot)}\n\n"
-                seen = await service.watch.wait(seen if seen >= 0 else service.watch.version, SSE_HEARTBEAT_S)
+                await service.watch.wait(seen, SSE_HEARTBEAT_S)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
@@ -347,7 +349,7 @@ def create_app(service: ReviewService) -> FastAPI:
         return {
             "session": session, "review": review, "garment": detail["garment"], "ai": detail["ai_verdict"],
             "ai_by_crop": ai_by_crop, "human_by_crop": human_by_crop, "decision": decided, "error": error,
-            "missed": [d for d in human_by_crop.values() if d["crop_id"].startswith("missed-")],
+            "missed": [d for d in human_by_crop.values() if d["crop_id"].startswith(MISSED_PREFIX)],
             "mine": review.status == "in_review" and review.claimed_by == session.reviewer_id,
             "labels": [taxonomy.normal.id, *taxonomy.type_ids], "defect_types": list(taxonomy.type_ids),
             "views": [{"index": int(v[0]), "width": int(v[1]), "height": int(v[2])} for v in detail["garment"]["views"]],

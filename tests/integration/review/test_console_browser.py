@@ -101,7 +101,7 @@ def test_a_missed_defect_drawn_on_a_view_becomes_a_false_negative(console, recor
     page.wait_for_url(f"{console.url}/")
     assert wait_until(lambda: any(v["item_id"] == "rv-0000" for v in recorder.verdicts), 15)
     verdict = next(v for v in recorder.verdicts if v["item_id"] == "rv-0000")
-    missed = [d for d in verdict["defects"] if d["crop_id"] == "missed-1"]
+    missed = [d for d in verdict["defects"] if d["crop_id"] == "missed#1"]
     assert len(missed) == 1 and missed[0]["type"] == "hole"
     x1, y1, x2, y2 = missed[0]["box"]
     # the drawn box, in the view's pixels (640x480)

@@ -128,12 +128,15 @@ def test_the_queue_updates_live_over_server_sent_events(console, login, mqtt_bro
 
     alice = login("alice")
     snapshots: list[dict] = []
+    events: list[str] = []
     stop = threading.Event()
 
     def listen() -> None:
         with alice.http.stream("GET", "/events", timeout=60) as stream:
             for line in stream.iter_lines():
-                if line.startswith("data: "):
+                if line.startswith("event: "):
+                    events.append(line[7:])
+                if line.startswith("data: ") and events[-1] == "queue":
                     snapshots.append(json.loads(line[6:]))
                 if stop.is_set():
                     return
@@ -150,8 +153,13 @@ def test_the_queue_updates_live_over_server_sent_events(console, login, mqtt_bro
     assert wait_until(lambda: snapshots[-1]["queued_total"] == 1, 5), "no live update within 5 s (heartbeat is 15 s)"
     assert snapshots[-1]["next"][0]["item_id"] == "live-0000"
     # another reviewer taking it shows up too
-    login("bob").post("/api/take")
+    bob = login("bob")
+    bob.post("/api/take")
     assert wait_until(lambda: snapshots[-1]["in_review"] and snapshots[-1]["in_review"][0]["claimed_by"] == "bob", 5)
+    # a stream outlives no session: once alice is deactivated, the next change ends hers
+    console.service.reviewers.set_active("alice", False)
+    bob.post("/api/items/live-0000/release")
+    assert wait_until(lambda: events[-1] == "logout", 5), events[-3:]
     stop.set()
     cloud.stop()
 

@@ -18,6 +18,7 @@ from seamline.config.taxonomy import default_taxonomy
 from tests.fixtures.review import queue_garments, write_config
 
 TAXONOMY = default_taxonomy()
+DECIDED_AT = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)  # a Wednesday of ISO week 2026-W48
 
 
 @pytest.fixture
@@ -41,13 +42,13 @@ def reviewed(tmp_path):
     ]
     for d in decisions:
         item, _ = queue.take_next("alice")
-        queue.decide("alice", item.item_id, d)
+        queue.decide("alice", item.item_id, d, now=DECIDED_AT)
     return store, crops, tmp_path
 
 
 def test_weekly_report_counts(reviewed):
     store, _, _ = reviewed
-    start = iso_week(datetime.now(UTC).strftime("%G-W%V"))
+    start = iso_week("2026-W48")
     report = weekly_report(store.engine, start, TAXONOMY)
     assert report["total_reviews"] == 4
     assert report["garments"] == {"agreement": 1, "false_positive": 2, "false_negative": 1, "misclassification": 0, "unanswered": 0}
@@ -115,7 +116,7 @@ def test_report_and_export_commands(reviewed, tmp_path, mqtt_broker):
     def seamline(*args):
         return subprocess.run([sys.executable, "-m", "seamline", *args], capture_output=True, text=True, timeout=120)
 
-    done = seamline("report", "weekly", "-c", str(config), "--out", str(tmp_path / "report"))
+    done = seamline("report", "weekly", "-c", str(config), "--week", "2026-W48", "--out", str(tmp_path / "report"))
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total_reviews"] == 4
     assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.json", "report.md", "daily.png", "trend.png", "errors.png", "classes.png"}

@@ -1,7 +1,6 @@
 """Two reviewers working the same queue at once over HTTP: no item is taken twice and none is lost."""
 
 import threading
-from collections import Counter
 
 import pytest
 import sqlalchemy as sa
@@ -59,7 +58,11 @@ def test_two_reviewers_100_items_none_taken_twice_none_lost(console, login, reco
     assert decided == {i: who for who, items in taken.items() for i in items}
     assert feedback == ITEMS
     assert console.service.queue.snapshot()["queued_total"] == 0
-    # every garment's final verdict reached the broker exactly once, and was marked published
-    assert wait_until(lambda: len(recorder.verdicts) >= ITEMS, 30)
-    assert Counter(v["item_id"] for v in recorder.verdicts) == Counter(ids)
+    # every garment's final verdict reached the broker (QoS 1: at least once; consumers dedupe by verdict_id,
+    # and each garment has exactly one final verdict id) and was marked published
+    assert wait_until(lambda: {v["item_id"] for v in recorder.verdicts} == set(ids), 30)
+    by_item: dict[str, set[str]] = {}
+    for v in recorder.verdicts:
+        by_item.setdefault(v["item_id"], set()).add(v["verdict_id"])
+    assert all(len(verdict_ids) == 1 for verdict_ids in by_item.values())
     assert wait_until(lambda: console.service.queue.unpublished() == [], 15)

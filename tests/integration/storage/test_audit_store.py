@@ -43,3 +43,11 @@ def test_postgresql(postgres_url):
     store = AuditStore.from_url(postgres_url)
     _exercise(store)
     store.engine.dispose()
+
+
+def test_local_crop_store_round_trips_ids_that_urls_escape(tmp_path):
+    from cloud.storage.crop_store import LocalCropStore
+
+    store = LocalCropStore(tmp_path / "crops")
+    uri = store.put("line1:st1:000042/v0-c:1", b"jpeg-bytes", "jpeg")
+    assert "%3A" in uri and store.get(uri) == b"jpeg-bytes"

@@ -11,3 +11,20 @@ def test_passwords_are_salted_scrypt_hashes():
 
 def test_session_tokens_are_stored_hashed():
     assert token_hash("abc") != "abc" and len(token_hash("abc")) == 64
+
+
+def test_the_database_never_holds_a_session_token_or_a_password(tmp_path):
+    import sqlalchemy as sa
+
+    from cloud.review.auth import Reviewers
+    from cloud.storage.audit import AuditStore
+
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'a.db'}")
+    reviewers = Reviewers(store.engine)
+    reviewers.add("alice", "a-long-password")
+    token, session = reviewers.open_session("alice")
+    dump = "\n".join(store.engine.raw_connection().iterdump())
+    assert token not in dump and "a-long-password" not in dump
+    assert token_hash(token) in dump and reviewers.session(token) == session
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT count(*) FROM review_sessions")).scalar() == 1

@@ -41,7 +41,7 @@ def test_a_valid_decision_passes_and_becomes_a_schema_valid_final_verdict():
     payload = verdict.model_dump(mode="json")
     validate_payload("verdicts", payload)
     assert payload["source"] == "review" and payload["final"] is True and payload["reviewer_id"] == "alice"
-    assert [(x["crop_id"], x["type"], x["decision"]) for x in payload["defects"]] == [("c0", "stain", "reject"), ("c1", "normal", "pass"), ("missed-1", "hole", "reject")]
+    assert [(x["crop_id"], x["type"], x["decision"]) for x in payload["defects"]] == [("c0", "stain", "reject"), ("c1", "normal", "pass"), ("missed#1", "hole", "reject")]
     assert payload["models"]["classifier"] == "q@1"
 
 

@@ -30,6 +30,7 @@
       if (note && snap.queued_total > 0) note.remove();
     });
     source.onerror = () => live.classList.remove("on");
+    source.addEventListener("logout", () => { source.close(); window.location.href = "/login"; });
     document.addEventListener("keydown", (e) => {
       if (e.key === "n" && !e.ctrlKey && !e.metaKey && !(e.target instanceof HTMLInputElement)) document.getElementById("take-next").click();
     });

@@ -24,7 +24,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("claimed_at", TZ))
         batch.add_column(sa.Column("lease_expires_at", TZ))
         batch.add_column(sa.Column("decided_at", TZ))
-    op.create_index("review_items_claims", "review_items", ["claimed_by", "status"])
+    # A reviewer holds at most one item: two "take next" clicks at once cannot both claim.
+    in_review = sa.text("status = 'in_review'")
+    op.create_index("review_items_one_per_reviewer", "review_items", ["claimed_by"], unique=True,
+                    sqlite_where=in_review, postgresql_where=in_review)
 
     op.create_table(
         "reviewers",
@@ -99,7 +102,7 @@ def downgrade() -> None:
     op.drop_table("review_decisions")
     op.drop_table("review_sessions")
     op.drop_table("reviewers")
-    op.drop_index("review_items_claims", "review_items")
+    op.drop_index("review_items_one_per_reviewer", "review_items")
     with op.batch_alter_table("review_items") as batch:
         for column in ("decided_at", "lease_expires_at", "claimed_at", "claimed_by"):
             batch.drop_column(column)
