@@ -13,6 +13,7 @@ person per day after their improvements. The ratio says how many such lines one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import sys
@@ -27,56 +28,30 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.fixtures.review import ConsoleThread, queue_garments, write_config  # noqa: E402  (the same set-up as the tests)
-
+from seamline.demo.reviewer import console_login  # noqa: E402
 from seamline.localbroker import local_broker  # noqa: E402
+from tests.fixtures.postgres import fresh_postgres_database  # noqa: E402  (the same set-up as the tests)
+from tests.fixtures.review import ConsoleThread, queue_garments, write_config  # noqa: E402
 
 SEED_REVIEWS_PER_DAY = 30_000 * 0.24
 SEED_PER_PERSON_PER_DAY = 680
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-
-
-def _postgres_database() -> tuple[str, callable] | None:
-    import uuid
-
-    import sqlalchemy as sa
-
-    try:
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-    except Exception:  # noqa: BLE001
-        return None
-    name = f"seamline_bench_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}", drop
 
 
 def _login(url: str, name: str) -> tuple[httpx.Client, str]:
-    import re
-
     http = httpx.Client(base_url=url, timeout=60, follow_redirects=False)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', http.get("/login").text)[1]
-    http.post("/login", data={"csrf_token": token, "reviewer_id": name, "password": "bench-password", "next": "/"})
-    csrf = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/").text)[1]
-    return http, csrf
+    return http, console_login(http, name, "bench-password")
 
 
 def run(db: str, reviewers: int, items: int, broker_url: str) -> dict | None:
-    tmp = Path(tempfile.mkdtemp(prefix="seamline-bench-review-"))
-    audit_url, drop = None, None
-    if db == "postgresql":
-        made = _postgres_database()
-        if made is None:
+    with contextlib.ExitStack() as stack:
+        audit_url = stack.enter_context(fresh_postgres_database()) if db == "postgresql" else None
+        if db == "postgresql" and audit_url is None:
             return None
-        audit_url, drop = made
+        return _measure(audit_url, reviewers, items, broker_url, db)
+
+
+def _measure(audit_url: str | None, reviewers: int, items: int, broker_url: str, db: str) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix="seamline-bench-review-"))
     console = ConsoleThread(write_config(tmp / "seamline.yaml", mqtt_url=broker_url, data_dir=tmp / "data", audit_url=audit_url)).start()
     try:
         service = console.service
@@ -120,8 +95,6 @@ def run(db: str, reviewers: int, items: int, broker_url: str) -> dict | None:
         }
     finally:
         console.stop()
-        if drop is not None:
-            drop()
 
 
 def main() -> None:

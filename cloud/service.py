@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import time
-from datetime import timezone
 
 from cloud.classifiers.vllm_backend import VllmClassifier
 from cloud.config import CloudConfig
@@ -122,13 +121,10 @@ class CloudService:
             for c in row["crops"]
         )
 
-        def utc(moment):  # type: ignore[no-untyped-def]
-            return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
         return GarmentRecord(
             item_id=row["item_id"], site_id=row["site_id"], line_id=row["line_id"], station_id=row["station_id"],
-            agent_id=row["agent_id"], captured_at=utc(row["captured_at"]), deadline_at=utc(row["deadline_at"]),
-            received_at=utc(row["received_at"]), detector_version=row["detector_version"],
+            agent_id=row["agent_id"], captured_at=row["captured_at"], deadline_at=row["deadline_at"],
+            received_at=row["received_at"], detector_version=row["detector_version"],
             views=tuple(tuple(v) for v in row["views"]), crops=crops, operator_note=row["operator_note"],
             sensor_readings=tuple(sorted((row["sensor_readings"] or {}).items())),
         )

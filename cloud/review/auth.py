@@ -173,10 +173,9 @@ class Reviewers:
             ).first()
         if row is None:
             return None
-        expires = row[3] if row[3].tzinfo else row[3].replace(tzinfo=UTC)
-        if expires <= _now():
+        if row[3] <= _now():
             return None
-        return Session(row[0], row[1], row[2], expires)
+        return Session(row[0], row[1], row[2], row[3])
 
     def close_session(self, token: str | None) -> None:
         if token:

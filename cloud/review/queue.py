@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud.review.decision import MISSED_PREFIX, HumanDecision, check_decision, final_verdict
 from cloud.review.feedback import Outcome, ai_call, garment_outcome, region_outcome
+from cloud.storage.audit import queued_in_order
 from cloud.storage.tables import (
     crops,
     garments,
@@ -67,8 +68,7 @@ class ReviewItem:
 
     @classmethod
     def from_row(cls, row: Any) -> ReviewItem:
-        values = {k: _utc(v) if isinstance(v, datetime) else v for k, v in dict(row).items() if k != "priority_rank"}
-        return cls(**values)
+        return cls(**{k: v for k, v in dict(row).items() if k != "priority_rank"})
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ class ReviewQueue:
                 .where(review_items.c.status != "decided")
                 .group_by(review_items.c.status, review_items.c.priority)
             ).all()
-            rows = conn.execute(_queued_in_order().limit(limit)).mappings().all()
+            rows = conn.execute(queued_in_order().limit(limit)).mappings().all()
             in_review = conn.execute(
                 sa.select(review_items.c.item_id, review_items.c.claimed_by, review_items.c.priority)
                 .where(review_items.c.status == "in_review")
@@ -119,7 +119,7 @@ class ReviewQueue:
             "queued_total": sum(queued.values()),
             "in_review": [dict(r) for r in in_review],
             "next": [
-                {"item_id": r["item_id"], "priority": r["priority"], "line_id": r["line_id"], "queued_at": _utc(r["queued_at"]).isoformat()}
+                {"item_id": r["item_id"], "priority": r["priority"], "line_id": r["line_id"], "queued_at": r["queued_at"].isoformat()}
                 for r in rows
             ],
         }
@@ -161,7 +161,7 @@ class ReviewQueue:
         for _ in range(20):  # each round loses only to a reviewer who claimed that same row first
             try:
                 with self.engine.begin() as conn:
-                    next_id = _queued_in_order().with_only_columns(review_items.c.item_id).limit(1).scalar_subquery()
+                    next_id = queued_in_order().with_only_columns(review_items.c.item_id).limit(1).scalar_subquery()
                     claimed = conn.execute(
                         review_items.update()
                         .where(review_items.c.item_id == next_id, review_items.c.status == "queued")
@@ -302,17 +302,6 @@ class ReviewQueue:
             conn.execute(review_decisions.update().where(review_decisions.c.item_id == item_id).values(published_at=_now()))
 
 
-def _queued_in_order() -> sa.Select:
-    return (
-        sa.select(review_items)
-        .where(review_items.c.status == "queued")
-        .order_by(review_items.c.priority_rank, review_items.c.queued_at, review_items.c.item_id)
-    )
-
-
 def _now() -> datetime:
     return datetime.now(UTC)
 
-
-def _utc(moment: datetime | None) -> datetime | None:
-    return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)

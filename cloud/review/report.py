@@ -69,7 +69,7 @@ def weekly_report(engine: sa.Engine, start: datetime, taxonomy: Taxonomy, *, tre
             sa.select(sa.func.count()).select_from(verified_labels)
             .where(verified_labels.c.verified_at >= start, verified_labels.c.verified_at < end)
         ).scalar() or 0
-    decisions = [{**d, "decided_at": _utc(d["decided_at"])} for d in decisions]
+    decisions = [dict(d) for d in decisions]
     week = [d for d in decisions if d["decided_at"] >= start]
 
     garments = Counter(d["outcome"] for d in week)
@@ -196,6 +196,3 @@ def report_markdown(report: dict[str, Any]) -> str:
     lines += [f"| {p['count']} | {p['kind']} | {p['pattern']} | {p['action']} |" for p in report["top_error_patterns"]]
     return "\n".join(lines) + "\n"
 
-
-def _utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

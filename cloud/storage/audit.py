@@ -152,12 +152,7 @@ class AuditStore:
     def review_queue(self, limit: int = 100) -> list[dict[str, Any]]:
         """Queued review items in the order reviewers should take them."""
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(review_items)
-                .where(review_items.c.status == "queued")
-                .order_by(review_items.c.priority_rank, review_items.c.queued_at)
-                .limit(limit)
-            ).mappings().all()
+            rows = conn.execute(queued_in_order().limit(limit)).mappings().all()
         return [dict(r) for r in rows]
 
     def mark_published(self, item_id: str) -> None:
@@ -168,6 +163,15 @@ class AuditStore:
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(garments.c.status, sa.func.count()).group_by(garments.c.status)).all()
         return {status: n for status, n in rows}
+
+
+def queued_in_order() -> sa.Select:
+    """Queued review items, highest priority first, oldest first within a priority (the order people take them)."""
+    return (
+        sa.select(review_items)
+        .where(review_items.c.status == "queued")
+        .order_by(review_items.c.priority_rank, review_items.c.queued_at, review_items.c.item_id)
+    )
 
 
 def _now() -> datetime:

@@ -4,9 +4,29 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+from typing import Any
+
 import sqlalchemy as sa
 
-TZ = sa.DateTime(timezone=True)
+
+class UtcDateTime(sa.TypeDecorator):
+    """A timezone-aware UTC timestamp on every database. PostgreSQL keeps the offset; SQLite keeps none, so
+    values are stored converted to UTC and come back marked UTC (callers never see a naive datetime)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
+            return value.astimezone(timezone.utc)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+
+
+TZ = UtcDateTime()
 
 metadata = sa.MetaData()
 
@@ -18,9 +38,9 @@ garments = sa.Table(
     sa.Column("line_id", sa.String(64), nullable=False),
     sa.Column("station_id", sa.String(64), nullable=False),
     sa.Column("agent_id", sa.String(128), nullable=False),
-    sa.Column("captured_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("deadline_at", sa.DateTime(timezone=True)),
-    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("captured_at", TZ, nullable=False),
+    sa.Column("deadline_at", TZ),
+    sa.Column("received_at", TZ, nullable=False),
     sa.Column("detector_version", sa.String(128), nullable=False),
     sa.Column("views", sa.JSON, nullable=False),
     sa.Column("operator_note", sa.Text),
@@ -29,8 +49,8 @@ garments = sa.Table(
     sa.Column("status", sa.String(16), nullable=False, default="accepted"),
     sa.Column("verdict_id", sa.String(64)),
     sa.Column("verdict", sa.JSON),
-    sa.Column("classified_at", sa.DateTime(timezone=True)),
-    sa.Column("published_at", sa.DateTime(timezone=True)),
+    sa.Column("classified_at", TZ),
+    sa.Column("published_at", TZ),
 )
 sa.Index("garments_status", garments.c.status, garments.c.received_at)
 
@@ -65,12 +85,12 @@ review_items = sa.Table(
     sa.Column("priority_rank", sa.Integer, nullable=False),  # 0 high, 1 medium, 2 low: sortable
     sa.Column("status", sa.String(16), nullable=False, default="queued"),
     sa.Column("verdict_id", sa.String(64), nullable=False),
-    sa.Column("queued_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("queued_at", TZ, nullable=False),
     # queued -> in_review (claimed_by, lease) -> decided; an expired lease returns it to queued
     sa.Column("claimed_by", sa.String(64)),
-    sa.Column("claimed_at", sa.DateTime(timezone=True)),
-    sa.Column("lease_expires_at", sa.DateTime(timezone=True)),
-    sa.Column("decided_at", sa.DateTime(timezone=True)),
+    sa.Column("claimed_at", TZ),
+    sa.Column("lease_expires_at", TZ),
+    sa.Column("decided_at", TZ),
 )
 sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)
 # A reviewer holds at most one item (two "take next" clicks at once cannot both claim).

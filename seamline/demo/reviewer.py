@@ -96,7 +96,7 @@ class SimulatedReviewer(threading.Thread):
 
         try:
             with httpx.Client(base_url=self.url, timeout=30, follow_redirects=False) as http:
-                csrf = self._login(http)
+                csrf = console_login(http, self.reviewer_id, self.password)
                 while not self._stop.is_set():
                     answer = http.post("/api/take", headers={"X-CSRF-Token": csrf})
                     if answer.status_code == 204:
@@ -122,18 +122,21 @@ class SimulatedReviewer(threading.Thread):
             self.errors.append(f"{exc.__class__.__name__}: {exc}")
             logger.warning("simulated reviewer stopped: %s", exc)
 
-    def _login(self, http: Any) -> str:
-        page = http.get("/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        if token is None:
-            raise RuntimeError("no login form")
-        answer = http.post("/login", data={"csrf_token": token[1], "reviewer_id": self.reviewer_id, "password": self.password, "next": "/"})
-        if answer.status_code != 303:
-            raise RuntimeError(f"login refused ({answer.status_code})")
-        csrf = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/").text)
-        if csrf is None:
-            raise RuntimeError("no CSRF token on the queue page")
-        return csrf[1]
+
+
+def console_login(http: Any, reviewer_id: str, password: str) -> str:
+    """Log an httpx client (base URL: the console) in as a person would; returns the session's CSRF token."""
+    page = http.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    if token is None:
+        raise RuntimeError("no login form")
+    answer = http.post("/login", data={"csrf_token": token[1], "reviewer_id": reviewer_id, "password": password, "next": "/"})
+    if answer.status_code != 303:
+        raise RuntimeError(f"login refused ({answer.status_code})")
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/").text)
+    if csrf is None:
+        raise RuntimeError("no CSRF token on the queue page")
+    return csrf[1]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float) -> bool:
