@@ -16,6 +16,7 @@ import json
 import platform
 import statistics
 import time
+from datetime import UTC
 
 import httpx
 import numpy as np
@@ -63,33 +64,72 @@ async def seed_loop(classifier: VllmClassifier, crops: list[bytes]) -> tuple[flo
         return time.perf_counter() - started, latencies, parsed
 
 
-async def sequential_constrained(classifier: VllmClassifier, crops: list[bytes]) -> tuple[float, list[float], int]:
+async def sequential_constrained(
+    classifier: VllmClassifier, crops: list[bytes]
+) -> tuple[float, list[float], int]:
     """Seamline's own request (schema, logprobs), one at a time: isolates what concurrency alone brings."""
     started = time.perf_counter()
     results = [await classifier.classify(f"s{i}", crop, "jpeg") for i, crop in enumerate(crops)]
-    return time.perf_counter() - started, [r.latency_s for r in results], sum(r.answer is not None for r in results)
+    return (
+        time.perf_counter() - started,
+        [r.latency_s for r in results],
+        sum(r.answer is not None for r in results),
+    )
 
 
 async def concurrent_path(classifier: VllmClassifier, crops: list[bytes]) -> tuple[float, list[float], int]:
     started = time.perf_counter()
-    results = await asyncio.gather(*(classifier.classify(f"c{i}", crop, "jpeg") for i, crop in enumerate(crops)))
+    results = await asyncio.gather(
+        *(classifier.classify(f"c{i}", crop, "jpeg") for i, crop in enumerate(crops))
+    )
     elapsed = time.perf_counter() - started
     return elapsed, [r.latency_s for r in results], sum(r.answer is not None for r in results)
 
 
 async def verdicts(classifier: VllmClassifier, crops: list[bytes], count: int) -> tuple[int, int, float]:
     """``count`` one-crop garments through classification, routing and verdict building; schema-valid count."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     policy = RoutingPolicy(RoutingPolicyConfig(), reject_at=TAXONOMY.reject_at_severity)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
 
     async def one(i: int) -> bool:
-        crop = CropRecord("v0-c0", 0, (10.0, 10.0, 60.0, 60.0), (0.0, 0.0, 80.0, 80.0), 0.7, "defect", "jpeg", crops[i % len(crops)], 80, 80)
-        record = GarmentRecord(f"bench-{i:05d}", "site1", "line1", "st1", "bench", now, None, now, "tiny@bench", ((0, 1280, 720),), (crop,))
+        crop = CropRecord(
+            "v0-c0",
+            0,
+            (10.0, 10.0, 60.0, 60.0),
+            (0.0, 0.0, 80.0, 80.0),
+            0.7,
+            "defect",
+            "jpeg",
+            crops[i % len(crops)],
+            80,
+            80,
+        )
+        record = GarmentRecord(
+            f"bench-{i:05d}",
+            "site1",
+            "line1",
+            "st1",
+            "bench",
+            now,
+            None,
+            now,
+            "tiny@bench",
+            ((0, 1280, 720),),
+            (crop,),
+        )
         result = await classifier.classify("v0-c0", crop.image, "jpeg")
         decision = policy.decide(region_results(record, [result]))
-        verdict = build_verdict(record, [result], decision, classifier_version="tiny", prompt_version=classifier.prompt_version, policy_version="p1", classify_s=result.latency_s)
+        verdict = build_verdict(
+            record,
+            [result],
+            decision,
+            classifier_version="tiny",
+            prompt_version=classifier.prompt_version,
+            policy_version="p1",
+            classify_s=result.latency_s,
+        )
         try:
             validate_payload("verdicts", json.loads(verdict.to_json()))
             return True
@@ -123,7 +163,9 @@ def main() -> None:
         crops = synthetic_crops(args.crops)
 
         async def run():  # type: ignore[no-untyped-def]
-            config = VllmClassifierConfig(base_url=args.base_url, model=args.model, max_concurrency=args.concurrency, timeout_s=300)
+            config = VllmClassifierConfig(
+                base_url=args.base_url, model=args.model, max_concurrency=args.concurrency, timeout_s=300
+            )
             classifier = VllmClassifier(config, TAXONOMY)
             try:
                 await concurrent_path(classifier, crops[:8])  # warm the prefix cache and the server
@@ -140,21 +182,55 @@ def main() -> None:
         if server is not None:
             server.stop()
 
-    table = Table(title=f"Region classification on one vLLM server, {args.crops} crops ({platform.machine()}, tiny Qwen2.5-VL on CPU)")
-    for column in ("path", "crops/s", "p50 latency s", "p99 latency s", "valid answers", "speed-up", "goal >= 8x"):
+    table = Table(
+        title=f"Region classification on one vLLM server, {args.crops} crops ({platform.machine()}, tiny Qwen2.5-VL on CPU)"
+    )
+    for column in (
+        "path",
+        "crops/s",
+        "p50 latency s",
+        "p99 latency s",
+        "valid answers",
+        "speed-up",
+        "goal >= 8x",
+    ):
         table.add_column(column, justify="right")
     seed_rate = len(crops) / seed[0]
     ours_rate = len(crops) / ours[0]
-    table.add_row("seed: sequential, free-form", f"{seed_rate:.2f}", f"{statistics.median(seed[1]):.2f}", f"{percentile(seed[1], 99):.2f}", f"{seed[2]}/{len(crops)}", "1.00x", "")
+    table.add_row(
+        "seed: sequential, free-form",
+        f"{seed_rate:.2f}",
+        f"{statistics.median(seed[1]):.2f}",
+        f"{percentile(seed[1], 99):.2f}",
+        f"{seed[2]}/{len(crops)}",
+        "1.00x",
+        "",
+    )
     seq_rate = len(crops) / sequential[0]
-    table.add_row("sequential, JSON schema (Seamline's request)", f"{seq_rate:.2f}", f"{statistics.median(sequential[1]):.2f}", f"{percentile(sequential[1], 99):.2f}",
-                  f"{sequential[2]}/{len(crops)}", f"{seq_rate / seed_rate:.2f}x", "")
-    table.add_row(f"Seamline: {args.concurrency} in flight, JSON schema", f"{ours_rate:.2f}", f"{statistics.median(ours[1]):.2f}", f"{percentile(ours[1], 99):.2f}",
-                  f"{ours[2]}/{len(crops)}", f"{ours_rate / seed_rate:.2f}x", "yes" if ours_rate / seed_rate >= 8 else "no")
+    table.add_row(
+        "sequential, JSON schema (Seamline's request)",
+        f"{seq_rate:.2f}",
+        f"{statistics.median(sequential[1]):.2f}",
+        f"{percentile(sequential[1], 99):.2f}",
+        f"{sequential[2]}/{len(crops)}",
+        f"{seq_rate / seed_rate:.2f}x",
+        "",
+    )
+    table.add_row(
+        f"Seamline: {args.concurrency} in flight, JSON schema",
+        f"{ours_rate:.2f}",
+        f"{statistics.median(ours[1]):.2f}",
+        f"{percentile(ours[1], 99):.2f}",
+        f"{ours[2]}/{len(crops)}",
+        f"{ours_rate / seed_rate:.2f}x",
+        "yes" if ours_rate / seed_rate >= 8 else "no",
+    )
     Console(width=160).print(table)
     print(f"concurrency alone (same request): {ours_rate / seq_rate:.2f}x")
     if valid:
-        print(f"verdicts end to end: {valid[0]}/{valid[1]} schema-valid ({valid[1] / valid[2]:.1f} verdicts/s)")
+        print(
+            f"verdicts end to end: {valid[0]}/{valid[1]} schema-valid ({valid[1] / valid[2]:.1f} verdicts/s)"
+        )
 
 
 if __name__ == "__main__":

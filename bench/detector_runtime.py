@@ -107,20 +107,39 @@ def main() -> None:
     delta, compared = max_box_delta(seed_all, ours.detect(check))
     ours.score_threshold, ours.top_k = THRESHOLD, 100
 
-    table = Table(title=f"RT-DETR-{args.size.upper()} detector, {width}x{height} frames -> {seed.processor.size['height']}px input, "
-                        f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})")
-    for column in ("batch", "seed path ms/img (p50)", "Seamline ms/img (p50)", "speed-up", "goal >= 3x", "max |dbox| px", "boxes compared"):
+    table = Table(
+        title=f"RT-DETR-{args.size.upper()} detector, {width}x{height} frames -> {seed.processor.size['height']}px input, "
+        f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
+    )
+    for column in (
+        "batch",
+        "seed path ms/img (p50)",
+        "Seamline ms/img (p50)",
+        "speed-up",
+        "goal >= 3x",
+        "max |dbox| px",
+        "boxes compared",
+    ):
         table.add_column(column, justify="right")
     for batch in (int(b) for b in args.batches.split(",")):
         images = frames[:batch]
-        t_seed = timed(lambda: seed.detect(images, THRESHOLD), args.iterations)
-        t_ours = timed(lambda: ours.detect(images), args.iterations)
+        t_seed = timed(lambda images=images: seed.detect(images, THRESHOLD), args.iterations)
+        t_ours = timed(lambda images=images: ours.detect(images), args.iterations)
         p_seed = statistics.median(t_seed) / batch * 1000
         p_ours = statistics.median(t_ours) / batch * 1000
-        table.add_row(str(batch), f"{p_seed:.1f}", f"{p_ours:.1f}", f"{p_seed / p_ours:.2f}x", "yes" if p_seed / p_ours >= 3 else "no",
-                      f"{delta:.1e}", str(compared))
+        table.add_row(
+            str(batch),
+            f"{p_seed:.1f}",
+            f"{p_ours:.1f}",
+            f"{p_seed / p_ours:.2f}x",
+            "yes" if p_seed / p_ours >= 3 else "no",
+            f"{delta:.1e}",
+            str(compared),
+        )
     Console(width=180).print(table)
-    print(f"machine: {platform.processor() or platform.machine()}, {platform.platform()}; onnxruntime providers {ours.providers}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {platform.platform()}; onnxruntime providers {ours.providers}"
+    )
 
 
 if __name__ == "__main__":

@@ -43,8 +43,13 @@ def sweep(traces, taxonomy) -> list[dict]:
     for auto in AUTO_BANDS:
         for high in HIGH_BANDS:
             policy = RoutingPolicy(
-                RoutingPolicyConfig(auto_threshold=auto, high_priority_below=high, medium_priority_below=max(high, min(0.85, auto))),
-                reject_at=taxonomy.reject_at_severity, normal_id=taxonomy.normal.id,
+                RoutingPolicyConfig(
+                    auto_threshold=auto,
+                    high_priority_below=high,
+                    medium_priority_below=max(high, min(0.85, auto)),
+                ),
+                reject_at=taxonomy.reject_at_severity,
+                normal_id=taxonomy.normal.id,
             )
             n = automatic = right = escapes = reviews = high_reviews = 0
             for trace in traces:
@@ -55,7 +60,11 @@ def sweep(traces, taxonomy) -> list[dict]:
                     decision, route, priority = "pass", "auto", None
                 else:
                     routed = replay(trace.verdict, policy)
-                    decision, route, priority = routed.decision.value, routed.route.value, routed.priority.value
+                    decision, route, priority = (
+                        routed.decision.value,
+                        routed.route.value,
+                        routed.priority.value,
+                    )
                 if route == Route.AUTO.value:
                     automatic += 1
                     right += decision == trace.truth
@@ -63,11 +72,17 @@ def sweep(traces, taxonomy) -> list[dict]:
                 else:
                     reviews += 1
                     high_reviews += priority == "high"
-            rows.append({
-                "auto_threshold": auto, "high_priority_below": high, "garments": n,
-                "auto_share": automatic / n if n else 0.0, "auto_accuracy": right / automatic if automatic else None,
-                "escapes": escapes, "high_priority_share": high_reviews / reviews if reviews else 0.0,
-            })
+            rows.append(
+                {
+                    "auto_threshold": auto,
+                    "high_priority_below": high,
+                    "garments": n,
+                    "auto_share": automatic / n if n else 0.0,
+                    "auto_accuracy": right / automatic if automatic else None,
+                    "escapes": escapes,
+                    "high_priority_share": high_reviews / reviews if reviews else 0.0,
+                }
+            )
     return rows
 
 
@@ -81,7 +96,12 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
     at_070 = [r for r in rows if r["high_priority_below"] == 0.70]
     xs = [r["auto_threshold"] for r in at_070]
     left.plot(xs, [r["auto_share"] for r in at_070], "o-", label="handled automatically")
-    left.plot(xs, [r["auto_accuracy"] if r["auto_accuracy"] is not None else float("nan") for r in at_070], "s-", label="accuracy of automatic decisions")
+    left.plot(
+        xs,
+        [r["auto_accuracy"] if r["auto_accuracy"] is not None else float("nan") for r in at_070],
+        "s-",
+        label="accuracy of automatic decisions",
+    )
     left.axhline(SEED_AUTO_SHARE, color="grey", ls="--", lw=0.8, label="seed: 70 % automatic")
     left.axhline(SEED_AUTO_ACCURACY, color="grey", ls=":", lw=0.8, label="seed: 0.91 accuracy")
     left.set_xlabel("automatic threshold (routing confidence)")
@@ -89,7 +109,12 @@ def chart(rows: list[dict], path: Path, title: str) -> None:
     left.legend(fontsize=8, loc="lower left")
     left.set_title("automation vs threshold")
     at_095 = [r for r in rows if r["auto_threshold"] == 0.95]
-    right.plot([r["high_priority_below"] for r in at_095], [r["high_priority_share"] for r in at_095], "o-", color="tab:red")
+    right.plot(
+        [r["high_priority_below"] for r in at_095],
+        [r["high_priority_share"] for r in at_095],
+        "o-",
+        color="tab:red",
+    )
     right.set_xlabel("high-priority band (confidence below)")
     right.set_ylabel("share of reviews at high priority")
     right.set_ylim(0, 1.02)
@@ -106,45 +131,97 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0)
     parser.add_argument("--views", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path(".cache/bench/e2e"))
-    parser.add_argument("--detector", type=Path, default=None, help="ONNX detector (default: the shipped demo detector)")
-    parser.add_argument("--classifier", type=Path, default=None, help="Qwen2.5-VL folder (default: the shipped demo classifier)")
-    parser.add_argument("--chart", type=Path, default=None, help="PNG to draw the sweep in (e.g. docs/img/threshold_sweep.png)")
+    parser.add_argument(
+        "--detector", type=Path, default=None, help="ONNX detector (default: the shipped demo detector)"
+    )
+    parser.add_argument(
+        "--classifier",
+        type=Path,
+        default=None,
+        help="Qwen2.5-VL folder (default: the shipped demo classifier)",
+    )
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        help="PNG to draw the sweep in (e.g. docs/img/threshold_sweep.png)",
+    )
     args = parser.parse_args()
 
     # No review console: the benchmark measures the line, and the simulated reviewer would share its two cores.
-    settings = DemoSettings(garments=args.garments, rate_hz=args.rate, views=args.views, out_dir=args.out, review=False)
+    settings = DemoSettings(
+        garments=args.garments, rate_hz=args.rate, views=args.views, out_dir=args.out, review=False
+    )
     settings.detector = args.detector or settings.detector
     settings.classifier = args.classifier or settings.classifier
     result = run_demo(settings, live=False)
     s = result.stats
     console = Console(width=120)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, no GPU"
-    table = Table(title=f"End to end, demo models, {args.garments} garments at {args.rate}/s, {args.views} view(s) ({machine})")
+    table = Table(
+        title=f"End to end, demo models, {args.garments} garments at {args.rate}/s, {args.views} view(s) ({machine})"
+    )
     for column in ("measure", "Seamline", "baseline", "ratio / verdict"):
         table.add_column(column)
     lat, over = s.latency_ms, s.overhead_ms
-    table.add_row("frame -> command p50", f"{lat['p50']:.0f} ms", f"seed {SEED_LATENCY_MS:.0f} ms per image", f"{SEED_LATENCY_MS / lat['p50']:.1f}x faster")
-    table.add_row("frame -> command p99", f"{lat['p99']:.0f} ms", f"seed target {SEED_TARGET_MS:.0f} ms", "met" if lat["p99"] <= SEED_TARGET_MS else "not met")
+    table.add_row(
+        "frame -> command p50",
+        f"{lat['p50']:.0f} ms",
+        f"seed {SEED_LATENCY_MS:.0f} ms per image",
+        f"{SEED_LATENCY_MS / lat['p50']:.1f}x faster",
+    )
+    table.add_row(
+        "frame -> command p99",
+        f"{lat['p99']:.0f} ms",
+        f"seed target {SEED_TARGET_MS:.0f} ms",
+        "met" if lat["p99"] <= SEED_TARGET_MS else "not met",
+    )
     table.add_row("overhead outside models p50", f"{over['p50']:.1f} ms", "", "")
-    table.add_row("overhead outside models p99", f"{over['p99']:.1f} ms", f"goal < {OVERHEAD_GOAL_P99_MS:.0f} ms", "met" if over["p99"] < OVERHEAD_GOAL_P99_MS else "not met")
-    table.add_row("sustained garments/s", f"{s.garments_per_s:.2f}", f"belt {args.rate}/s", f"{s.garments_per_s / args.rate:.2f} of belt rate")
+    table.add_row(
+        "overhead outside models p99",
+        f"{over['p99']:.1f} ms",
+        f"goal < {OVERHEAD_GOAL_P99_MS:.0f} ms",
+        "met" if over["p99"] < OVERHEAD_GOAL_P99_MS else "not met",
+    )
+    table.add_row(
+        "sustained garments/s",
+        f"{s.garments_per_s:.2f}",
+        f"belt {args.rate}/s",
+        f"{s.garments_per_s / args.rate:.2f} of belt rate",
+    )
     table.add_row("deadline misses", str(s.deadline_misses), "", "")
-    table.add_row("handled automatically", f"{s.auto_share:.1%}", f"seed {SEED_AUTO_SHARE:.0%}", f"{s.auto_share / SEED_AUTO_SHARE:.2f}x")
+    table.add_row(
+        "handled automatically",
+        f"{s.auto_share:.1%}",
+        f"seed {SEED_AUTO_SHARE:.0%}",
+        f"{s.auto_share / SEED_AUTO_SHARE:.2f}x",
+    )
     accuracy = s.auto_accuracy or 0.0
-    table.add_row("accuracy of automatic decisions", f"{accuracy:.3f}", f"seed {SEED_AUTO_ACCURACY}", f"{accuracy / SEED_AUTO_ACCURACY:.2f}x")
+    table.add_row(
+        "accuracy of automatic decisions",
+        f"{accuracy:.3f}",
+        f"seed {SEED_AUTO_ACCURACY}",
+        f"{accuracy / SEED_AUTO_ACCURACY:.2f}x",
+    )
     table.add_row("defective garments passed automatically", str(s.escapes), "", "")
     console.print(table)
 
     rows = sweep(result.monitor.traces.values(), default_taxonomy())
-    sweep_table = Table(title="Routing bands swept by replaying the recorded verdicts (high-priority band 0.70)")
+    sweep_table = Table(
+        title="Routing bands swept by replaying the recorded verdicts (high-priority band 0.70)"
+    )
     for column in ("automatic at", "handled automatically", "accuracy", "defective passed"):
         sweep_table.add_column(column)
     for r in rows:
         if r["high_priority_below"] == 0.70:
             acc = "-" if r["auto_accuracy"] is None else f"{r['auto_accuracy']:.3f}"
-            sweep_table.add_row(f"{r['auto_threshold']:.2f}", f"{r['auto_share']:.1%}", acc, str(r["escapes"]))
+            sweep_table.add_row(
+                f"{r['auto_threshold']:.2f}", f"{r['auto_share']:.1%}", acc, str(r["escapes"])
+            )
     console.print(sweep_table)
-    (args.out / "e2e.json").write_text(json.dumps({"stats": s.to_dict(), "sweep": rows, "machine": machine}, indent=2) + "\n")
+    (args.out / "e2e.json").write_text(
+        json.dumps({"stats": s.to_dict(), "sweep": rows, "machine": machine}, indent=2) + "\n"
+    )
     if args.chart:
         chart(rows, args.chart, f"Seamline demo models, {s.garments} garments, synthetic line ({machine})")
         console.print(f"chart: {args.chart}")

@@ -52,7 +52,9 @@ def run(db: str, reviewers: int, items: int, broker_url: str) -> dict | None:
 
 def _measure(audit_url: str | None, reviewers: int, items: int, broker_url: str, db: str) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="seamline-bench-review-"))
-    console = ConsoleThread(write_config(tmp / "seamline.yaml", mqtt_url=broker_url, data_dir=tmp / "data", audit_url=audit_url)).start()
+    console = ConsoleThread(
+        write_config(tmp / "seamline.yaml", mqtt_url=broker_url, data_dir=tmp / "data", audit_url=audit_url)
+    ).start()
     try:
         service = console.service
         queue_garments(service.audit, service.crop_store, items)
@@ -72,8 +74,14 @@ def _measure(audit_url: str | None, reviewers: int, items: int, broker_url: str,
                 if answer.status_code == 204:
                     return
                 item = answer.json()
-                crops = [{"crop_id": c["crop_id"], "type": "stain", "severity": "minor"} for c in item["crops"]]
-                done = http.post(f"/api/items/{item['item_id']}/decision", json={"decision": "reject", "crops": crops}, headers=headers)
+                crops = [
+                    {"crop_id": c["crop_id"], "type": "stain", "severity": "minor"} for c in item["crops"]
+                ]
+                done = http.post(
+                    f"/api/items/{item['item_id']}/decision",
+                    json={"decision": "reject", "crops": crops},
+                    headers=headers,
+                )
                 t2 = time.perf_counter()
                 assert done.status_code == 200, done.text
                 with lock:
@@ -89,9 +97,14 @@ def _measure(audit_url: str | None, reviewers: int, items: int, broker_url: str,
         seconds = time.perf_counter() - started
         assert len(decides) == items, f"{len(decides)} of {items} decided"
         return {
-            "db": db, "reviewers": reviewers, "items": items, "per_s": items / seconds,
-            "take_p50": float(np.percentile(takes, 50)), "take_p99": float(np.percentile(takes, 99)),
-            "decide_p50": float(np.percentile(decides, 50)), "decide_p99": float(np.percentile(decides, 99)),
+            "db": db,
+            "reviewers": reviewers,
+            "items": items,
+            "per_s": items / seconds,
+            "take_p50": float(np.percentile(takes, 50)),
+            "take_p99": float(np.percentile(takes, 99)),
+            "decide_p50": float(np.percentile(decides, 50)),
+            "decide_p99": float(np.percentile(decides, 99)),
         }
     finally:
         console.stop()
@@ -115,18 +128,34 @@ def main() -> None:
                 rows.append(row)
     finally:
         broker.stop()
-    table = Table(title=f"Review console capacity ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)")
-    for column in ("database", "reviewers", "decisions/s", "take p50 / p99", "decide p50 / p99", "x seed review load", "x one person"):
+    table = Table(
+        title=f"Review console capacity ({platform.processor() or platform.machine()}, {os.cpu_count()} CPUs)"
+    )
+    for column in (
+        "database",
+        "reviewers",
+        "decisions/s",
+        "take p50 / p99",
+        "decide p50 / p99",
+        "x seed review load",
+        "x one person",
+    ):
         table.add_column(column, justify="right")
     for r in rows:
         per_day = r["per_s"] * 86_400
         table.add_row(
-            r["db"], str(r["reviewers"]), f"{r['per_s']:.0f}", f"{r['take_p50']:.0f} / {r['take_p99']:.0f} ms",
-            f"{r['decide_p50']:.0f} / {r['decide_p99']:.0f} ms", f"{per_day / SEED_REVIEWS_PER_DAY:,.0f}x",
+            r["db"],
+            str(r["reviewers"]),
+            f"{r['per_s']:.0f}",
+            f"{r['take_p50']:.0f} / {r['take_p99']:.0f} ms",
+            f"{r['decide_p50']:.0f} / {r['decide_p99']:.0f} ms",
+            f"{per_day / SEED_REVIEWS_PER_DAY:,.0f}x",
             f"{per_day / SEED_PER_PERSON_PER_DAY:,.0f}x",
         )
     Console(width=150).print(table)
-    print(f"seed baseline: {SEED_REVIEWS_PER_DAY:,.0f} reviews/day per line; {SEED_PER_PERSON_PER_DAY} garments/person/day")
+    print(
+        f"seed baseline: {SEED_REVIEWS_PER_DAY:,.0f} reviews/day per line; {SEED_PER_PERSON_PER_DAY} garments/person/day"
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from rich.console import Console
@@ -38,17 +38,28 @@ def measure(views: int, garments: int) -> dict[str, float]:
         for k in range(len(images)):
             boxes = [d.box for d in g.defects if d.view_index == k]
             detections.append(
-                Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.full(len(boxes), 0.9, np.float32), np.zeros(len(boxes), np.int64))
+                Detections(
+                    np.asarray(boxes, np.float32).reshape(-1, 4),
+                    np.full(len(boxes), 0.9, np.float32),
+                    np.zeros(len(boxes), np.int64),
+                )
             )
             regions += len(boxes)
         crops = make_crops(images, detections, ("defect",), crop_config)
         if not crops:
             continue
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         message = garment_message(
-            item_id=g.item_id, site_id="site1", line_id="line1", station_id="st1", captured_at=now,
-            deadline_at=now + timedelta(seconds=3), view_sizes=[im.shape[:2] for im in images],
-            camera_ids=[v.camera for v in g.views], crops=crops, detector_version="rtdetr@bench",
+            item_id=g.item_id,
+            site_id="site1",
+            line_id="line1",
+            station_id="st1",
+            captured_at=now,
+            deadline_at=now + timedelta(seconds=3),
+            view_sizes=[im.shape[:2] for im in images],
+            camera_ids=[v.camera for v in g.views],
+            crops=crops,
+            detector_version="rtdetr@bench",
         )
         crops_total += message.ByteSize()
         crops_count += len(crops)
@@ -67,18 +78,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--garments", type=int, default=200)
     args = parser.parse_args()
-    table = Table(title=f"Bytes per garment edge -> cloud, 1280x720, JPEG q{QUALITY}, {args.garments} synthetic garments")
-    for column in ("views", "full frames (B)", "Seamline crops (B)", "ratio", "goal <= 0.10",
-                   "per garment sent (B)", "garments sent", "regions/image", "crops/garment sent"):
+    table = Table(
+        title=f"Bytes per garment edge -> cloud, 1280x720, JPEG q{QUALITY}, {args.garments} synthetic garments"
+    )
+    for column in (
+        "views",
+        "full frames (B)",
+        "Seamline crops (B)",
+        "ratio",
+        "goal <= 0.10",
+        "per garment sent (B)",
+        "garments sent",
+        "regions/image",
+        "crops/garment sent",
+    ):
         table.add_column(column, justify="right")
     started = time.perf_counter()
     for views in (1, 4):
         r = measure(views, args.garments)
         ratio = r["crops"] / r["full"]
         table.add_row(
-            str(views), f"{r['full']:,.0f}", f"{r['crops']:,.0f}", f"{ratio:.4f} (1/{1 / ratio:.0f})",
-            "yes" if ratio <= 0.10 else "NO", f"{r['crops_sent_only']:,.0f}", f"{r['sent_share']:.0%}",
-            f"{r['regions_per_image']:.2f}", f"{r['crops_per_sent']:.2f}",
+            str(views),
+            f"{r['full']:,.0f}",
+            f"{r['crops']:,.0f}",
+            f"{ratio:.4f} (1/{1 / ratio:.0f})",
+            "yes" if ratio <= 0.10 else "NO",
+            f"{r['crops_sent_only']:,.0f}",
+            f"{r['sent_share']:.0%}",
+            f"{r['regions_per_image']:.2f}",
+            f"{r['crops_per_sent']:.2f}",
         )
     Console(width=180).print(table)
     print(f"({time.perf_counter() - started:.0f} s)")

@@ -15,7 +15,9 @@ app = typer.Typer(help="The cloud classifier service.", no_args_is_help=True)
 
 
 @app.command("serve")
-def serve(config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML with a 'cloud:' section.")) -> None:
+def serve(
+    config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML with a 'cloud:' section."),
+) -> None:
     """Run the cloud service (and its local vLLM server, if configured) until SIGTERM/SIGINT."""
     from cloud.config import CloudConfig
     from cloud.service import CloudService
@@ -31,7 +33,9 @@ def serve(config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML
         from cloud.classifiers.vllm_server import start_vllm_server
 
         local = cloud_config.local_vllm
-        vllm = start_vllm_server(local.model, port=local.port, served_model_name=cloud_config.classifier.model)
+        vllm = start_vllm_server(
+            local.model, port=local.port, served_model_name=cloud_config.classifier.model
+        )
         typer.echo(f"starting local vLLM on {vllm.url} with {local.model} (log {vllm.log_path}) ...")
         vllm.wait_ready(local.ready_timeout_s)
         base_url = vllm.openai_base_url

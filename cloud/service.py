@@ -35,7 +35,9 @@ logger = logging.getLogger(__name__)
 class CloudService:
     """Everything the cloud runs for a set of lines."""
 
-    def __init__(self, config: SeamlineConfig, cloud: CloudConfig, *, classifier_base_url: str | None = None) -> None:
+    def __init__(
+        self, config: SeamlineConfig, cloud: CloudConfig, *, classifier_base_url: str | None = None
+    ) -> None:
         self.config = config
         self.cloud = cloud
         data_dir = config.storage.data_dir
@@ -46,7 +48,9 @@ class CloudService:
         if classifier_base_url:
             classifier_config = classifier_config.model_copy(update={"base_url": classifier_base_url})
         self.classifier_config = classifier_config
-        self.policy = RoutingPolicy(cloud.routing, reject_at=self.taxonomy.reject_at_severity, normal_id=self.taxonomy.normal.id)
+        self.policy = RoutingPolicy(
+            cloud.routing, reject_at=self.taxonomy.reject_at_severity, normal_id=self.taxonomy.normal.id
+        )
         self.bus = MqttBus(
             config.mqtt,
             client_id=f"{config.mqtt.client_id_prefix}-cloud-classifier",
@@ -67,18 +71,26 @@ class CloudService:
         self.classifier = VllmClassifier(self.classifier_config, self.taxonomy)
         self.bus.start()
         servicer = InspectionServicer(
-            crop_store=self.crop_store, audit=self.audit, limits=self.cloud.limits, on_accepted=self.queue.put_nowait
+            crop_store=self.crop_store,
+            audit=self.audit,
+            limits=self.cloud.limits,
+            on_accepted=self.queue.put_nowait,
         )
         self.servicer = servicer
         self.server, self.port, self.health = create_server(
             self.config.grpc.listen_address, servicer, max_message_bytes=self.config.grpc.max_message_bytes
         )
         await self._resume()
-        self._workers = [asyncio.create_task(self._work(), name=f"classify-{i}") for i in range(self.cloud.max_garments_in_flight)]
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"classify-{i}")
+            for i in range(self.cloud.max_garments_in_flight)
+        ]
         await self.server.start()
         await set_serving(self.health, True)
         self.bus.set_available(True)
-        logger.info("cloud service serving on port %d (classifier %s)", self.port, self.classifier_config.base_url)
+        logger.info(
+            "cloud service serving on port %d (classifier %s)", self.port, self.classifier_config.base_url
+        )
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
@@ -88,8 +100,10 @@ class CloudService:
         await self.server.stop(grace)
         try:
             await asyncio.wait_for(self.queue.join(), timeout=grace)
-        except asyncio.TimeoutError:
-            logger.warning("%d garment(s) still queued at shutdown; they resume on the next start", self.queue.qsize())
+        except TimeoutError:
+            logger.warning(
+                "%d garment(s) still queued at shutdown; they resume on the next start", self.queue.qsize()
+            )
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
@@ -114,18 +128,35 @@ class CloudService:
     def _load_record(self, row: dict) -> GarmentRecord:
         crops = tuple(
             CropRecord(
-                crop_id=c["crop_id"], view_index=c["view_index"], box=tuple(c["box"]), crop_box=tuple(c["crop_box"]),
-                detector_score=c["detector_score"], detector_label=c["detector_label"], encoding=c["encoding"],
-                image=self.crop_store.get(c["uri"]), width=c["width"], height=c["height"], operator_note=c["operator_note"], uri=c["uri"],
+                crop_id=c["crop_id"],
+                view_index=c["view_index"],
+                box=tuple(c["box"]),
+                crop_box=tuple(c["crop_box"]),
+                detector_score=c["detector_score"],
+                detector_label=c["detector_label"],
+                encoding=c["encoding"],
+                image=self.crop_store.get(c["uri"]),
+                width=c["width"],
+                height=c["height"],
+                operator_note=c["operator_note"],
+                uri=c["uri"],
             )
             for c in row["crops"]
         )
 
         return GarmentRecord(
-            item_id=row["item_id"], site_id=row["site_id"], line_id=row["line_id"], station_id=row["station_id"],
-            agent_id=row["agent_id"], captured_at=row["captured_at"], deadline_at=row["deadline_at"],
-            received_at=row["received_at"], detector_version=row["detector_version"],
-            views=tuple(tuple(v) for v in row["views"]), crops=crops, operator_note=row["operator_note"],
+            item_id=row["item_id"],
+            site_id=row["site_id"],
+            line_id=row["line_id"],
+            station_id=row["station_id"],
+            agent_id=row["agent_id"],
+            captured_at=row["captured_at"],
+            deadline_at=row["deadline_at"],
+            received_at=row["received_at"],
+            detector_version=row["detector_version"],
+            views=tuple(tuple(v) for v in row["views"]),
+            crops=crops,
+            operator_note=row["operator_note"],
             sensor_readings=tuple(sorted((row["sensor_readings"] or {}).items())),
         )
 
@@ -137,7 +168,10 @@ class CloudService:
             try:
                 await self.process(record)
             except Exception:
-                logger.exception("could not process garment; it stays pending and resumes on restart", extra={"item_id": record.item_id})
+                logger.exception(
+                    "could not process garment; it stays pending and resumes on restart",
+                    extra={"item_id": record.item_id},
+                )
             finally:
                 self.queue.task_done()
 
@@ -148,27 +182,53 @@ class CloudService:
         notes = {c.operator_note for c in record.crops if c.operator_note}
         note = "; ".join(filter(None, [record.operator_note, *sorted(notes)])) or None
         classified = await self.classifier.classify_garment(
-            [(c.crop_id, c.image, c.encoding) for c in record.crops], operator_note=note, sensor_readings=readings
+            [(c.crop_id, c.image, c.encoding) for c in record.crops],
+            operator_note=note,
+            sensor_readings=readings,
         )
         classify_s = time.perf_counter() - started
         routing = self.policy.decide(region_results(record, list(classified)))
         verdict = build_verdict(
-            record, list(classified), routing, classifier_version=self.classifier.model_version,
-            prompt_version=self.classifier.prompt_version, policy_version=self.cloud.routing.version, classify_s=classify_s,
+            record,
+            list(classified),
+            routing,
+            classifier_version=self.classifier.model_version,
+            prompt_version=self.classifier.prompt_version,
+            policy_version=self.cloud.routing.version,
+            classify_s=classify_s,
         )
         payload = verdict.to_json()
         review_priority = routing.priority.value if routing.route is Route.HUMAN else None
-        await asyncio.to_thread(self.audit.record_verdict, record.item_id, verdict.verdict_id, payload, review_priority=review_priority)
+        await asyncio.to_thread(
+            self.audit.record_verdict,
+            record.item_id,
+            verdict.verdict_id,
+            payload,
+            review_priority=review_priority,
+        )
         self.classified += 1
         self._publish(json.loads(payload), payload)
         if review_priority is not None:
             event = ReviewEvent(
-                type="new", review_id=record.item_id, item_id=record.item_id, site_id=record.site_id, line_id=record.line_id,
-                status="queued", priority=review_priority, verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
+                type="new",
+                review_id=record.item_id,
+                item_id=record.item_id,
+                site_id=record.site_id,
+                line_id=record.line_id,
+                status="queued",
+                priority=review_priority,
+                verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
             )
-            self.bus.publish(LineTopics(self.config.mqtt.topic_root, record.site_id, record.line_id).reviews, event.to_json())
+            self.bus.publish(
+                LineTopics(self.config.mqtt.topic_root, record.site_id, record.line_id).reviews,
+                event.to_json(),
+            )
         logger.info(
-            "verdict %s/%s (%.3f) in %.2f s", routing.decision.value, routing.route.value, routing.confidence, classify_s,
+            "verdict %s/%s (%.3f) in %.2f s",
+            routing.decision.value,
+            routing.route.value,
+            routing.confidence,
+            classify_s,
             extra={"item_id": record.item_id},
         )
 

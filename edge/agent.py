@@ -38,7 +38,9 @@ logger = logging.getLogger(__name__)
 class EdgeAgent:
     """One agent for one camera station. ``start()``, then ``run()`` until the source ends or ``stop()``."""
 
-    def __init__(self, config: SeamlineConfig, edge: EdgeConfig, *, source: GarmentSource | None = None) -> None:
+    def __init__(
+        self, config: SeamlineConfig, edge: EdgeConfig, *, source: GarmentSource | None = None
+    ) -> None:
         self.config = config
         self.edge = edge
         site = config.site
@@ -48,7 +50,12 @@ class EdgeAgent:
         self.metrics = EdgeMetrics()
         data_dir = config.storage.data_dir
         spool_path = edge.spool.path if edge.spool.path.is_absolute() else data_dir / edge.spool.path
-        self.spool = Spool(spool_path, max_items=edge.spool.max_items, max_bytes=edge.spool.max_bytes, full_policy=edge.spool.full_policy)
+        self.spool = Spool(
+            spool_path,
+            max_items=edge.spool.max_items,
+            max_bytes=edge.spool.max_bytes,
+            full_policy=edge.spool.full_policy,
+        )
         self.ledger = CommandLedger(spool_path.with_name("commands.db"))
         self.bus = MqttBus(
             config.mqtt,
@@ -63,8 +70,11 @@ class EdgeAgent:
             self.spool,
             self._channel_factory(),
             pb.AgentHello(
-                agent_id=self.agent_id, site_id=self.site_id, line_id=self.line_id,
-                software_version=__version__, contract_version="v1",
+                agent_id=self.agent_id,
+                site_id=self.site_id,
+                line_id=self.line_id,
+                software_version=__version__,
+                contract_version="v1",
             ),
             edge.uplink,
             on_refused=self._refused,
@@ -91,7 +101,9 @@ class EdgeAgent:
                 keepalive_s=self.edge.uplink.keepalive_s,
             )
         return insecure_channel_factory(
-            grpc_config.cloud_address, max_message_bytes=grpc_config.max_message_bytes, keepalive_s=self.edge.uplink.keepalive_s
+            grpc_config.cloud_address,
+            max_message_bytes=grpc_config.max_message_bytes,
+            keepalive_s=self.edge.uplink.keepalive_s,
         )
 
     # lifecycle --------------------------------------------------------------------------------------------
@@ -101,7 +113,8 @@ class EdgeAgent:
         self.detector = build_detector(self.edge.detector, warm_up=False)
         self.detector.warm_up(batch_sizes=(1, 2, 4))
         self.bus.subscribe(
-            self.topics.verdicts, verdict_listener(self.controller, self.site_id, self.line_id, self._verdict_outcome)
+            self.topics.verdicts,
+            verdict_listener(self.controller, self.site_id, self.line_id, self._verdict_outcome),
         )
         self.bus.start()
         # Commands decided before a crash and never acknowledged go out again, same ids (the PLC dedupes).
@@ -111,14 +124,21 @@ class EdgeAgent:
         self.uplink.start()
         if self.edge.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.edge.metrics_host, self.edge.metrics_port)
-        for target, name in ((self._tick_loop, "deadlines"), (self._source_loop, "source"), (self._gauges_loop, "gauges")):
+        for target, name in (
+            (self._tick_loop, "deadlines"),
+            (self._source_loop, "source"),
+            (self._gauges_loop, "gauges"),
+        ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
         self.bus.set_available(True)
         logger.info(
             "edge agent %s ready: detector %s, budget %.2f s per garment, spool %d waiting",
-            self.agent_id, self.detector.meta.version, self.edge.timing.budget_s, len(self.spool),
+            self.agent_id,
+            self.detector.meta.version,
+            self.edge.timing.budget_s,
+            len(self.spool),
         )
 
     def run(self) -> None:
@@ -133,7 +153,9 @@ class EdgeAgent:
             try:
                 self.process(garment)
             except Exception:
-                logger.exception("could not process garment; diverting it to review", extra={"item_id": garment.item_id})
+                logger.exception(
+                    "could not process garment; diverting it to review", extra={"item_id": garment.item_id}
+                )
                 self.controller.settle(garment.item_id, LineAction.DIVERT_REVIEW, "edge_error")
 
     def drain(self, timeout: float) -> bool:
@@ -174,7 +196,10 @@ class EdgeAgent:
                 dropped = self.buffer.put(garment)
                 if dropped:
                     self.metrics.garments_dropped.inc()
-                    logger.warning("detector behind: dropped a garment (it will be diverted at its deadline)", extra={"item_id": dropped})
+                    logger.warning(
+                        "detector behind: dropped a garment (it will be diverted at its deadline)",
+                        extra={"item_id": dropped},
+                    )
                 if self.source.skipped > skipped:
                     self.metrics.frames_skipped.inc(self.source.skipped - skipped)
                     skipped = self.source.skipped
@@ -196,15 +221,26 @@ class EdgeAgent:
         deadline_at = garment.captured_at + timedelta(seconds=self.edge.timing.budget_s)
         self.processed += 1
         if not crops:
-            self._pass_locally(garment, max((d.top_score for d in detections), default=0.0), detect_s, deadline_at)
+            self._pass_locally(
+                garment, max((d.top_score for d in detections), default=0.0), detect_s, deadline_at
+            )
             return
         message = garment_message(
-            item_id=garment.item_id, site_id=self.site_id, line_id=self.line_id, station_id=self.station_id,
-            captured_at=garment.captured_at, deadline_at=deadline_at,
-            view_sizes=[v.shape[:2] for v in views], camera_ids=list(garment.camera_ids), crops=crops,
+            item_id=garment.item_id,
+            site_id=self.site_id,
+            line_id=self.line_id,
+            station_id=self.station_id,
+            captured_at=garment.captured_at,
+            deadline_at=deadline_at,
+            view_sizes=[v.shape[:2] for v in views],
+            camera_ids=list(garment.camera_ids),
+            crops=crops,
             detector_version=self.detector.meta.version,
             edge_timings_ms={
-                "wait": max(0.0, (datetime.now(UTC) - garment.captured_at).total_seconds() - detect_s - crops_s) * 1000,
+                "wait": max(
+                    0.0, (datetime.now(UTC) - garment.captured_at).total_seconds() - detect_s - crops_s
+                )
+                * 1000,
                 "detect": detect_s * 1000,
                 "crops": crops_s * 1000,
             },
@@ -219,18 +255,32 @@ class EdgeAgent:
         self.metrics.crop_bytes.inc(sum(len(c.jpeg) for c in crops))
         self.uplink.notify()
 
-    def _pass_locally(self, garment: CapturedGarment, top_score: float, detect_s: float, deadline_at: datetime) -> None:
+    def _pass_locally(
+        self, garment: CapturedGarment, top_score: float, detect_s: float, deadline_at: datetime
+    ) -> None:
         """Nothing found: the edge decides pass itself, publishes that verdict and commands pass."""
         now = datetime.now(UTC)
         assert self.detector is not None
         verdict = Verdict(
-            item_id=garment.item_id, site_id=self.site_id, line_id=self.line_id, station_id=self.station_id,
-            source="edge", final=True, decision=Decision.PASS, route=Route.AUTO, priority=Priority.NONE,
+            item_id=garment.item_id,
+            site_id=self.site_id,
+            line_id=self.line_id,
+            station_id=self.station_id,
+            source="edge",
+            final=True,
+            decision=Decision.PASS,
+            route=Route.AUTO,
+            priority=Priority.NONE,
             # Not the seed's flat 1.0: how far the best candidate stayed below the threshold.
             confidence=round(1.0 - top_score, 6),
             models=ModelVersions(detector=self.detector.meta.version),
-            timings_ms={"detect": detect_s * 1000, "total": (now - garment.captured_at).total_seconds() * 1000},
-            timestamps=VerdictTimestamps(captured_at=garment.captured_at, decided_at=now, deadline_at=deadline_at),
+            timings_ms={
+                "detect": detect_s * 1000,
+                "total": (now - garment.captured_at).total_seconds() * 1000,
+            },
+            timestamps=VerdictTimestamps(
+                captured_at=garment.captured_at, decided_at=now, deadline_at=deadline_at
+            ),
         )
         # Command first: our own verdict comes back on the subscription and must find the garment settled.
         self.controller.settle(garment.item_id, LineAction.PASS, "no_detection", verdict.verdict_id)

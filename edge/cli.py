@@ -45,12 +45,18 @@ def run(
 @app.command("export")
 def export(
     checkpoint: Path = typer.Argument(..., help="Hugging Face RT-DETR / RT-DETRv2 checkpoint directory."),
-    out: Path = typer.Option(Path("detector.onnx"), "--out", "-o", help="ONNX file to write (a .json sidecar goes beside it)."),
+    out: Path = typer.Option(
+        Path("detector.onnx"), "--out", "-o", help="ONNX file to write (a .json sidecar goes beside it)."
+    ),
     opset: int = typer.Option(17, help="ONNX opset (17 for TensorRT 8.6 / JetPack 6)."),
     version: str | None = typer.Option(None, help="Detector version stamped on crops and verdicts."),
-    tensorrt: bool = typer.Option(False, "--tensorrt", help="Also build a TensorRT engine (needs TensorRT: run on the Jetson)."),
+    tensorrt: bool = typer.Option(
+        False, "--tensorrt", help="Also build a TensorRT engine (needs TensorRT: run on the Jetson)."
+    ),
     precision: str = typer.Option("fp16", help="Engine precision: fp32, fp16 or int8."),
-    calibration_dir: Path | None = typer.Option(None, help="Folder of representative frames for int8 calibration."),
+    calibration_dir: Path | None = typer.Option(
+        None, help="Folder of representative frames for int8 calibration."
+    ),
     max_batch: int = typer.Option(4, help="Largest batch the engine accepts (views per garment)."),
 ) -> None:
     """Checkpoint -> ONNX (checked against PyTorch) [-> TensorRT engine]."""
@@ -65,7 +71,13 @@ def export(
         from edge.export.tensorrt_export import build_engine
 
         engine = build_engine(
-            out, out.with_suffix(".engine"), precision=precision, calibration_dir=calibration_dir,
-            max_batch=max_batch, opt_batch=max_batch,
+            out,
+            out.with_suffix(".engine"),
+            precision=precision,
+            calibration_dir=calibration_dir,
+            max_batch=max_batch,
+            opt_batch=max_batch,
         )
-        typer.echo(f"TensorRT: {engine.path} ({engine.size_bytes / 1e6:.1f} MB, {engine.precision}) in {engine.seconds:.0f} s")
+        typer.echo(
+            f"TensorRT: {engine.path} ({engine.size_bytes / 1e6:.1f} MB, {engine.precision}) in {engine.seconds:.0f} s"
+        )

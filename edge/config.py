@@ -18,9 +18,23 @@ from seamline.config.base import StrictModel
 class LineTimingConfig(StrictModel):
     """Where the diverter is: each garment's deadline comes from belt speed and distance."""
 
-    belt_speed_m_s: float = Field(default=0.5, gt=0, le=10, title="Belt speed (m/s)", description="Conveyor speed.")
-    distance_to_diverter_m: float = Field(default=1.5, gt=0, le=100, title="Distance to diverter (m)", description="From the camera station to the diverter.")
-    actuation_margin_s: float = Field(default=0.3, ge=0, le=10, title="Actuation margin (s)", description="Time the PLC and diverter need before the garment arrives.")
+    belt_speed_m_s: float = Field(
+        default=0.5, gt=0, le=10, title="Belt speed (m/s)", description="Conveyor speed."
+    )
+    distance_to_diverter_m: float = Field(
+        default=1.5,
+        gt=0,
+        le=100,
+        title="Distance to diverter (m)",
+        description="From the camera station to the diverter.",
+    )
+    actuation_margin_s: float = Field(
+        default=0.3,
+        ge=0,
+        le=10,
+        title="Actuation margin (s)",
+        description="Time the PLC and diverter need before the garment arrives.",
+    )
 
     @property
     def budget_s(self) -> float:
@@ -28,38 +42,80 @@ class LineTimingConfig(StrictModel):
         return max(0.0, self.distance_to_diverter_m / self.belt_speed_m_s - self.actuation_margin_s)
 
     @model_validator(mode="after")
-    def _positive_budget(self) -> "LineTimingConfig":
+    def _positive_budget(self) -> LineTimingConfig:
         if self.budget_s <= 0:
-            raise ValueError("distance / speed must exceed the actuation margin: no time is left for a verdict")
+            raise ValueError(
+                "distance / speed must exceed the actuation margin: no time is left for a verdict"
+            )
         return self
 
 
 class SpoolConfig(StrictModel):
     """The store-and-forward spool."""
 
-    path: Path = Field(default=Path("edge/spool.db"), title="Spool file", description="SQLite file, relative to storage.data_dir.")
+    path: Path = Field(
+        default=Path("edge/spool.db"),
+        title="Spool file",
+        description="SQLite file, relative to storage.data_dir.",
+    )
     max_items: int = Field(default=100_000, ge=0, title="Max garments", description="0 = unbounded.")
     max_bytes: int = Field(default=2 * 1024**3, ge=0, title="Max bytes", description="0 = unbounded.")
-    full_policy: FullPolicy = Field(default=FullPolicy.REJECT_NEW, title="When full", description="reject_new (divert the new garment to review) or drop_oldest.")
+    full_policy: FullPolicy = Field(
+        default=FullPolicy.REJECT_NEW,
+        title="When full",
+        description="reject_new (divert the new garment to review) or drop_oldest.",
+    )
 
 
 class EdgeConfig(StrictModel):
     """The edge agent: source, detector, crops, uplink, line timing."""
 
-    agent_id: str | None = Field(default=None, title="Agent id", description="Unique id of this agent; default <site>-<line>-<station>.")
-    source: SourceConfig = Field(default_factory=SyntheticSourceConfig, title="Source", description="Where garments come from (type: folder, video, synthetic).")
-    detector: DetectorConfig = Field(title="Detector", description="The detector runtime (type: onnxruntime, tensorrt, torch).")
-    crops: CropConfig = Field(default_factory=CropConfig, title="Crops", description="How regions become crops.")
-    uplink: UplinkConfig = Field(default_factory=UplinkConfig, title="Uplink", description="The gRPC link to the cloud.")
-    spool: SpoolConfig = Field(default_factory=SpoolConfig, title="Spool", description="Store-and-forward queue.")
-    timing: LineTimingConfig = Field(default_factory=LineTimingConfig, title="Line timing", description="Deadlines per garment.")
-    buffer_capacity: int = Field(default=8, ge=1, le=1000, title="Buffer", description="Garments waiting between camera and detector.")
-    drop_strategy: DropStrategy = Field(default=DropStrategy.DROP_OLDEST, title="When behind", description="drop_oldest (live cameras) or block (files).")
-    metrics_port: int | None = Field(default=9108, ge=0, le=65535, title="Metrics port", description="Prometheus /metrics port on 127.0.0.1... set null to disable, 0 for any free port.")
-    metrics_host: str = Field(default="127.0.0.1", title="Metrics host", description="Address the metrics endpoint binds.")
+    agent_id: str | None = Field(
+        default=None,
+        title="Agent id",
+        description="Unique id of this agent; default <site>-<line>-<station>.",
+    )
+    source: SourceConfig = Field(
+        default_factory=SyntheticSourceConfig,
+        title="Source",
+        description="Where garments come from (type: folder, video, synthetic).",
+    )
+    detector: DetectorConfig = Field(
+        title="Detector", description="The detector runtime (type: onnxruntime, tensorrt, torch)."
+    )
+    crops: CropConfig = Field(
+        default_factory=CropConfig, title="Crops", description="How regions become crops."
+    )
+    uplink: UplinkConfig = Field(
+        default_factory=UplinkConfig, title="Uplink", description="The gRPC link to the cloud."
+    )
+    spool: SpoolConfig = Field(
+        default_factory=SpoolConfig, title="Spool", description="Store-and-forward queue."
+    )
+    timing: LineTimingConfig = Field(
+        default_factory=LineTimingConfig, title="Line timing", description="Deadlines per garment."
+    )
+    buffer_capacity: int = Field(
+        default=8, ge=1, le=1000, title="Buffer", description="Garments waiting between camera and detector."
+    )
+    drop_strategy: DropStrategy = Field(
+        default=DropStrategy.DROP_OLDEST,
+        title="When behind",
+        description="drop_oldest (live cameras) or block (files).",
+    )
+    metrics_port: int | None = Field(
+        default=9108,
+        ge=0,
+        le=65535,
+        title="Metrics port",
+        description="Prometheus /metrics port on 127.0.0.1... set null to disable, 0 for any free port.",
+    )
+    metrics_host: str = Field(
+        default="127.0.0.1", title="Metrics host", description="Address the metrics endpoint binds."
+    )
 
     @model_validator(mode="after")
-    def _resolve_paths(self, info: ValidationInfo) -> "EdgeConfig":
+    def _resolve_paths(self, info: ValidationInfo) -> EdgeConfig:
         source = (info.context or {}).get("source")
         if source is None:
             return self

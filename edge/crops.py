@@ -18,14 +18,37 @@ from seamline.imaging import encode_jpeg, pad_box
 class CropConfig(StrictModel):
     """How candidate regions become crops."""
 
-    padding: float = Field(default=0.15, ge=0.0, le=2.0, title="Padding", description="Context added on each side, as a share of the box size.")
-    min_size: int = Field(default=64, ge=8, le=1024, title="Minimum size", description="Smallest crop side in pixels (small defects get context).")
+    padding: float = Field(
+        default=0.15,
+        ge=0.0,
+        le=2.0,
+        title="Padding",
+        description="Context added on each side, as a share of the box size.",
+    )
+    min_size: int = Field(
+        default=64,
+        ge=8,
+        le=1024,
+        title="Minimum size",
+        description="Smallest crop side in pixels (small defects get context).",
+    )
     merge_iou: float = Field(
-        default=0.5, ge=0.0, le=1.0, title="Merge IoU",
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        title="Merge IoU",
         description="Boxes of one view overlapping at least this much (or one inside the other) become one crop.",
     )
-    max_per_garment: int = Field(default=16, ge=1, le=256, title="Cap per garment", description="Most crops sent for one garment (highest scores kept).")
-    jpeg_quality: int = Field(default=90, ge=30, le=100, title="JPEG quality", description="Crop encoding quality.")
+    max_per_garment: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        title="Cap per garment",
+        description="Most crops sent for one garment (highest scores kept).",
+    )
+    jpeg_quality: int = Field(
+        default=90, ge=30, le=100, title="JPEG quality", description="Crop encoding quality."
+    )
 
 
 @dataclass(frozen=True)
@@ -42,10 +65,14 @@ class Crop:
 
 
 def _contains(outer: np.ndarray, inner: np.ndarray) -> bool:
-    return bool(outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3])
+    return bool(
+        outer[0] <= inner[0] and outer[1] <= inner[1] and outer[2] >= inner[2] and outer[3] >= inner[3]
+    )
 
 
-def merge_regions(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, merge_iou: float) -> list[tuple[np.ndarray, float, int]]:
+def merge_regions(
+    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, merge_iou: float
+) -> list[tuple[np.ndarray, float, int]]:
     """Greedy merge, highest score first: a box overlapping a kept one enough (or nested) widens it."""
     from seamline.imaging import box_iou
 
@@ -53,15 +80,23 @@ def merge_regions(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, mer
     for i in np.argsort(-scores, kind="stable"):
         box = boxes[i].astype(np.float64)
         for entry in kept:
-            if box_iou(tuple(entry[0]), tuple(box)) >= merge_iou or _contains(entry[0], box) or _contains(box, entry[0]):
-                entry[0] = np.concatenate([np.minimum(entry[0][:2], box[:2]), np.maximum(entry[0][2:], box[2:])])
+            if (
+                box_iou(tuple(entry[0]), tuple(box)) >= merge_iou
+                or _contains(entry[0], box)
+                or _contains(box, entry[0])
+            ):
+                entry[0] = np.concatenate(
+                    [np.minimum(entry[0][:2], box[:2]), np.maximum(entry[0][2:], box[2:])]
+                )
                 break
         else:
             kept.append([box, float(scores[i]), int(labels[i])])
-    return [(b, s, l) for b, s, l in kept]
+    return [(box, score, label) for box, score, label in kept]
 
 
-def make_crops(views: list[np.ndarray], detections: list[Detections], label_names: tuple[str, ...], config: CropConfig) -> list[Crop]:
+def make_crops(
+    views: list[np.ndarray], detections: list[Detections], label_names: tuple[str, ...], config: CropConfig
+) -> list[Crop]:
     """Crops for one garment, highest detector score first, at most ``config.max_per_garment``."""
     candidates = []
     for view_index, (image, found) in enumerate(zip(views, detections)):
@@ -72,14 +107,18 @@ def make_crops(views: list[np.ndarray], detections: list[Detections], label_name
         boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, width)
         boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, height)
         valid = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
-        for box, score, label in merge_regions(boxes[valid], found.scores[valid], found.labels[valid], config.merge_iou):
+        for box, score, label in merge_regions(
+            boxes[valid], found.scores[valid], found.labels[valid], config.merge_iou
+        ):
             candidates.append((score, view_index, box, label))
     candidates.sort(key=lambda c: -c[0])
     crops = []
     for n, (score, view_index, box, label) in enumerate(candidates[: config.max_per_garment]):
         image = views[view_index]
         height, width = image.shape[:2]
-        x1, y1, x2, y2 = pad_box(tuple(box), width=width, height=height, pad=config.padding, min_size=config.min_size)
+        x1, y1, x2, y2 = pad_box(
+            tuple(box), width=width, height=height, pad=config.padding, min_size=config.min_size
+        )
         crops.append(
             Crop(
                 crop_id=f"v{view_index}-c{n}",

@@ -13,24 +13,44 @@ class EdgeMetrics:
         r = self.registry
         self.frames = Counter("seamline_edge_frames", "Camera views processed", registry=r)
         self.garments = Counter("seamline_edge_garments", "Garments captured", registry=r)
-        self.frames_skipped = Counter("seamline_edge_frames_skipped", "Unreadable frames or files skipped", registry=r)
-        self.garments_dropped = Counter("seamline_edge_garments_dropped", "Garments dropped because the detector fell behind", registry=r)
+        self.frames_skipped = Counter(
+            "seamline_edge_frames_skipped", "Unreadable frames or files skipped", registry=r
+        )
+        self.garments_dropped = Counter(
+            "seamline_edge_garments_dropped", "Garments dropped because the detector fell behind", registry=r
+        )
         self.detections = Counter("seamline_edge_detections", "Candidate regions above threshold", registry=r)
         self.crops = Counter("seamline_edge_crops", "Crops sent to the cloud", registry=r)
-        self.crop_bytes = Counter("seamline_edge_crop_bytes", "Encoded crop bytes sent to the cloud", registry=r)
-        self.local_passes = Counter("seamline_edge_local_passes", "Garments passed at the edge (nothing detected)", registry=r)
-        self.commands = Counter("seamline_edge_line_commands", "Line commands issued", ["action", "cause"], registry=r)
-        self.deadline_misses = Counter("seamline_edge_deadline_misses", "Garments diverted because no verdict came in time", registry=r)
-        self.late_verdicts = Counter("seamline_edge_late_verdicts", "Verdicts that arrived after the command", registry=r)
+        self.crop_bytes = Counter(
+            "seamline_edge_crop_bytes", "Encoded crop bytes sent to the cloud", registry=r
+        )
+        self.local_passes = Counter(
+            "seamline_edge_local_passes", "Garments passed at the edge (nothing detected)", registry=r
+        )
+        self.commands = Counter(
+            "seamline_edge_line_commands", "Line commands issued", ["action", "cause"], registry=r
+        )
+        self.deadline_misses = Counter(
+            "seamline_edge_deadline_misses", "Garments diverted because no verdict came in time", registry=r
+        )
+        self.late_verdicts = Counter(
+            "seamline_edge_late_verdicts", "Verdicts that arrived after the command", registry=r
+        )
         self.spool_depth = Gauge("seamline_edge_spool_depth", "Garments waiting in the spool", registry=r)
         self.spool_bytes = Gauge("seamline_edge_spool_bytes", "Bytes waiting in the spool", registry=r)
-        self.uplink_connected = Gauge("seamline_edge_uplink_connected", "1 while the gRPC stream is up", registry=r)
+        self.uplink_connected = Gauge(
+            "seamline_edge_uplink_connected", "1 while the gRPC stream is up", registry=r
+        )
         self.detect_seconds = Histogram(
-            "seamline_edge_detect_seconds", "Detector time per garment (all views)", registry=r,
+            "seamline_edge_detect_seconds",
+            "Detector time per garment (all views)",
+            registry=r,
             buckets=(0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56),
         )
         self.verdict_latency = Histogram(
-            "seamline_edge_verdict_latency_seconds", "Capture to verdict received", registry=r,
+            "seamline_edge_verdict_latency_seconds",
+            "Capture to verdict received",
+            registry=r,
             buckets=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8),
         )
 

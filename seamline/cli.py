@@ -56,16 +56,36 @@ def validate_config(
 @app.command("demo")
 def demo(
     garments: int = typer.Option(120, "--garments", "-n", help="Garments the synthetic line sends."),
-    rate: float = typer.Option(1.0, "--rate", help="Belt rate, garments per second (1/s suits a 2-core machine)."),
+    rate: float = typer.Option(
+        1.0, "--rate", help="Belt rate, garments per second (1/s suits a 2-core machine)."
+    ),
     views: int = typer.Option(1, "--views", help="Camera views per garment (1-4)."),
-    out: Path = typer.Option(Path("demo-run"), "--out", "-o", help="Folder for the config, logs, data and summary."),
-    detector: Path | None = typer.Option(None, "--detector", help="ONNX detector (default: the shipped demo detector)."),
-    classifier: Path | None = typer.Option(None, "--classifier", help="Qwen2.5-VL folder (default: the shipped demo classifier)."),
-    mqtt_url: str = typer.Option("mqtt://127.0.0.1:1883", "--mqtt-url", help="Broker to use if one answers there; else one is started."),
-    live: bool = typer.Option(True, "--live/--no-live", help="Live table (on a terminal) or a line every few seconds."),
-    review: bool = typer.Option(True, "--review/--no-review", help="Start the review console for garments routed to people."),
-    simulated_reviewer: bool = typer.Option(True, "--simulated-reviewer/--no-simulated-reviewer", help="A bot works the review queue from the synthetic truth."),
-    hold: bool = typer.Option(False, "--hold", help="Keep the review console running after the line ends (Ctrl-C stops)."),
+    out: Path = typer.Option(
+        Path("demo-run"), "--out", "-o", help="Folder for the config, logs, data and summary."
+    ),
+    detector: Path | None = typer.Option(
+        None, "--detector", help="ONNX detector (default: the shipped demo detector)."
+    ),
+    classifier: Path | None = typer.Option(
+        None, "--classifier", help="Qwen2.5-VL folder (default: the shipped demo classifier)."
+    ),
+    mqtt_url: str = typer.Option(
+        "mqtt://127.0.0.1:1883", "--mqtt-url", help="Broker to use if one answers there; else one is started."
+    ),
+    live: bool = typer.Option(
+        True, "--live/--no-live", help="Live table (on a terminal) or a line every few seconds."
+    ),
+    review: bool = typer.Option(
+        True, "--review/--no-review", help="Start the review console for garments routed to people."
+    ),
+    simulated_reviewer: bool = typer.Option(
+        True,
+        "--simulated-reviewer/--no-simulated-reviewer",
+        help="A bot works the review queue from the synthetic truth.",
+    ),
+    hold: bool = typer.Option(
+        False, "--hold", help="Keep the review console running after the line ends (Ctrl-C stops)."
+    ),
 ) -> None:
     """Run the whole loop on this machine: broker, cloud service with local vLLM, edge agent, synthetic line."""
     from seamline.demo.dashboard import stats_table
@@ -74,8 +94,16 @@ def demo(
     if garments < 1 or rate <= 0 or not 1 <= views <= 4:
         typer.echo("error: --garments must be >= 1, --rate > 0, --views 1-4", err=True)
         raise typer.Exit(2)
-    settings = DemoSettings(garments=garments, rate_hz=rate, views=views, out_dir=out, mqtt_url=mqtt_url, review=review,
-                            simulated_reviewer=simulated_reviewer, hold=hold)
+    settings = DemoSettings(
+        garments=garments,
+        rate_hz=rate,
+        views=views,
+        out_dir=out,
+        mqtt_url=mqtt_url,
+        review=review,
+        simulated_reviewer=simulated_reviewer,
+        hold=hold,
+    )
     if detector is not None:
         settings.detector = detector
     if classifier is not None:
@@ -105,7 +133,9 @@ def _register_subcommands() -> None:
     app.add_typer(edge_app, name="edge", help="The edge agent: run it, export its detector.")
     app.add_typer(cloud_app, name="cloud", help="The cloud classifier service.")
     app.add_typer(train_app, name="train", help="Train the detector and the classifier.")
-    app.add_typer(review_app, name="review", help="The review console, reviewer accounts, verified-data exports.")
+    app.add_typer(
+        review_app, name="review", help="The review console, reviewer accounts, verified-data exports."
+    )
     app.add_typer(report_app, name="report", help="Reports from the review store (weekly).")
 
 

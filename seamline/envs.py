@@ -7,8 +7,9 @@ code base calls ``os.environ`` for Seamline's own settings.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -23,9 +24,11 @@ def _default_cache_dir() -> Path:
 
 environment_variables: dict[str, Callable[[], Any]] = {
     # Where built tiny models, compile caches and vLLM's files go.
-    "SEAMLINE_CACHE_DIR": lambda: Path(os.environ["SEAMLINE_CACHE_DIR"])
-    if os.environ.get("SEAMLINE_CACHE_DIR")
-    else _default_cache_dir(),
+    "SEAMLINE_CACHE_DIR": lambda: (
+        Path(os.environ["SEAMLINE_CACHE_DIR"])
+        if os.environ.get("SEAMLINE_CACHE_DIR")
+        else _default_cache_dir()
+    ),
     # MQTT broker the tests use when one answers there (mqtt://host:port).
     "MQTT_URL": lambda: os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883"),
     # Force the test broker fixture to a kind: "external", "mosquitto" or "embedded".

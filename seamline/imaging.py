@@ -58,11 +58,15 @@ def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageDecodeError(f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}")
+        raise ImageDecodeError(
+            f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
+        )
     return ImageInfo(_FORMATS[fmt], width, height)
 
 
-def decode_image(data: bytes, *, expected: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def decode_image(
+    data: bytes, *, expected: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> np.ndarray:
     """Decode to ``(H, W, 3) uint8 RGB``.
 
     Args:
@@ -88,7 +92,9 @@ def decode_image(data: bytes, *, expected: str | None = None, max_pixels: int = 
 
 def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
     """Encode ``(H, W, 3) uint8 RGB`` as baseline JPEG."""
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    ok, buf = cv2.imencode(
+        ".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, int(quality)]
+    )
     if not ok:
         raise ValueError("JPEG encoding failed")
     return buf.tobytes()
@@ -96,7 +102,9 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 90) -> bytes:
 
 def encode_png(rgb: np.ndarray, compression: int = 3) -> bytes:
     """Encode ``(H, W, 3) uint8 RGB`` as PNG (lossless)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression])
+    ok, buf = cv2.imencode(
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, compression]
+    )
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
@@ -105,7 +113,9 @@ def encode_png(rgb: np.ndarray, compression: int = 3) -> bytes:
 Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 
 
-def pad_box(box: Box, *, width: int, height: int, pad: float = 0.15, min_size: int = 32) -> tuple[int, int, int, int]:
+def pad_box(
+    box: Box, *, width: int, height: int, pad: float = 0.15, min_size: int = 32
+) -> tuple[int, int, int, int]:
     """Grow ``box`` by ``pad`` of its size on each side, to at least ``min_size`` square, clamped to the image.
 
     Returns integer pixel bounds usable as ``image[y1:y2, x1:x2]``; never empty for a box inside the image.

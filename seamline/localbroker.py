@@ -76,14 +76,14 @@ class LocalBroker:
         while self._stop:
             self._stop.pop()()
 
-    def __enter__(self) -> "LocalBroker":
+    def __enter__(self) -> LocalBroker:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def _wait_until_answers(host: str, port: int, timeout: float, alive: "callable[[], bool]") -> None:  # type: ignore[valid-type]
+def _wait_until_answers(host: str, port: int, timeout: float, alive: callable[[], bool]) -> None:  # type: ignore[valid-type]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if mqtt_answers(host, port, timeout=0.5):
@@ -164,7 +164,9 @@ def start_embedded(port: int | None = None) -> LocalBroker:
         _wait_until_answers("127.0.0.1", port, 15.0, lambda: proc.poll() is None)
     except BrokerStartError as exc:
         stop()
-        raise BrokerStartError(f"{exc}: {(proc.stderr.read() if proc.stderr else b'').decode(errors='replace')[-500:]}") from None
+        raise BrokerStartError(
+            f"{exc}: {(proc.stderr.read() if proc.stderr else b'').decode(errors='replace')[-500:]}"
+        ) from None
     logger.info("started embedded amqtt broker on 127.0.0.1:%d (pid %d)", port, proc.pid)
     return LocalBroker("127.0.0.1", port, "embedded", [stop])
 
@@ -188,7 +190,7 @@ def _serve_embedded(port: int) -> None:
         await stop.wait()
         try:
             await asyncio.wait_for(broker.shutdown(), 5)
-        except (asyncio.TimeoutError, Exception):
+        except (TimeoutError, Exception):
             pass
 
     asyncio.run(main())

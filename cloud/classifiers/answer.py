@@ -66,7 +66,9 @@ def parse_answer(text: str, taxonomy: Taxonomy) -> RegionAnswer:
         try:
             severity = Severity(severity_text)
         except ValueError:
-            raise AnswerError(f"severity {severity_text!r} is not one of none/minor/moderate/severe") from None
+            raise AnswerError(
+                f"severity {severity_text!r} is not one of none/minor/moderate/severe"
+            ) from None
     if label == taxonomy.normal.id:
         severity = None  # "normal" carries no severity whatever the model wrote
     elif severity is None:
@@ -105,8 +107,18 @@ def garment_answer_schema(taxonomy: Taxonomy, crop_ids: list[str]) -> dict[str, 
 def target_for(taxonomy: Taxonomy, type_id: str, severity: str | None) -> dict[str, str]:
     """The answer a correct classifier gives for a crop of ``type_id`` at ``severity`` (training targets, exports)."""
     if type_id == taxonomy.normal.id or severity in (None, NO_SEVERITY):
-        return {"type": taxonomy.normal.id, "severity": NO_SEVERITY, "decision": Decision.PASS.value, "reason": NORMAL_REASON}
+        return {
+            "type": taxonomy.normal.id,
+            "severity": NO_SEVERITY,
+            "decision": Decision.PASS.value,
+            "reason": NORMAL_REASON,
+        }
     level = Severity(severity)
     decision = expected_decision([level], taxonomy.reject_at_severity)
     name = taxonomy.type(type_id).names.en
-    return {"type": type_id, "severity": level.value, "decision": decision.value, "reason": f"{name}, {level.value}."}
+    return {
+        "type": type_id,
+        "severity": level.value,
+        "decision": decision.value,
+        "reason": f"{name}, {level.value}.",
+    }

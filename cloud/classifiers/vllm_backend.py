@@ -26,7 +26,13 @@ from typing import Any
 import httpx
 from pydantic import Field
 
-from cloud.classifiers.answer import AnswerError, RegionAnswer, answer_schema, garment_answer_schema, parse_answer
+from cloud.classifiers.answer import (
+    AnswerError,
+    RegionAnswer,
+    answer_schema,
+    garment_answer_schema,
+    parse_answer,
+)
 from cloud.classifiers.prompts import PromptConfig, image_examples, prompt_version, system_prompt, user_text
 from seamline.config.base import StrictModel
 from seamline.config.secrets import Secret
@@ -41,22 +47,67 @@ _FIELD = r'"{name}"\s*:\s*"(?P<value>[^"]*)"'
 class VllmClassifierConfig(StrictModel):
     """Where the vision-language model is served and how it is asked."""
 
-    base_url: str = Field(default="http://127.0.0.1:8000/v1", title="Base URL", description="OpenAI-compatible endpoint of vLLM (or a router in front of replicas).")
+    base_url: str = Field(
+        default="http://127.0.0.1:8000/v1",
+        title="Base URL",
+        description="OpenAI-compatible endpoint of vLLM (or a router in front of replicas).",
+    )
     model: str = Field(default="Qwen/Qwen2.5-VL-7B-Instruct", title="Model", description="Served model name.")
-    model_version: str | None = Field(default=None, title="Model version", description="Recorded on verdicts; default: the model name.")
-    api_key: Secret | None = Field(default=None, title="API key", description="Bearer token for the endpoint, if it wants one.")
-    max_concurrency: int = Field(default=16, ge=1, le=1024, title="Concurrency", description="Requests in flight at once.")
+    model_version: str | None = Field(
+        default=None, title="Model version", description="Recorded on verdicts; default: the model name."
+    )
+    api_key: Secret | None = Field(
+        default=None, title="API key", description="Bearer token for the endpoint, if it wants one."
+    )
+    max_concurrency: int = Field(
+        default=16, ge=1, le=1024, title="Concurrency", description="Requests in flight at once."
+    )
     timeout_s: float = Field(default=30.0, gt=0, title="Timeout (s)", description="Per request.")
-    retries: int = Field(default=2, ge=0, le=10, title="Retries", description="Extra attempts on transient errors (connection, 429, 5xx, timeout).")
-    backoff_s: float = Field(default=0.5, gt=0, title="Backoff (s)", description="First retry delay; doubles each time.")
-    max_tokens: int = Field(default=128, ge=32, le=1024, title="Max tokens", description="Answer budget (~40 tokens of JSON skeleton plus the reason).")
-    temperature: float = Field(default=0.1, ge=0, le=2, title="Temperature", description="For the single-sample answer (the seed's 0.1).")
-    samples: int = Field(default=1, ge=1, le=16, title="Samples", description="Self-consistency: answers sampled in one call (vLLM n).")
-    sample_temperature: float = Field(default=0.7, ge=0, le=2, title="Sample temperature", description="Temperature when samples > 1.")
-    logprobs: bool = Field(default=True, title="Logprobs", description="Ask for token log-probabilities (the routing confidence).")
-    prompt: PromptConfig = Field(default_factory=PromptConfig, title="Prompt", description="Style, language and few-shot examples.")
+    retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        title="Retries",
+        description="Extra attempts on transient errors (connection, 429, 5xx, timeout).",
+    )
+    backoff_s: float = Field(
+        default=0.5, gt=0, title="Backoff (s)", description="First retry delay; doubles each time."
+    )
+    max_tokens: int = Field(
+        default=128,
+        ge=32,
+        le=1024,
+        title="Max tokens",
+        description="Answer budget (~40 tokens of JSON skeleton plus the reason).",
+    )
+    temperature: float = Field(
+        default=0.1,
+        ge=0,
+        le=2,
+        title="Temperature",
+        description="For the single-sample answer (the seed's 0.1).",
+    )
+    samples: int = Field(
+        default=1,
+        ge=1,
+        le=16,
+        title="Samples",
+        description="Self-consistency: answers sampled in one call (vLLM n).",
+    )
+    sample_temperature: float = Field(
+        default=0.7, ge=0, le=2, title="Sample temperature", description="Temperature when samples > 1."
+    )
+    logprobs: bool = Field(
+        default=True,
+        title="Logprobs",
+        description="Ask for token log-probabilities (the routing confidence).",
+    )
+    prompt: PromptConfig = Field(
+        default_factory=PromptConfig, title="Prompt", description="Style, language and few-shot examples."
+    )
     multi_view: bool = Field(
-        default=False, title="Multi-view",
+        default=False,
+        title="Multi-view",
         description="Send all crops of a garment (up to 8, from up to 4 views) in one request and get one answer per crop.",
     )
 
@@ -116,7 +167,9 @@ def field_confidence(
 class VllmClassifier:
     """Classifies crops with a vision-language model behind an OpenAI-compatible API."""
 
-    def __init__(self, config: VllmClassifierConfig, taxonomy: Taxonomy, *, client: httpx.AsyncClient | None = None) -> None:
+    def __init__(
+        self, config: VllmClassifierConfig, taxonomy: Taxonomy, *, client: httpx.AsyncClient | None = None
+    ) -> None:
         self.config = config
         self.taxonomy = taxonomy
         self.schema = answer_schema(taxonomy)
@@ -131,7 +184,9 @@ class VllmClassifier:
             base_url=config.base_url.rstrip("/"),
             timeout=httpx.Timeout(config.timeout_s),
             headers=headers,
-            limits=httpx.Limits(max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency),
+            limits=httpx.Limits(
+                max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency
+            ),
         )
         self._slots = asyncio.Semaphore(config.max_concurrency)
 
@@ -139,16 +194,44 @@ class VllmClassifier:
         """Image few-shot examples as earlier user/assistant turns (read once at start-up)."""
         turns: list[dict[str, Any]] = []
         for example in image_examples(self.taxonomy, self.config.prompt):
-            encoding = "png" if example.path.suffix.lower() == ".png" else "webp" if example.path.suffix.lower() == ".webp" else "jpeg"
-            url = f"data:{_MIME[encoding]};base64,{base64.b64encode(example.path.read_bytes()).decode('ascii')}"
-            turns.append({"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}, {"type": "text", "text": user_text(self.config.prompt)}]})
-            turns.append({"role": "assistant", "content": json.dumps(example.answer, ensure_ascii=False, separators=(",", ":"))})
+            encoding = (
+                "png"
+                if example.path.suffix.lower() == ".png"
+                else "webp"
+                if example.path.suffix.lower() == ".webp"
+                else "jpeg"
+            )
+            url = (
+                f"data:{_MIME[encoding]};base64,{base64.b64encode(example.path.read_bytes()).decode('ascii')}"
+            )
+            turns.append(
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "image_url", "image_url": {"url": url}},
+                        {"type": "text", "text": user_text(self.config.prompt)},
+                    ],
+                }
+            )
+            turns.append(
+                {
+                    "role": "assistant",
+                    "content": json.dumps(example.answer, ensure_ascii=False, separators=(",", ":")),
+                }
+            )
         return turns
 
     async def aclose(self) -> None:
         await self._client.aclose()
 
-    def request_body(self, image: bytes, encoding: str, *, operator_note: str | None = None, sensor_readings: dict[str, str] | None = None) -> dict[str, Any]:
+    def request_body(
+        self,
+        image: bytes,
+        encoding: str,
+        *,
+        operator_note: str | None = None,
+        sensor_readings: dict[str, str] | None = None,
+    ) -> dict[str, Any]:
         """The chat-completions request for one crop."""
         data_url = f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"
         sampling = self.config.samples > 1
@@ -161,14 +244,24 @@ class VllmClassifier:
                     "role": "user",
                     "content": [
                         {"type": "image_url", "image_url": {"url": data_url}},
-                        {"type": "text", "text": user_text(self.config.prompt, operator_note=operator_note, sensor_readings=sensor_readings)},
+                        {
+                            "type": "text",
+                            "text": user_text(
+                                self.config.prompt,
+                                operator_note=operator_note,
+                                sensor_readings=sensor_readings,
+                            ),
+                        },
                     ],
                 },
             ],
             "max_tokens": self.config.max_tokens,
             "temperature": self.config.sample_temperature if sampling else self.config.temperature,
             "n": self.config.samples,
-            "response_format": {"type": "json_schema", "json_schema": {"name": "region_answer", "schema": self.schema, "strict": True}},
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "region_answer", "schema": self.schema, "strict": True},
+            },
         }
         if self.config.logprobs:
             body["logprobs"] = True
@@ -185,7 +278,9 @@ class VllmClassifier:
             raise ValueError(f"HTTP {response.status_code}: {response.text[:500]}")
         return response.json()
 
-    def _interpret(self, crop_id: str, payload: dict[str, Any]) -> tuple[RegionAnswer | None, float | None, float | None, str | None]:
+    def _interpret(
+        self, crop_id: str, payload: dict[str, Any]
+    ) -> tuple[RegionAnswer | None, float | None, float | None, str | None]:
         answers: list[tuple[RegionAnswer, float | None]] = []
         errors = []
         for choice in payload.get("choices", []):
@@ -200,7 +295,7 @@ class VllmClassifier:
         if not answers:
             return None, None, None, "; ".join(errors) or "no choices in the response"
         votes = Counter((a.type, a.severity) for a, _ in answers)
-        (winner, count), = votes.most_common(1)
+        ((winner, count),) = votes.most_common(1)
         chosen = next((a, c) for a, c in answers if (a.type, a.severity) == winner)
         agreement = count / len(payload["choices"]) if self.config.samples > 1 else None
         return chosen[0], chosen[1], agreement, None
@@ -223,40 +318,80 @@ class VllmClassifier:
                     return None, f"classifier rejected the request: {exc}", attempts
 
     async def classify(
-        self, crop_id: str, image: bytes, encoding: str, *, operator_note: str | None = None, sensor_readings: dict[str, str] | None = None
+        self,
+        crop_id: str,
+        image: bytes,
+        encoding: str,
+        *,
+        operator_note: str | None = None,
+        sensor_readings: dict[str, str] | None = None,
     ) -> RegionClassification:
         """Classify one crop; never raises for model or transport trouble (``error`` says what went wrong)."""
-        body = self.request_body(image, encoding, operator_note=operator_note, sensor_readings=sensor_readings)
+        body = self.request_body(
+            image, encoding, operator_note=operator_note, sensor_readings=sensor_readings
+        )
         started = time.perf_counter()
         payload, error, attempts = await self._complete(body)
         if payload is not None:
             answer, confidence, agreement, error = self._interpret(crop_id, payload)
-            return RegionClassification(crop_id, answer, confidence, agreement, error, time.perf_counter() - started, attempts)
+            return RegionClassification(
+                crop_id, answer, confidence, agreement, error, time.perf_counter() - started, attempts
+            )
         logger.warning("%s", error, extra={"crop_id": crop_id})
         return RegionClassification(crop_id, None, None, None, error, time.perf_counter() - started, attempts)
 
     async def classify_garment(
-        self, crops: list[tuple[str, bytes, str]], *, operator_note: str | None = None, sensor_readings: dict[str, str] | None = None
+        self,
+        crops: list[tuple[str, bytes, str]],
+        *,
+        operator_note: str | None = None,
+        sensor_readings: dict[str, str] | None = None,
     ) -> list[RegionClassification]:
         """Classify the crops (crop id, bytes, encoding) of one garment: one request each, or one for all (multi-view)."""
         if not self.config.multi_view or len(crops) == 1 or len(crops) > 8:
             return list(
                 await asyncio.gather(
-                    *(self.classify(c, img, enc, operator_note=operator_note, sensor_readings=sensor_readings) for c, img, enc in crops)
+                    *(
+                        self.classify(
+                            c, img, enc, operator_note=operator_note, sensor_readings=sensor_readings
+                        )
+                        for c, img, enc in crops
+                    )
                 )
             )
         crop_ids = [c for c, _, _ in crops]
         content: list[dict[str, Any]] = []
         for crop_id, image, encoding in crops:
             content.append({"type": "text", "text": f"crop {crop_id}:"})
-            content.append({"type": "image_url", "image_url": {"url": f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"}})
-        content.append({"type": "text", "text": user_text(self.config.prompt, operator_note=operator_note, sensor_readings=sensor_readings, garment=True)})
+            content.append(
+                {
+                    "type": "image_url",
+                    "image_url": {
+                        "url": f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"
+                    },
+                }
+            )
+        content.append(
+            {
+                "type": "text",
+                "text": user_text(
+                    self.config.prompt,
+                    operator_note=operator_note,
+                    sensor_readings=sensor_readings,
+                    garment=True,
+                ),
+            }
+        )
         body = self.request_body(crops[0][1], crops[0][2])
         body["messages"][-1]["content"] = content
         body["max_tokens"] = self.config.max_tokens * len(crops)
         body["response_format"] = {
             "type": "json_schema",
-            "json_schema": {"name": "garment_answer", "schema": garment_answer_schema(self.taxonomy, crop_ids), "strict": True},
+            "json_schema": {
+                "name": "garment_answer",
+                "schema": garment_answer_schema(self.taxonomy, crop_ids),
+                "strict": True,
+            },
         }
         started = time.perf_counter()
         payload, error, attempts = await self._complete(body)
@@ -292,11 +427,23 @@ class VllmClassifier:
         for crop_id in crop_ids:
             answers = per_crop[crop_id]
             if not answers:
-                results.append(RegionClassification(crop_id, None, None, None, "; ".join(problems) or "no answer for this crop", elapsed, attempts))
+                results.append(
+                    RegionClassification(
+                        crop_id,
+                        None,
+                        None,
+                        None,
+                        "; ".join(problems) or "no answer for this crop",
+                        elapsed,
+                        attempts,
+                    )
+                )
                 continue
             votes = Counter((a.type, a.severity) for a, _ in answers)
-            (winner, count), = votes.most_common(1)
+            ((winner, count),) = votes.most_common(1)
             answer, confidence = next((a, c) for a, c in answers if (a.type, a.severity) == winner)
             agreement = count / samples if self.config.samples > 1 else None
-            results.append(RegionClassification(crop_id, answer, confidence, agreement, None, elapsed, attempts))
+            results.append(
+                RegionClassification(crop_id, answer, confidence, agreement, None, elapsed, attempts)
+            )
         return results

@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 # guidance with no free whitespace: 16/16 strictly valid verdicts where xgrammar let a control character into a
 # bounded string once in 16. disable_any_whitespace only works here, not per request.
 STRUCTURED_OUTPUTS_CONFIG = {"backend": "guidance", "disable_any_whitespace": True}
-DEFAULT_MAX_MODEL_LEN = 4096  # the tiny model's limit; the v3 prompt is ~3,000 of its (small-vocabulary) tokens
+DEFAULT_MAX_MODEL_LEN = (
+    4096  # the tiny model's limit; the v3 prompt is ~3,000 of its (small-vocabulary) tokens
+)
 # One region crop per request; no video. Also keeps vLLM's start-up memory profiling small.
 DEFAULT_MM_LIMITS = {"image": 8, "video": 0}  # up to 8 crops of one garment in one request (multi-view mode)
 _LOG_TAIL_LINES = 40

@@ -48,7 +48,9 @@ def create_server(
     try:
         from grpc_reflection.v1alpha import reflection
 
-        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection.enable_server_reflection(
+            (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
     except ImportError:
         logger.debug("grpcio-reflection not installed; reflection disabled")
     port = server.add_secure_port(address, credentials) if credentials else server.add_insecure_port(address)
@@ -63,7 +65,9 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
         await health_servicer.set(name, status)
 
 
-async def serve_until_signalled(server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, *, grace: float = 10.0) -> None:
+async def serve_until_signalled(
+    server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, *, grace: float = 10.0
+) -> None:
     """Start, report SERVING, and on SIGTERM/SIGINT drain gracefully."""
     await server.start()
     await set_serving(health_servicer, True)

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import grpc
 
@@ -29,12 +29,14 @@ logger = logging.getLogger(__name__)
 
 def _ack(item_id: str, duplicate: bool) -> pb.DownlinkMessage:
     ack = pb.GarmentAck(item_id=item_id, duplicate=duplicate)
-    ack.accepted_at.FromDatetime(datetime.now(timezone.utc))
+    ack.accepted_at.FromDatetime(datetime.now(UTC))
     return pb.DownlinkMessage(ack=ack)
 
 
 def _refusal(item_id: str, code: int, reason: str, retryable: bool) -> pb.DownlinkMessage:
-    return pb.DownlinkMessage(refusal=pb.GarmentRefusal(item_id=item_id, code=code, reason=reason, retryable=retryable))
+    return pb.DownlinkMessage(
+        refusal=pb.GarmentRefusal(item_id=item_id, code=code, reason=reason, retryable=retryable)
+    )
 
 
 class InspectionServicer(pb_grpc.InspectionServiceServicer):
@@ -71,7 +73,9 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             return False
         day = record.captured_at.strftime("%Y-%m-%d")
         uris = {
-            c.crop_id: self.crop_store.put(f"{record.site_id}/{record.line_id}/{day}/{record.item_id}/{c.crop_id}", c.image, c.encoding)
+            c.crop_id: self.crop_store.put(
+                f"{record.site_id}/{record.line_id}/{day}/{record.item_id}/{c.crop_id}", c.image, c.encoding
+            )
             for c in record.crops
         }
         return self.audit.accept(record, uris)
@@ -80,16 +84,22 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         item_id = garment.item_id
         try:
             # Decoding crops is CPU work: keep the event loop free for other streams.
-            record = await asyncio.to_thread(validate_garment, garment, hello, self.limits, agent_id=hello.agent_id)
+            record = await asyncio.to_thread(
+                validate_garment, garment, hello, self.limits, agent_id=hello.agent_id
+            )
         except GarmentInvalid as exc:
             self.refused += 1
-            logger.warning("refused garment from %s: %s", hello.agent_id, exc.reason, extra={"item_id": item_id[:128]})
+            logger.warning(
+                "refused garment from %s: %s", hello.agent_id, exc.reason, extra={"item_id": item_id[:128]}
+            )
             return _refusal(item_id[:128], exc.code, exc.reason, retryable=False)
         try:
             new = await asyncio.to_thread(self._store, record)
         except Exception:
             logger.exception("could not store garment", extra={"item_id": item_id})
-            return _refusal(item_id, pb.REFUSAL_CODE_UNAVAILABLE, "storage unavailable; retry later", retryable=True)
+            return _refusal(
+                item_id, pb.REFUSAL_CODE_UNAVAILABLE, "storage unavailable; retry later", retryable=True
+            )
         if not new:
             self.duplicates += 1
             logger.info("duplicate garment acked again", extra={"item_id": item_id})
@@ -106,13 +116,21 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         except StopAsyncIteration:
             return
         if first.WhichOneof("kind") != "hello":
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message on a stream must be an AgentHello")
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT, "the first message on a stream must be an AgentHello"
+            )
         hello = first.hello
         try:
             check_hello(hello)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        logger.info("edge agent %s connected (%s/%s, %s)", hello.agent_id, hello.site_id, hello.line_id, context.peer())
+        logger.info(
+            "edge agent %s connected (%s/%s, %s)",
+            hello.agent_id,
+            hello.site_id,
+            hello.line_id,
+            context.peer(),
+        )
         yield pb.DownlinkMessage(
             hello=pb.ServerHello(
                 server_id=self.server_id,
@@ -127,7 +145,11 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             if kind == "garment":
                 yield await self._handle(message.garment, hello)
             elif kind == "hello":
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "AgentHello may only be the first message of a stream")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "AgentHello may only be the first message of a stream"
+                )
             else:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "empty UplinkMessage (neither hello nor garment)")
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "empty UplinkMessage (neither hello nor garment)"
+                )
         logger.info("edge agent %s disconnected", hello.agent_id)

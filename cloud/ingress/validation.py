@@ -29,15 +29,33 @@ _BOX_SLACK = 1.0  # pixels a box may overhang its view (float rounding at the ed
 class IngressLimits(StrictModel):
     """What the ingress accepts; the edge learns the first three from the ServerHello."""
 
-    max_garment_bytes: int = Field(default=8 * 1024 * 1024, ge=1024, title="Max garment bytes", description="Largest serialized Garment.")
-    max_crops_per_garment: int = Field(default=64, ge=1, le=10_000, title="Max crops", description="Most crops in one garment.")
-    max_in_flight: int = Field(default=64, ge=1, le=10_000, title="Max in flight", description="Window granted to each edge stream.")
-    max_views: int = Field(default=4, ge=1, le=16, title="Max views", description="Most camera views per garment.")
-    max_view_side: int = Field(default=16384, ge=64, title="Max view side", description="Largest frame width or height, pixels.")
-    max_crop_bytes: int = Field(default=4 * 1024 * 1024, ge=1024, title="Max crop bytes", description="Largest encoded crop.")
-    max_crop_pixels: int = Field(default=4_000_000, ge=1024, title="Max crop pixels", description="Largest decoded crop (bomb guard).")
-    max_note_chars: int = Field(default=1000, ge=0, title="Max note length", description="Longest operator note.")
-    max_sensor_readings: int = Field(default=32, ge=0, title="Max sensor readings", description="Most sensor key/value pairs.")
+    max_garment_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, title="Max garment bytes", description="Largest serialized Garment."
+    )
+    max_crops_per_garment: int = Field(
+        default=64, ge=1, le=10_000, title="Max crops", description="Most crops in one garment."
+    )
+    max_in_flight: int = Field(
+        default=64, ge=1, le=10_000, title="Max in flight", description="Window granted to each edge stream."
+    )
+    max_views: int = Field(
+        default=4, ge=1, le=16, title="Max views", description="Most camera views per garment."
+    )
+    max_view_side: int = Field(
+        default=16384, ge=64, title="Max view side", description="Largest frame width or height, pixels."
+    )
+    max_crop_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024, title="Max crop bytes", description="Largest encoded crop."
+    )
+    max_crop_pixels: int = Field(
+        default=4_000_000, ge=1024, title="Max crop pixels", description="Largest decoded crop (bomb guard)."
+    )
+    max_note_chars: int = Field(
+        default=1000, ge=0, title="Max note length", description="Longest operator note."
+    )
+    max_sensor_readings: int = Field(
+        default=32, ge=0, title="Max sensor readings", description="Most sensor key/value pairs."
+    )
 
 
 class GarmentInvalid(ValueError):
@@ -66,7 +84,9 @@ def check_hello(hello: pb.AgentHello) -> None:
         if not _LEVEL.match(value):
             raise ValueError(f"hello.{name} {value!r} must be 1-64 characters of a-z, 0-9 and '-'")
     if hello.contract_version not in ("", "v1"):
-        raise ValueError(f"hello.contract_version {hello.contract_version!r} is not supported (this server speaks v1)")
+        raise ValueError(
+            f"hello.contract_version {hello.contract_version!r} is not supported (this server speaks v1)"
+        )
 
 
 def _box(box: pb.Box, path: str, width: int, height: int) -> tuple[float, float, float, float]:
@@ -88,7 +108,9 @@ def _timestamp(ts, path: str) -> datetime:  # type: ignore[no-untyped-def]
         raise _invalid(f"{path}: not a valid timestamp ({exc})") from None
 
 
-def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressLimits, *, agent_id: str) -> GarmentRecord:
+def validate_garment(
+    garment: pb.Garment, hello: pb.AgentHello, limits: IngressLimits, *, agent_id: str
+) -> GarmentRecord:
     """A checked ``GarmentRecord`` for ``garment``, or GarmentInvalid naming the first problem."""
     size = garment.ByteSize()
     if size > limits.max_garment_bytes:
@@ -109,7 +131,9 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
     captured_at = _timestamp(garment.capture_time, "capture_time")
     deadline_at = _timestamp(garment.deadline, "deadline") if garment.HasField("deadline") else None
     if garment.HasField("operator_note") and len(garment.operator_note) > limits.max_note_chars:
-        raise _invalid(f"operator_note is {len(garment.operator_note)} characters, over {limits.max_note_chars}")
+        raise _invalid(
+            f"operator_note is {len(garment.operator_note)} characters, over {limits.max_note_chars}"
+        )
     if len(garment.sensor_readings) > limits.max_sensor_readings:
         raise _too_large(f"{len(garment.sensor_readings)} sensor readings, over {limits.max_sensor_readings}")
     for key, value in garment.sensor_readings.items():
@@ -120,7 +144,9 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
         raise _invalid(f"{len(garment.edge_timings_ms)} edge timings, over {MAX_EDGE_TIMINGS}")
     for key, value in garment.edge_timings_ms.items():
         if not _TIMING_KEY.match(key) or not math.isfinite(value) or value < 0:
-            raise _invalid(f"edge_timings_ms[{key[:32]!r}] = {value}: keys 1-32 of a-z and _, values finite and >= 0")
+            raise _invalid(
+                f"edge_timings_ms[{key[:32]!r}] = {value}: keys 1-32 of a-z and _, values finite and >= 0"
+            )
 
     if not 1 <= len(garment.views) <= limits.max_views:
         raise _invalid(f"{len(garment.views)} views; a garment has 1 to {limits.max_views}")
@@ -131,11 +157,15 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
         if view.view_index >= limits.max_views:
             raise _invalid(f"views[{i}].view_index {view.view_index} must be below {limits.max_views}")
         if not (0 < view.width <= limits.max_view_side and 0 < view.height <= limits.max_view_side):
-            raise _invalid(f"views[{i}]: size {view.width}x{view.height} must be 1..{limits.max_view_side} per side")
+            raise _invalid(
+                f"views[{i}]: size {view.width}x{view.height} must be 1..{limits.max_view_side} per side"
+            )
         views[view.view_index] = (view.width, view.height)
 
     if not garment.crops:
-        raise _invalid("a garment sent to the cloud needs at least one crop (garments with none pass at the edge)")
+        raise _invalid(
+            "a garment sent to the cloud needs at least one crop (garments with none pass at the edge)"
+        )
     if len(garment.crops) > limits.max_crops_per_garment:
         raise _too_large(f"{len(garment.crops)} crops, over the limit of {limits.max_crops_per_garment}")
     crops = []
@@ -143,7 +173,9 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
     for i, crop in enumerate(garment.crops):
         path = f"crops[{i}]"
         if not _CROP_ID.match(crop.crop_id):
-            raise _invalid(f"{path}.crop_id {crop.crop_id[:70]!r} must be 1-64 characters of A-Z a-z 0-9 . _ : -")
+            raise _invalid(
+                f"{path}.crop_id {crop.crop_id[:70]!r} must be 1-64 characters of A-Z a-z 0-9 . _ : -"
+            )
         if crop.crop_id in seen:
             raise _invalid(f"{path}.crop_id {crop.crop_id!r} is repeated")
         seen.add(crop.crop_id)
@@ -151,7 +183,9 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
             raise _invalid(f"{path}.view_index {crop.view_index} names no view (views: {sorted(views)})")
         width, height = views[crop.view_index]
         box = _box(crop.box, f"{path}.box", width, height)
-        crop_box = _box(crop.crop_box, f"{path}.crop_box", width, height) if crop.HasField("crop_box") else box
+        crop_box = (
+            _box(crop.crop_box, f"{path}.crop_box", width, height) if crop.HasField("crop_box") else box
+        )
         score = crop.detector_score
         if not math.isfinite(score) or not 0.0 <= score <= 1.0:
             raise _invalid(f"{path}.detector_score {score} must be a number in [0, 1]")
@@ -164,7 +198,9 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
                 "is not supported (JPEG, PNG or WEBP)",
             )
         if len(crop.image) > limits.max_crop_bytes:
-            raise _too_large(f"{path}.image is {len(crop.image)} bytes, over the limit of {limits.max_crop_bytes}")
+            raise _too_large(
+                f"{path}.image is {len(crop.image)} bytes, over the limit of {limits.max_crop_bytes}"
+            )
         if crop.HasField("operator_note") and len(crop.operator_note) > limits.max_note_chars:
             raise _invalid(f"{path}.operator_note is longer than {limits.max_note_chars} characters")
         encoding = _ENCODINGS[crop.encoding]
@@ -203,4 +239,3 @@ def validate_garment(garment: pb.Garment, hello: pb.AgentHello, limits: IngressL
         sensor_readings=tuple(sorted(garment.sensor_readings.items())),
         edge_timings_ms=tuple(sorted(garment.edge_timings_ms.items())),
     )
-

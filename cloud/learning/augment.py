@@ -27,19 +27,39 @@ class AugmentConfig(StrictModel):
     rotate: float = Field(default=0.3, ge=0, le=1, title="Rotation", description="Probability of a rotation.")
     max_degrees: float = Field(default=15.0, ge=0, le=45, title="Max degrees", description="The seed's +-15.")
     zoom: float = Field(
-        default=0.5, ge=0, le=1, title="Zoom crop", description="Probability of cropping a random window (for small defects)."
+        default=0.5,
+        ge=0,
+        le=1,
+        title="Zoom crop",
+        description="Probability of cropping a random window (for small defects).",
     )
     min_zoom_scale: float = Field(
-        default=0.4, gt=0, le=1, title="Smallest window", description="Window side as a share of the frame side."
+        default=0.4,
+        gt=0,
+        le=1,
+        title="Smallest window",
+        description="Window side as a share of the frame side.",
     )
-    brightness: tuple[float, float] = Field(default=(0.8, 1.2), title="Brightness", description="Factor range.")
+    brightness: tuple[float, float] = Field(
+        default=(0.8, 1.2), title="Brightness", description="Factor range."
+    )
     contrast: tuple[float, float] = Field(default=(0.9, 1.1), title="Contrast", description="Factor range.")
-    hue_shift: float = Field(default=6.0, ge=0, le=90, title="Hue shift", description="Max shift, OpenCV hue units (0-180).")
-    saturation: tuple[float, float] = Field(default=(0.8, 1.2), title="Saturation", description="Factor range.")
-    blur: float = Field(default=0.1, ge=0, le=1, title="Blur", description="Probability of a small Gaussian blur.")
+    hue_shift: float = Field(
+        default=6.0, ge=0, le=90, title="Hue shift", description="Max shift, OpenCV hue units (0-180)."
+    )
+    saturation: tuple[float, float] = Field(
+        default=(0.8, 1.2), title="Saturation", description="Factor range."
+    )
+    blur: float = Field(
+        default=0.1, ge=0, le=1, title="Blur", description="Probability of a small Gaussian blur."
+    )
     noise: float = Field(default=0.2, ge=0, le=1, title="Noise", description="Probability of sensor noise.")
     min_visible: float = Field(
-        default=0.4, gt=0, le=1, title="Least visible share", description="Drop a cut box keeping less of its area."
+        default=0.4,
+        gt=0,
+        le=1,
+        title="Least visible share",
+        description="Drop a cut box keeping less of its area.",
     )
 
 
@@ -58,8 +78,14 @@ def _clip_boxes(
 
 
 def window(
-    image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator, size: tuple[int, int],
-    *, defect_bias: float = 0.8, min_visible: float = 0.4,
+    image: np.ndarray,
+    boxes: np.ndarray,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    *,
+    defect_bias: float = 0.8,
+    min_visible: float = 0.4,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut a ``size`` (width, height) window: with probability ``defect_bias`` one holding a random defect, else
     anywhere. Boxes are shifted into the window, clipped, and dropped when less than ``min_visible`` remains."""
@@ -90,7 +116,9 @@ def _rotate(image, boxes, labels, rng, cfg):
     height, width = image.shape[:2]
     angle = rng.uniform(-cfg.max_degrees, cfg.max_degrees)
     matrix = cv2.getRotationMatrix2D((width / 2, height / 2), angle, 1.0)
-    image = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+    image = cv2.warpAffine(
+        image, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101
+    )
     if boxes.shape[0]:
         # Rotate each box's corners and take the enclosing box, shrunk toward the centre by the share a
         # rotated rectangle's bounding box overstates an ellipse-like defect.

@@ -67,7 +67,11 @@ def synthetic_crops(
     for line in truth.read_text(encoding="utf-8").splitlines():
         rec = json.loads(line)
         views = {v["view_index"]: v["file_name"] for v in rec["views"]}
-        wanted = [(d["view_index"], d["box"], d["type"], d["severity"]) for d in rec["defects"] if d.get("visible", True)]
+        wanted = [
+            (d["view_index"], d["box"], d["type"], d["severity"])
+            for d in rec["defects"]
+            if d.get("visible", True)
+        ]
         wanted += [(x["view_index"], x["box"], taxonomy.normal.id, None) for x in rec["distractors"]]
         if not wanted:
             continue
@@ -77,7 +81,9 @@ def synthetic_crops(
                 cache[view_index] = read_rgb(Path(folder) / views[view_index])
             image = cache[view_index]
             h, w = image.shape[:2]
-            x1, y1, x2, y2 = pad_box(_jitter(box, rng, jitter), width=w, height=h, pad=padding, min_size=min_size)
+            x1, y1, x2, y2 = pad_box(
+                _jitter(box, rng, jitter), width=w, height=h, pad=padding, min_size=min_size
+            )
             crop = np.ascontiguousarray(image[y1:y2, x1:x2])
             key = f"{views[view_index]}#{x1},{y1},{x2},{y2}"
             example = CropExample(key, encode_jpeg(crop, quality), target_for(taxonomy, type_id, severity))
@@ -117,7 +123,9 @@ def jsonl_crops(path: Path, taxonomy: Taxonomy) -> list[CropExample]:
     return examples
 
 
-def load_crops(source: Path, taxonomy: Taxonomy, *, seed: int = 0, limit: int | None = None) -> list[CropExample]:
+def load_crops(
+    source: Path, taxonomy: Taxonomy, *, seed: int = 0, limit: int | None = None
+) -> list[CropExample]:
     """Examples from a synthetic folder or a JSONL export (see the module doc)."""
     source = Path(source)
     if source.is_dir():
@@ -127,11 +135,17 @@ def load_crops(source: Path, taxonomy: Taxonomy, *, seed: int = 0, limit: int | 
     raise DatasetError(f"{source}: expected a `seamline synth` folder or a .jsonl export")
 
 
-def split_crops(examples: list[CropExample], val_fraction: float, salt: str = "seamline") -> tuple[list[CropExample], list[CropExample]]:
+def split_crops(
+    examples: list[CropExample], val_fraction: float, salt: str = "seamline"
+) -> tuple[list[CropExample], list[CropExample]]:
     """(train, held-out) by a stable hash of each crop's source image (crops of one image stay together)."""
+
     def held(example: CropExample) -> bool:
         image = example.key.split("#")[0]
-        return int.from_bytes(hashlib.sha256(f"{salt}:{image}".encode()).digest()[:8], "big") / 2**64 < val_fraction
+        return (
+            int.from_bytes(hashlib.sha256(f"{salt}:{image}".encode()).digest()[:8], "big") / 2**64
+            < val_fraction
+        )
 
     train = [e for e in examples if not held(e)]
     val = [e for e in examples if held(e)]

@@ -60,32 +60,69 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class ClassifierTrainConfig(TrainRunConfig):
     """Everything a classifier training run depends on (recorded in the model card)."""
 
-    data: Path = Field(title="Training data", description="A `seamline synth` folder, or a verified-store JSONL export.")
-    val_data: Path | None = Field(default=None, title="Held-out data", description="Separate held-out data; default: hold out val_fraction of the source images.")
-    base: str = Field(default="tiny", title="Base model", description="tiny or small (built from config, random weights) or a checkpoint folder / hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct).")
-    mode: Literal["auto", "full", "lora"] = Field(default="auto", title="Mode", description="full or LoRA training; auto: LoRA above 200 M parameters.")
-    taxonomy: Path = Field(default=DEFAULT_TAXONOMY_PATH, title="Taxonomy", description="Taxonomy file (types, severities, reject rule).")
+    data: Path = Field(
+        title="Training data", description="A `seamline synth` folder, or a verified-store JSONL export."
+    )
+    val_data: Path | None = Field(
+        default=None,
+        title="Held-out data",
+        description="Separate held-out data; default: hold out val_fraction of the source images.",
+    )
+    base: str = Field(
+        default="tiny",
+        title="Base model",
+        description="tiny or small (built from config, random weights) or a checkpoint folder / hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct).",
+    )
+    mode: Literal["auto", "full", "lora"] = Field(
+        default="auto", title="Mode", description="full or LoRA training; auto: LoRA above 200 M parameters."
+    )
+    taxonomy: Path = Field(
+        default=DEFAULT_TAXONOMY_PATH,
+        title="Taxonomy",
+        description="Taxonomy file (types, severities, reject rule).",
+    )
     prompt: PromptConfig = Field(
-        default_factory=lambda: PromptConfig(style="v2-structured"), title="Prompt",
+        default_factory=lambda: PromptConfig(style="v2-structured"),
+        title="Prompt",
         description="The prompt the service will send (train and serve with the same one).",
     )
     steps: int = Field(default=1500, ge=1, title="Steps", description="Optimizer steps.")
-    lr: float = Field(default=1e-3, gt=0, title="Learning rate", description="Peak AdamW learning rate (1e-3 full tiny; ~1e-4 LoRA).")
+    lr: float = Field(
+        default=1e-3,
+        gt=0,
+        title="Learning rate",
+        description="Peak AdamW learning rate (1e-3 full tiny; ~1e-4 LoRA).",
+    )
     weight_decay: float = Field(default=0.01, ge=0, title="Weight decay", description="AdamW weight decay.")
     grad_clip: float = Field(default=1.0, gt=0, title="Gradient clip", description="Max gradient norm.")
-    checkpoint_every: int = Field(default=500, ge=1, title="Checkpoint every", description="Steps between saved training states (and the last step).")
+    checkpoint_every: int = Field(
+        default=500,
+        ge=1,
+        title="Checkpoint every",
+        description="Steps between saved training states (and the last step).",
+    )
     lora_r: int = Field(default=16, ge=1, title="LoRA rank", description="Adapter rank.")
     lora_alpha: int = Field(default=32, ge=1, title="LoRA alpha", description="Adapter scaling.")
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1, title="LoRA dropout", description="Adapter dropout.")
+    lora_dropout: float = Field(
+        default=0.05, ge=0, lt=1, title="LoRA dropout", description="Adapter dropout."
+    )
     aux_vision_loss: float = Field(
-        default=1.0, ge=0, title="Vision auxiliary loss",
+        default=1.0,
+        ge=0,
+        title="Vision auxiliary loss",
         description="Full training only: weight of a defect-type cross-entropy on the vision tower's pooled features "
         "(a temporary linear head, dropped after training). A vision tower trained from scratch gets its signal "
         "directly instead of only through the language model's answer tokens. 0 disables.",
     )
-    max_examples: int | None = Field(default=None, ge=1, title="Most examples", description="Cap on training crops read.")
-    eval_examples: int = Field(default=400, ge=1, title="Held-out examples", description="Most held-out crops evaluated at the end.")
-    max_new_tokens: int = Field(default=64, ge=16, le=512, title="Answer budget", description="Tokens generated per held-out answer.")
+    max_examples: int | None = Field(
+        default=None, ge=1, title="Most examples", description="Cap on training crops read."
+    )
+    eval_examples: int = Field(
+        default=400, ge=1, title="Held-out examples", description="Most held-out crops evaluated at the end."
+    )
+    max_new_tokens: int = Field(
+        default=64, ge=16, le=512, title="Answer budget", description="Tokens generated per held-out answer."
+    )
 
 
 @dataclass
@@ -169,7 +206,13 @@ class PromptEncoder:
 
 
 def evaluate_classifier(
-    model: Any, encoder: PromptEncoder, examples: list[CropExample], taxonomy: Taxonomy, *, max_new_tokens: int = 64, device: Any = "cpu"
+    model: Any,
+    encoder: PromptEncoder,
+    examples: list[CropExample],
+    taxonomy: Taxonomy,
+    *,
+    max_new_tokens: int = 64,
+    device: Any = "cpu",
 ) -> ClassifierMetrics:
     """Greedy answers for ``examples`` scored against their targets (see the module doc)."""
     import torch
@@ -227,7 +270,9 @@ def _load_base(cfg: ClassifierTrainConfig) -> tuple[Any, Any, str]:
         from peft import LoraConfig, get_peft_model
 
         lora = LoraConfig(
-            r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
             # The language model's projections only: the vision tower stays as pretrained.
             target_modules=r".*language_model.*\.(" + "|".join(LORA_TARGETS) + r")$",
         )
@@ -244,7 +289,13 @@ def _vision_loss(model: Any, head: Any, batch: dict[str, Any], labels: list[int]
     return torch.nn.functional.cross_entropy(head(pooled), torch.tensor(labels, device=pooled.device))
 
 
-def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, command: str | None = None, show_progress: bool = True) -> TrainResult:
+def train_classifier(
+    cfg: ClassifierTrainConfig,
+    *,
+    resume_run: bool = False,
+    command: str | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
     """Run (or resume) a classifier training; returns the model folder and its held-out metrics."""
     from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
 
@@ -252,7 +303,6 @@ def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, co
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-
 
     started = time.perf_counter()
     out = cfg.out_dir
@@ -263,8 +313,17 @@ def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, co
         train, val = examples, load_crops(cfg.val_data, taxonomy, seed=cfg.seed + 1)
     else:
         train, val = split_crops(examples, cfg.val_fraction)
-    val = val[: cfg.eval_examples] if len(val) <= cfg.eval_examples else [val[i] for i in np.linspace(0, len(val) - 1, cfg.eval_examples).astype(int)]
-    logger.info("classifier: %d training crops %s, %d held out", len(train), dict(Counter(e.target["type"] for e in train)), len(val))
+    val = (
+        val[: cfg.eval_examples]
+        if len(val) <= cfg.eval_examples
+        else [val[i] for i in np.linspace(0, len(val) - 1, cfg.eval_examples).astype(int)]
+    )
+    logger.info(
+        "classifier: %d training crops %s, %d held out",
+        len(train),
+        dict(Counter(e.target["type"] for e in train)),
+        len(val),
+    )
 
     set_seed(cfg.seed)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.cpu)
@@ -275,7 +334,9 @@ def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, co
     if mode == "full" and cfg.aux_vision_loss > 0:
         width = model.config.vision_config.out_hidden_size
         aux_head = torch.nn.Linear(2 * width, len(label_index))  # [mean, max] of the image's tokens
-    trainable = [p for p in model.parameters() if p.requires_grad] + (list(aux_head.parameters()) if aux_head else [])
+    trainable = [p for p in model.parameters() if p.requires_grad] + (
+        list(aux_head.parameters()) if aux_head else []
+    )
     optimizer = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(cfg.steps, cfg.warmup_steps))
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
@@ -301,28 +362,45 @@ def train_classifier(cfg: ClassifierTrainConfig, *, resume_run: bool = False, co
         task = progress.add_task("steps", total=cfg.steps, completed=start_step, loss="-")
         for step in range(start_step, cfg.steps):
             rng = np.random.default_rng([cfg.seed, step])
-            picks = [by_type[types[t]][int(rng.integers(len(by_type[types[t]])))] for t in rng.integers(len(types), size=cfg.batch_size)]
+            picks = [
+                by_type[types[t]][int(rng.integers(len(by_type[types[t]])))]
+                for t in rng.integers(len(types), size=cfg.batch_size)
+            ]
             examples = [train[i] for i in picks]
             batch = {k: v.to(accelerator.device) for k, v in encoder.training_batch(examples).items()}
             with accelerator.autocast():
                 loss = model(**batch).loss
                 answer_losses.append(float(loss.item()))
                 if aux_head is not None:
-                    loss = loss + cfg.aux_vision_loss * _vision_loss(model, aux_head, batch, [label_index[e.target["type"]] for e in examples])
-            running.append(optimizer_step(accelerator, loss, trainable, optimizer, scheduler, clip=cfg.grad_clip, step=step))
+                    loss = loss + cfg.aux_vision_loss * _vision_loss(
+                        model, aux_head, batch, [label_index[e.target["type"]] for e in examples]
+                    )
+            running.append(
+                optimizer_step(
+                    accelerator, loss, trainable, optimizer, scheduler, clip=cfg.grad_clip, step=step
+                )
+            )
             done = step + 1
-            progress.update(task, completed=done, loss=f"{np.mean(running[-cfg.log_every:]):.3f}")
+            progress.update(task, completed=done, loss=f"{np.mean(running[-cfg.log_every :]):.3f}")
             if done % cfg.log_every == 0:
-                log({"step": done, "loss": float(np.mean(running[-cfg.log_every:])),
-                     "answer_loss": float(np.mean(answer_losses[-cfg.log_every:])), "lr": scheduler.get_last_lr()[0],
-                     "elapsed_s": round(time.perf_counter() - started, 1)})
+                log(
+                    {
+                        "step": done,
+                        "loss": float(np.mean(running[-cfg.log_every :])),
+                        "answer_loss": float(np.mean(answer_losses[-cfg.log_every :])),
+                        "lr": scheduler.get_last_lr()[0],
+                        "elapsed_s": round(time.perf_counter() - started, 1),
+                    }
+                )
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save_state(accelerator, out, done, cfg.keep_checkpoints)
 
     unwrapped = accelerator.unwrap_model(model)
     if mode == "lora":
         unwrapped = unwrapped.merge_and_unload()
-    metrics = evaluate_classifier(unwrapped, encoder, val, taxonomy, max_new_tokens=cfg.max_new_tokens, device=accelerator.device)
+    metrics = evaluate_classifier(
+        unwrapped, encoder, val, taxonomy, max_new_tokens=cfg.max_new_tokens, device=accelerator.device
+    )
     model_dir = out / "model"
     unwrapped.to(torch.bfloat16).save_pretrained(model_dir, safe_serialization=True)
     processor.save_pretrained(model_dir)

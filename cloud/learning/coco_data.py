@@ -153,4 +153,6 @@ def repeat_factors(data: CocoData, threshold: float) -> np.ndarray:
         contains[np.unique(img.labels)] += 1
     freq = contains / n
     per_label = np.where(freq > 0, np.maximum(1.0, np.sqrt(threshold / np.maximum(freq, 1e-12))), 1.0)
-    return np.array([per_label[np.unique(img.labels)].max() if img.labels.size else 1.0 for img in data.images])
+    return np.array(
+        [per_label[np.unique(img.labels)].max() if img.labels.size else 1.0 for img in data.images]
+    )

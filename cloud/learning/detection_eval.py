@@ -69,10 +69,20 @@ def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
 
 
 def match_at_threshold(
-    gt_boxes: np.ndarray, gt_labels: np.ndarray, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, threshold: float, num_labels: int
+    gt_boxes: np.ndarray,
+    gt_labels: np.ndarray,
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float,
+    num_labels: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per label: true positives, false positives, ground-truth count, for one image."""
-    tp, fp, n = np.zeros(num_labels, int), np.zeros(num_labels, int), np.bincount(gt_labels, minlength=num_labels)
+    tp, fp, n = (
+        np.zeros(num_labels, int),
+        np.zeros(num_labels, int),
+        np.bincount(gt_labels, minlength=num_labels),
+    )
     keep = scores >= threshold
     boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
     used = np.zeros(gt_boxes.shape[0], bool)
@@ -109,16 +119,28 @@ def evaluate_detector(
                 for box, label in zip(img.boxes, img.labels, strict=True):
                     x1, y1, x2, y2 = (float(v) for v in box)
                     gt_annotations.append(
-                        {"id": len(gt_annotations) + 1, "image_id": img.image_id, "category_id": int(label) + 1,
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0}
+                        {
+                            "id": len(gt_annotations) + 1,
+                            "image_id": img.image_id,
+                            "category_id": int(label) + 1,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1],
+                            "area": (x2 - x1) * (y2 - y1),
+                            "iscrowd": 0,
+                        }
                     )
                 for box, score, label in zip(det.boxes, det.scores, det.labels, strict=True):
                     x1, y1, x2, y2 = (float(v) for v in box)
                     results.append(
-                        {"image_id": img.image_id, "category_id": int(label) + 1,
-                         "bbox": [x1, y1, x2 - x1, y2 - y1], "score": float(score)}
+                        {
+                            "image_id": img.image_id,
+                            "category_id": int(label) + 1,
+                            "bbox": [x1, y1, x2 - x1, y2 - y1],
+                            "score": float(score),
+                        }
                     )
-                t, f, c = match_at_threshold(img.boxes, img.labels, det.boxes, det.scores, det.labels, threshold, num_labels)
+                t, f, c = match_at_threshold(
+                    img.boxes, img.labels, det.boxes, det.scores, det.labels, threshold, num_labels
+                )
                 tp, fp, n = tp + t, fp + f, n + c
             if progress is not None:
                 progress(len(chunk))

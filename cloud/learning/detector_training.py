@@ -55,23 +55,40 @@ MODEL_SIZES = ("tiny", "r18", "l")
 class DetectorTrainConfig(TrainRunConfig):
     """Everything a detector training run depends on (recorded in the model card)."""
 
-    data: Path = Field(title="Training data", description="A COCO file, or a folder holding annotations.json.")
+    data: Path = Field(
+        title="Training data", description="A COCO file, or a folder holding annotations.json."
+    )
     val_data: Path | None = Field(
-        default=None, title="Held-out data", description="A separate COCO set to evaluate on; default: hold out val_fraction of the garments."
+        default=None,
+        title="Held-out data",
+        description="A separate COCO set to evaluate on; default: hold out val_fraction of the garments.",
     )
     init: str = Field(
         default="tiny",
         title="Initial model",
         description="tiny, r18 or l (built from config, random weights), or a checkpoint folder / hub id to fine-tune.",
     )
-    input_size: int | None = Field(default=None, ge=64, le=1536, title="Input size", description="Square network input; default the model's.")
-    class_agnostic: bool = Field(default=False, title="Class-agnostic", description="Train one 'defect' class (the edge's candidate-region role).")
+    input_size: int | None = Field(
+        default=None,
+        ge=64,
+        le=1536,
+        title="Input size",
+        description="Square network input; default the model's.",
+    )
+    class_agnostic: bool = Field(
+        default=False,
+        title="Class-agnostic",
+        description="Train one 'defect' class (the edge's candidate-region role).",
+    )
     tiles: tuple[int, int] = Field(
-        default=(1, 1), title="Tiles",
+        default=(1, 1),
+        title="Tiles",
         description="Train on tile-sized windows for [columns, rows] sliced inference (small defects on large frames); "
         "recorded in the model so the edge slices frames the same way.",
     )
-    tile_overlap: float = Field(default=0.15, ge=0, lt=0.5, title="Tile overlap", description="Overlap of neighbouring tiles.")
+    tile_overlap: float = Field(
+        default=0.15, ge=0, lt=0.5, title="Tile overlap", description="Overlap of neighbouring tiles."
+    )
 
     @field_validator("tiles")
     @classmethod
@@ -79,17 +96,58 @@ class DetectorTrainConfig(TrainRunConfig):
         if not all(1 <= v <= 8 for v in value):
             raise ValueError("tiles: columns and rows must be 1-8")
         return value
-    backbone_lr_scale: float = Field(default=1.0, gt=0, le=1, title="Backbone LR scale", description="Backbone learning rate as a share of lr (0.1 when fine-tuning a pretrained model).")
-    focal_alpha: float = Field(default=0.75, gt=0, lt=1, title="Focal alpha", description="Focal / varifocal loss alpha.")
-    focal_gamma: float = Field(default=2.0, ge=0, title="Focal gamma", description="Focal loss gamma: higher focuses on hard, rare examples.")
-    repeat_threshold: float = Field(
-        default=0.1, ge=0, le=1, title="Repeat-factor threshold", description="Oversample images with labels rarer than this image frequency (0: uniform)."
+
+    backbone_lr_scale: float = Field(
+        default=1.0,
+        gt=0,
+        le=1,
+        title="Backbone LR scale",
+        description="Backbone learning rate as a share of lr (0.1 when fine-tuning a pretrained model).",
     )
-    threshold: float = Field(default=0.25, gt=0, lt=1, title="Operating threshold", description="Score threshold precision and recall are reported at (the edge's).")
-    eval_every: int = Field(default=500, ge=0, title="Evaluate every", description="Steps between held-out evaluations (0: only at the end).")
-    eval_images: int = Field(default=200, ge=1, title="Images per interim evaluation", description="Interim evaluations use this many held-out images; the final one uses all.")
-    num_workers: int = Field(default=0, ge=0, title="Loader workers", description="Data loading processes (0: in the training process).")
-    augment: AugmentConfig = Field(default_factory=AugmentConfig, title="Augmentation", description="Training augmentations.")
+    focal_alpha: float = Field(
+        default=0.75, gt=0, lt=1, title="Focal alpha", description="Focal / varifocal loss alpha."
+    )
+    focal_gamma: float = Field(
+        default=2.0,
+        ge=0,
+        title="Focal gamma",
+        description="Focal loss gamma: higher focuses on hard, rare examples.",
+    )
+    repeat_threshold: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        title="Repeat-factor threshold",
+        description="Oversample images with labels rarer than this image frequency (0: uniform).",
+    )
+    threshold: float = Field(
+        default=0.25,
+        gt=0,
+        lt=1,
+        title="Operating threshold",
+        description="Score threshold precision and recall are reported at (the edge's).",
+    )
+    eval_every: int = Field(
+        default=500,
+        ge=0,
+        title="Evaluate every",
+        description="Steps between held-out evaluations (0: only at the end).",
+    )
+    eval_images: int = Field(
+        default=200,
+        ge=1,
+        title="Images per interim evaluation",
+        description="Interim evaluations use this many held-out images; the final one uses all.",
+    )
+    num_workers: int = Field(
+        default=0,
+        ge=0,
+        title="Loader workers",
+        description="Data loading processes (0: in the training process).",
+    )
+    augment: AugmentConfig = Field(
+        default_factory=AugmentConfig, title="Augmentation", description="Training augmentations."
+    )
 
 
 class _StepBatches:
@@ -115,13 +173,24 @@ class _StepBatches:
             image, boxes, labels = read_rgb(item.path), item.boxes, item.labels
             if self.cfg.tiles != (1, 1):  # what one tile of a frame shows at inference
                 size = tile_size(image.shape[1], image.shape[0], *self.cfg.tiles, self.cfg.tile_overlap)
-                image, boxes, labels = window(image, boxes, labels, rng, size, min_visible=self.cfg.augment.min_visible)
+                image, boxes, labels = window(
+                    image, boxes, labels, rng, size, min_visible=self.cfg.augment.min_visible
+                )
             image, boxes, labels = augment(image, boxes, labels, rng, self.cfg.augment)
             h, w = image.shape[:2]
-            cxcywh = np.stack(
-                [(boxes[:, 0] + boxes[:, 2]) / 2 / w, (boxes[:, 1] + boxes[:, 3]) / 2 / h,
-                 (boxes[:, 2] - boxes[:, 0]) / w, (boxes[:, 3] - boxes[:, 1]) / h], axis=1
-            ).astype(np.float32).reshape(-1, 4)
+            cxcywh = (
+                np.stack(
+                    [
+                        (boxes[:, 0] + boxes[:, 2]) / 2 / w,
+                        (boxes[:, 1] + boxes[:, 3]) / 2 / h,
+                        (boxes[:, 2] - boxes[:, 0]) / w,
+                        (boxes[:, 3] - boxes[:, 1]) / h,
+                    ],
+                    axis=1,
+                )
+                .astype(np.float32)
+                .reshape(-1, 4)
+            )
             images.append(image)
             targets.append({"class_labels": labels.astype(np.int64), "boxes": cxcywh})
         # The edge runtime's own preprocessing: training sees exactly what inference will.
@@ -146,7 +215,9 @@ class LiveDetector(DetectorRuntime):
         try:
             with torch.inference_mode():
                 out = self.model(pixel_values=torch.from_numpy(batch).to(self.device))
-            return RawOutputs(logits=out.logits.float().cpu().numpy(), boxes=out.pred_boxes.float().cpu().numpy())
+            return RawOutputs(
+                logits=out.logits.float().cpu().numpy(), boxes=out.pred_boxes.float().cpu().numpy()
+            )
         finally:
             self.model.train(was_training)
 
@@ -157,7 +228,9 @@ def _load_data(cfg: DetectorTrainConfig) -> tuple[CocoData, CocoData]:
         return split(data, cfg.val_fraction)
     val = load_coco(cfg.val_data, class_agnostic=cfg.class_agnostic)
     if val.labels != data.labels:
-        raise DatasetError(f"{cfg.val_data}: categories differ from {cfg.data}: {val.labels} vs {data.labels}")
+        raise DatasetError(
+            f"{cfg.val_data}: categories differ from {cfg.data}: {val.labels} vs {data.labels}"
+        )
     return data, val
 
 
@@ -171,7 +244,11 @@ def _initial_model(cfg: DetectorTrainConfig, labels: tuple[str, ...]) -> tuple[A
         init_dir = build_tiny_rtdetr(cfg.out_dir / "init", labels=list(labels), size=cfg.init, seed=cfg.seed)  # type: ignore[arg-type]
         model = RTDetrForObjectDetection.from_pretrained(init_dir)
         return model, cfg.input_size or INPUT_SIZE[cfg.init]
-    kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)), "label2id": {n: i for i, n in enumerate(labels)}}
+    kwargs = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {n: i for i, n in enumerate(labels)},
+    }
     model = RTDetrForObjectDetection.from_pretrained(cfg.init, ignore_mismatched_sizes=True, **kwargs)
     size = cfg.input_size or int(AutoImageProcessor.from_pretrained(cfg.init, use_fast=False).size["height"])
     return model, size
@@ -181,7 +258,13 @@ def _collate(item):  # batch_size=None: the data set already returns whole batch
     return item
 
 
-def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, command: str | None = None, show_progress: bool = True) -> TrainResult:
+def train_detector(
+    cfg: DetectorTrainConfig,
+    *,
+    resume_run: bool = False,
+    command: str | None = None,
+    show_progress: bool = True,
+) -> TrainResult:
     """Run (or resume) a training; returns where the model went and its held-out metrics."""
     from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
 
@@ -196,7 +279,9 @@ def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, comman
     out.mkdir(parents=True, exist_ok=True)
     train_data, val_data = _load_data(cfg)
     counts = train_data.per_label_counts()
-    logger.info("training on %d images (%s), holding out %d", len(train_data.images), counts, len(val_data.images))
+    logger.info(
+        "training on %d images (%s), holding out %d", len(train_data.images), counts, len(val_data.images)
+    )
     set_seed(cfg.seed)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision, cpu=cfg.cpu)
     model, input_size = _initial_model(cfg, train_data.labels)
@@ -218,8 +303,11 @@ def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, comman
         logger.info("resumed from %s at step %d", state, start_step)
 
     meta = DetectorMeta(
-        version=f"{out.name}@{cfg.version}", input_size=input_size, labels=train_data.labels,
-        tiles=cfg.tiles, tile_overlap=cfg.tile_overlap,
+        version=f"{out.name}@{cfg.version}",
+        input_size=input_size,
+        labels=train_data.labels,
+        tiles=cfg.tiles,
+        tile_overlap=cfg.tile_overlap,
     )
     live = LiveDetector(model, meta, accelerator.device, class_agnostic=cfg.class_agnostic)
     batches = _StepBatches(train_data, cfg, input_size)
@@ -242,26 +330,53 @@ def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, comman
         task = progress.add_task("steps", total=cfg.steps, completed=start_step, loss="-")
         for pixels, targets in loader:
             labels = [
-                {"class_labels": torch.from_numpy(t["class_labels"]).to(accelerator.device),
-                 "boxes": torch.from_numpy(t["boxes"]).to(accelerator.device)}
+                {
+                    "class_labels": torch.from_numpy(t["class_labels"]).to(accelerator.device),
+                    "boxes": torch.from_numpy(t["boxes"]).to(accelerator.device),
+                }
                 for t in targets
             ]
             with accelerator.autocast():
                 loss = model(pixel_values=torch.from_numpy(pixels).to(accelerator.device), labels=labels).loss
-            running.append(optimizer_step(accelerator, loss, model.parameters(), optimizer, scheduler, clip=cfg.grad_clip, step=step))
+            running.append(
+                optimizer_step(
+                    accelerator, loss, model.parameters(), optimizer, scheduler, clip=cfg.grad_clip, step=step
+                )
+            )
             step += 1
-            progress.update(task, completed=step, loss=f"{np.mean(running[-cfg.log_every:]):.3f}")
+            progress.update(task, completed=step, loss=f"{np.mean(running[-cfg.log_every :]):.3f}")
             if step % cfg.log_every == 0:
-                log({"step": step, "loss": float(np.mean(running[-cfg.log_every:])), "lr": scheduler.get_last_lr()[-1],
-                     "elapsed_s": round(time.perf_counter() - started, 1)})
+                log(
+                    {
+                        "step": step,
+                        "loss": float(np.mean(running[-cfg.log_every :])),
+                        "lr": scheduler.get_last_lr()[-1],
+                        "elapsed_s": round(time.perf_counter() - started, 1),
+                    }
+                )
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save_state(accelerator, out, step, cfg.keep_checkpoints)
             if cfg.eval_every and step % cfg.eval_every == 0 and step < cfg.steps:
                 interim = evaluate_detector(live, interim_val, threshold=cfg.threshold)
-                log({"step": step, "eval": {"map50": interim.map50, "map50_95": interim.map50_95,
-                                            "precision": interim.precision, "recall": interim.recall,
-                                            "images": interim.images}})
-                logger.info("step %d: held-out mAP50 %.3f, recall@%.2f %.3f", step, interim.map50, cfg.threshold, interim.recall)
+                log(
+                    {
+                        "step": step,
+                        "eval": {
+                            "map50": interim.map50,
+                            "map50_95": interim.map50_95,
+                            "precision": interim.precision,
+                            "recall": interim.recall,
+                            "images": interim.images,
+                        },
+                    }
+                )
+                logger.info(
+                    "step %d: held-out mAP50 %.3f, recall@%.2f %.3f",
+                    step,
+                    interim.map50,
+                    cfg.threshold,
+                    interim.recall,
+                )
                 model.train()
 
     metrics = evaluate_detector(live, val_data, threshold=cfg.threshold)
@@ -281,8 +396,12 @@ def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, comman
         "tile_overlap": cfg.tile_overlap,
         "parameters": sum(p.numel() for p in unwrapped.parameters()),
         "training": json.loads(cfg.model_dump_json()),
-        "data": {"train_images": len(train_data.images), "held_out_images": len(val_data.images),
-                 "train_instances": counts, "source": str(cfg.data)},
+        "data": {
+            "train_images": len(train_data.images),
+            "held_out_images": len(val_data.images),
+            "train_instances": counts,
+            "source": str(cfg.data),
+        },
         "metrics": metrics.to_dict(),
         "steps": step,
         "seconds": round(seconds, 1),
@@ -292,4 +411,3 @@ def train_detector(cfg: DetectorTrainConfig, *, resume_run: bool = False, comman
     write_card(model_dir, card, detector_card)
     shutil.rmtree(out / "init", ignore_errors=True)
     return TrainResult(model_dir=model_dir, metrics=metrics, steps=step, seconds=seconds)
-

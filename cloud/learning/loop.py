@@ -23,21 +23,46 @@ STATE_FILE = "seamline_state.json"
 class TrainRunConfig(StrictModel):
     """Settings every training run has (each trainer adds its own and may change the defaults)."""
 
-    val_fraction: float = Field(default=0.2, gt=0, lt=1, title="Held-out share", description="Share held out when no separate held-out data is given (the seed: 20 %).")
+    val_fraction: float = Field(
+        default=0.2,
+        gt=0,
+        lt=1,
+        title="Held-out share",
+        description="Share held out when no separate held-out data is given (the seed: 20 %).",
+    )
     out_dir: Path = Field(title="Output folder", description="Model, checkpoints, log and metrics go here.")
     steps: int = Field(default=2000, ge=1, title="Steps", description="Optimizer steps.")
     batch_size: int = Field(default=8, ge=1, title="Batch size", description="Examples per step.")
     lr: float = Field(default=2e-4, gt=0, title="Learning rate", description="AdamW peak learning rate.")
     weight_decay: float = Field(default=1e-4, ge=0, title="Weight decay", description="AdamW weight decay.")
-    warmup_steps: int = Field(default=50, ge=0, title="Warm-up steps", description="Linear warm-up, then cosine decay to 10 %.")
+    warmup_steps: int = Field(
+        default=50, ge=0, title="Warm-up steps", description="Linear warm-up, then cosine decay to 10 %."
+    )
     grad_clip: float = Field(default=0.1, gt=0, title="Gradient clip", description="Max gradient norm.")
-    checkpoint_every: int = Field(default=250, ge=1, title="Checkpoint every", description="Steps between saved training states (and the last step).")
-    keep_checkpoints: int = Field(default=2, ge=1, title="Checkpoints kept", description="Older states are deleted.")
+    checkpoint_every: int = Field(
+        default=250,
+        ge=1,
+        title="Checkpoint every",
+        description="Steps between saved training states (and the last step).",
+    )
+    keep_checkpoints: int = Field(
+        default=2, ge=1, title="Checkpoints kept", description="Older states are deleted."
+    )
     log_every: int = Field(default=10, ge=1, title="Log every", description="Steps between log lines.")
-    mixed_precision: Literal["no", "fp16", "bf16"] = Field(default="no", title="Mixed precision", description="Accelerate's mixed precision (bf16 on a recent GPU).")
-    cpu: bool = Field(default=False, title="Force CPU", description="Train on the CPU even if a GPU is present.")
-    seed: int = Field(default=0, ge=0, title="Seed", description="Seed of weights, sampling and augmentation.")
-    version: str = Field(default="1", title="Version", description="Model version recorded in the card (and on verdicts).")
+    mixed_precision: Literal["no", "fp16", "bf16"] = Field(
+        default="no",
+        title="Mixed precision",
+        description="Accelerate's mixed precision (bf16 on a recent GPU).",
+    )
+    cpu: bool = Field(
+        default=False, title="Force CPU", description="Train on the CPU even if a GPU is present."
+    )
+    seed: int = Field(
+        default=0, ge=0, title="Seed", description="Seed of weights, sampling and augmentation."
+    )
+    version: str = Field(
+        default="1", title="Version", description="Model version recorded in the card (and on verdicts)."
+    )
 
 
 @dataclass
@@ -62,7 +87,16 @@ def warmup_cosine(total_steps: int, warmup_steps: int) -> Callable[[int], float]
     return factor
 
 
-def optimizer_step(accelerator: Any, loss: Any, params: Iterable[Any], optimizer: Any, scheduler: Any, *, clip: float, step: int) -> float:
+def optimizer_step(
+    accelerator: Any,
+    loss: Any,
+    params: Iterable[Any],
+    optimizer: Any,
+    scheduler: Any,
+    *,
+    clip: float,
+    step: int,
+) -> float:
     """Backward, clip, step, schedule; returns the loss. A non-finite loss stops the run with advice."""
     import torch
 
@@ -98,8 +132,13 @@ def progress_bar(label: str, *, show: bool) -> Any:
     )
 
     return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(), TimeRemainingColumn(), disable=not show,
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not show,
     )
 
 

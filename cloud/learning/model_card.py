@@ -10,7 +10,11 @@ from typing import Any
 
 
 def _front_matter(tags: list[str]) -> str:
-    return "---\nlibrary_name: transformers\nlicense: apache-2.0\ntags:\n" + "".join(f"- {t}\n" for t in tags) + "---\n\n"
+    return (
+        "---\nlibrary_name: transformers\nlicense: apache-2.0\ntags:\n"
+        + "".join(f"- {t}\n" for t in tags)
+        + "---\n\n"
+    )
 
 
 def detector_card(card: dict[str, Any]) -> str:
@@ -25,7 +29,11 @@ def detector_card(card: dict[str, Any]) -> str:
         + f"# {card['model']} (version {card['version']})\n\n"
         f"Labels: {', '.join(card['labels'])}. Input {card['input_size']}x{card['input_size']}, "
         f"{card['parameters'] / 1e6:.1f} M parameters"
-        + (f"; sliced inference in {card['tiles'][0]}x{card['tiles'][1]} tiles" if tuple(card.get("tiles", (1, 1))) != (1, 1) else "")
+        + (
+            f"; sliced inference in {card['tiles'][0]}x{card['tiles'][1]} tiles"
+            if tuple(card.get("tiles", (1, 1))) != (1, 1)
+            else ""
+        )
         + ".\n\n"
         "## Data\n\n"
         f"- Training: `{card['data']['source']}`, {card['data']['train_images']} images; instances per label: "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from cloud.classifiers.vllm_backend import RegionClassification
 from cloud.ingress.records import GarmentRecord
@@ -67,7 +67,7 @@ def build_verdict(
             )
         )
     failures = [r.error for r in classified if r.error]
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     return Verdict(
         item_id=record.item_id,
         site_id=record.site_id,
@@ -80,13 +80,22 @@ def build_verdict(
         priority=routing.priority,
         confidence=round(routing.confidence, 6),
         defects=tuple(defects),
-        models=ModelVersions(detector=record.detector_version, classifier=classifier_version, prompt=prompt_version, policy=policy_version),
+        models=ModelVersions(
+            detector=record.detector_version,
+            classifier=classifier_version,
+            prompt=prompt_version,
+            policy=policy_version,
+        ),
         timings_ms={
             "uplink": max(0.0, (record.received_at - record.captured_at).total_seconds() * 1000),
             "classify": classify_s * 1000,
             "total": max(0.0, (now - record.captured_at).total_seconds() * 1000),
             **{f"edge_{stage}": value for stage, value in record.edge_timings_ms},
         },
-        timestamps=VerdictTimestamps(captured_at=record.captured_at, decided_at=now, deadline_at=record.deadline_at),
-        error=VerdictError(code="classifier_failed", message="; ".join(failures)[:2000]) if failures else None,
+        timestamps=VerdictTimestamps(
+            captured_at=record.captured_at, decided_at=now, deadline_at=record.deadline_at
+        ),
+        error=VerdictError(code="classifier_failed", message="; ".join(failures)[:2000])
+        if failures
+        else None,
     )

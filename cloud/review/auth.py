@@ -54,7 +54,9 @@ def verify_password(password: str, stored: str) -> bool:
         if kind != "scrypt":
             return False
         expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode(), salt=base64.b64decode(salt), dklen=len(expected), n=int(n), r=int(r), p=int(p))
+        actual = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), dklen=len(expected), n=int(n), r=int(r), p=int(p)
+        )
     except (ValueError, TypeError):
         return False
     return hmac.compare_digest(actual, expected)
@@ -109,22 +111,31 @@ class Reviewers:
 
     def add(self, reviewer_id: str, password: str, display_name: str | None = None) -> None:
         if not _ID.match(reviewer_id):
-            raise ReviewerError(f"reviewer id {reviewer_id!r}: 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit")
+            raise ReviewerError(
+                f"reviewer id {reviewer_id!r}: 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+            )
         if len(password) < MIN_PASSWORD:
             raise ReviewerError(f"password: at least {MIN_PASSWORD} characters")
         try:
             with self.engine.begin() as conn:
-                conn.execute(reviewers.insert().values(
-                    reviewer_id=reviewer_id, display_name=display_name or reviewer_id, password_hash=hash_password(password),
-                    active=True, created_at=_now(),
-                ))
+                conn.execute(
+                    reviewers.insert().values(
+                        reviewer_id=reviewer_id,
+                        display_name=display_name or reviewer_id,
+                        password_hash=hash_password(password),
+                        active=True,
+                        created_at=_now(),
+                    )
+                )
         except IntegrityError as exc:
             raise ReviewerError(f"reviewer {reviewer_id!r} exists already") from exc
 
     def set_active(self, reviewer_id: str, active: bool) -> None:
         """Enable or disable an account; disabling ends its sessions at once."""
         with self.engine.begin() as conn:
-            done = conn.execute(reviewers.update().where(reviewers.c.reviewer_id == reviewer_id).values(active=active))
+            done = conn.execute(
+                reviewers.update().where(reviewers.c.reviewer_id == reviewer_id).values(active=active)
+            )
             if not active:
                 conn.execute(review_sessions.delete().where(review_sessions.c.reviewer_id == reviewer_id))
         if not done.rowcount:
@@ -134,7 +145,11 @@ class Reviewers:
         if len(password) < MIN_PASSWORD:
             raise ReviewerError(f"password: at least {MIN_PASSWORD} characters")
         with self.engine.begin() as conn:
-            done = conn.execute(reviewers.update().where(reviewers.c.reviewer_id == reviewer_id).values(password_hash=hash_password(password)))
+            done = conn.execute(
+                reviewers.update()
+                .where(reviewers.c.reviewer_id == reviewer_id)
+                .values(password_hash=hash_password(password))
+            )
             conn.execute(review_sessions.delete().where(review_sessions.c.reviewer_id == reviewer_id))
         if not done.rowcount:
             raise ReviewerError(f"no reviewer {reviewer_id!r}")
@@ -142,7 +157,9 @@ class Reviewers:
     def authenticate(self, reviewer_id: str, password: str) -> bool:
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(reviewers.c.password_hash, reviewers.c.active).where(reviewers.c.reviewer_id == reviewer_id)
+                sa.select(reviewers.c.password_hash, reviewers.c.active).where(
+                    reviewers.c.reviewer_id == reviewer_id
+                )
             ).first()
         ok = verify_password(password, row[0] if row else _DUMMY_HASH)
         return bool(row and row[1] and ok)
@@ -154,9 +171,15 @@ class Reviewers:
         now = _now()
         with self.engine.begin() as conn:
             conn.execute(review_sessions.delete().where(review_sessions.c.expires_at < now))
-            conn.execute(review_sessions.insert().values(
-                token_hash=token_hash(token), reviewer_id=reviewer_id, csrf_token=csrf, created_at=now, expires_at=now + self.session_ttl,
-            ))
+            conn.execute(
+                review_sessions.insert().values(
+                    token_hash=token_hash(token),
+                    reviewer_id=reviewer_id,
+                    csrf_token=csrf,
+                    created_at=now,
+                    expires_at=now + self.session_ttl,
+                )
+            )
         session = self.session(token)
         assert session is not None
         return token, session
@@ -167,7 +190,12 @@ class Reviewers:
             return None
         with self.engine.connect() as conn:
             row = conn.execute(
-                sa.select(review_sessions.c.reviewer_id, reviewers.c.display_name, review_sessions.c.csrf_token, review_sessions.c.expires_at)
+                sa.select(
+                    review_sessions.c.reviewer_id,
+                    reviewers.c.display_name,
+                    review_sessions.c.csrf_token,
+                    review_sessions.c.expires_at,
+                )
                 .join(reviewers, reviewers.c.reviewer_id == review_sessions.c.reviewer_id)
                 .where(review_sessions.c.token_hash == token_hash(token), reviewers.c.active.is_(True))
             ).first()
@@ -180,7 +208,9 @@ class Reviewers:
     def close_session(self, token: str | None) -> None:
         if token:
             with self.engine.begin() as conn:
-                conn.execute(review_sessions.delete().where(review_sessions.c.token_hash == token_hash(token)))
+                conn.execute(
+                    review_sessions.delete().where(review_sessions.c.token_hash == token_hash(token))
+                )
 
 
 def _now() -> datetime:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
 
-app = typer.Typer(help="The human review console, reviewer accounts and verified-data exports.", no_args_is_help=True)
+app = typer.Typer(
+    help="The human review console, reviewer accounts and verified-data exports.", no_args_is_help=True
+)
 report_app = typer.Typer(help="Reports from the review store.", no_args_is_help=True)
 
-CONFIG = typer.Option(..., "--config", "-c", help="Seamline YAML (its cloud: section names the audit store and crop store).")
+CONFIG = typer.Option(
+    ..., "--config", "-c", help="Seamline YAML (its cloud: section names the audit store and crop store)."
+)
 
 
 def _load(config: Path):  # type: ignore[no-untyped-def]
@@ -32,7 +36,11 @@ def _store(config: Path):  # type: ignore[no-untyped-def]
 
     seamline_config, cloud, _ = _load(config)
     data_dir = seamline_config.storage.data_dir
-    return seamline_config, cloud, AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
+    return (
+        seamline_config,
+        cloud,
+        AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}"),
+    )
 
 
 @app.command("serve")
@@ -47,7 +55,12 @@ def serve(config: Path = CONFIG, port: int | None = typer.Option(None, help="Ove
         review = review.model_copy(update={"port": port})
     setup_logging(seamline_config.logging.level, seamline_config.logging.json_lines)
     service = ReviewService(seamline_config, cloud, review)
-    server = ConsoleServer(service, host=review.host, port=review.port, on_ready=lambda url: typer.echo(f"review console listening on {url}"))
+    server = ConsoleServer(
+        service,
+        host=review.host,
+        port=review.port,
+        on_ready=lambda url: typer.echo(f"review console listening on {url}"),
+    )
     server.run()
 
 
@@ -55,7 +68,9 @@ def _password(password_env: str | None) -> str:
     if password_env:
         value = os.environ.get(password_env)
         if not value:
-            raise typer.BadParameter(f"environment variable {password_env} is not set", param_hint="--password-env")
+            raise typer.BadParameter(
+                f"environment variable {password_env} is not set", param_hint="--password-env"
+            )
         return value
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\n")
@@ -67,7 +82,9 @@ def add_reviewer(
     reviewer_id: str = typer.Argument(..., help="Login name: a-z, 0-9, '.', '_', '-'."),
     config: Path = CONFIG,
     name: str | None = typer.Option(None, help="Display name."),
-    password_env: str | None = typer.Option(None, help="Read the password from this environment variable (else prompt, or stdin)."),
+    password_env: str | None = typer.Option(
+        None, help="Read the password from this environment variable (else prompt, or stdin)."
+    ),
 ) -> None:
     """Create a reviewer account."""
     from cloud.review.auth import Reviewers
@@ -79,7 +96,8 @@ def add_reviewer(
 
 @app.command("set-password")
 def set_password(
-    reviewer_id: str = typer.Argument(...), config: Path = CONFIG,
+    reviewer_id: str = typer.Argument(...),
+    config: Path = CONFIG,
     password_env: str | None = typer.Option(None, help="Read the password from this environment variable."),
 ) -> None:
     """Change a reviewer's password (ends their sessions)."""
@@ -91,7 +109,11 @@ def set_password(
 
 
 @app.command("deactivate")
-def deactivate(reviewer_id: str = typer.Argument(...), config: Path = CONFIG, undo: bool = typer.Option(False, "--undo", help="Re-activate instead.")) -> None:
+def deactivate(
+    reviewer_id: str = typer.Argument(...),
+    config: Path = CONFIG,
+    undo: bool = typer.Option(False, "--undo", help="Re-activate instead."),
+) -> None:
     """Disable a reviewer account (ends its sessions at once); --undo enables it again."""
     from cloud.review.auth import Reviewers
 
@@ -104,7 +126,9 @@ def deactivate(reviewer_id: str = typer.Argument(...), config: Path = CONFIG, un
 def export(
     config: Path = CONFIG,
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write (images/ and the format's files)."),
-    fmt: str = typer.Option("jsonl", "--format", "-f", help="coco (detector), jsonl (classifier) or labelstudio."),
+    fmt: str = typer.Option(
+        "jsonl", "--format", "-f", help="coco (detector), jsonl (classifier) or labelstudio."
+    ),
     since: str | None = typer.Option(None, help="Only labels verified on or after this ISO date/time."),
     until: str | None = typer.Option(None, help="Only labels verified before this ISO date/time."),
 ) -> None:
@@ -117,7 +141,13 @@ def export(
     seamline_config, cloud, store = _store(config)
     crop_store = crop_store_from_url(cloud.crop_store, base=seamline_config.storage.data_dir / "cloud")
     summary = export_verified(
-        store.engine, crop_store, seamline_config.load_taxonomy(), out, fmt, since=_moment(since, "--since"), until=_moment(until, "--until"),
+        store.engine,
+        crop_store,
+        seamline_config.load_taxonomy(),
+        out,
+        fmt,
+        since=_moment(since, "--since"),
+        until=_moment(until, "--until"),
     )
     typer.echo(json.dumps(asdict(summary)))
 
@@ -126,14 +156,16 @@ def export(
 def weekly(
     config: Path = CONFIG,
     week: str | None = typer.Option(None, help="ISO week, e.g. 2026-W48 (default: the current week)."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Also write report.json, report.md and the charts here."),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Also write report.json, report.md and the charts here."
+    ),
 ) -> None:
     """The weekly review report: agreement, error breakdown, per-class precision/recall, patterns, trend."""
     from cloud.review.report import iso_week, report_markdown, weekly_report
 
     seamline_config, _, store = _store(config)
     try:
-        start = iso_week(week or datetime.now(timezone.utc).strftime("%G-W%V"))
+        start = iso_week(week or datetime.now(UTC).strftime("%G-W%V"))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--week") from exc
     report = weekly_report(store.engine, start, seamline_config.load_taxonomy())
@@ -157,4 +189,4 @@ def _moment(text: str | None, hint: str) -> datetime | None:
     except ValueError as exc:
         raise typer.BadParameter(f"{text!r} is not an ISO date/time", param_hint=hint) from exc
     # SQLite keeps times without their offset (as UTC), so compare in UTC everywhere
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)

@@ -67,7 +67,9 @@ def check_decision(decision: HumanDecision, garment: dict[str, Any], taxonomy: T
     if unknown := sorted(set(given) - expected):
         raise DecisionError(f"crops: {unknown[0]!r} is not a crop of item {garment['item_id']!r}")
     if missing := sorted(expected - set(given)):
-        raise DecisionError(f"crops: no label for crop {missing[0]!r} (label every crop; normal if it is fine)")
+        raise DecisionError(
+            f"crops: no label for crop {missing[0]!r} (label every crop; normal if it is fine)"
+        )
     for i, label in enumerate(decision.crops):
         _check_label(f"crops[{i}]", label.type, label.severity, taxonomy, allow_normal=True)
     views = {int(v[0]): (int(v[1]), int(v[2])) for v in garment["views"]}  # view_index -> (width, height)
@@ -75,11 +77,17 @@ def check_decision(decision: HumanDecision, garment: dict[str, Any], taxonomy: T
         where = f"missed[{i}]"
         _check_label(where, missed.type, missed.severity, taxonomy, allow_normal=False)
         if missed.view_index not in views:
-            raise DecisionError(f"{where}.view_index: the garment has no view {missed.view_index} (views {sorted(views)})")
+            raise DecisionError(
+                f"{where}.view_index: the garment has no view {missed.view_index} (views {sorted(views)})"
+            )
         width, height = views[missed.view_index]
         x1, y1, x2, y2 = missed.box
-        if not all(math.isfinite(v) for v in missed.box) or not (0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height):
-            raise DecisionError(f"{where}.box: {list(missed.box)} is not a box inside the {width}x{height} view")
+        if not all(math.isfinite(v) for v in missed.box) or not (
+            0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+        ):
+            raise DecisionError(
+                f"{where}.box: {list(missed.box)} is not a box inside the {width}x{height} view"
+            )
 
 
 def _check_label(where: str, type_id: str, severity: str, taxonomy: Taxonomy, *, allow_normal: bool) -> None:
@@ -90,7 +98,9 @@ def _check_label(where: str, type_id: str, severity: str, taxonomy: Taxonomy, *,
             raise DecisionError(f"{where}.severity: {type_id!r} has severity 'none', not {severity!r}")
         return
     if type_id not in taxonomy.type_ids:
-        raise DecisionError(f"{where}.type: {type_id!r} is not in the taxonomy ({', '.join(taxonomy.label_ids)})")
+        raise DecisionError(
+            f"{where}.type: {type_id!r} is not in the taxonomy ({', '.join(taxonomy.label_ids)})"
+        )
     if severity == "none":
         raise DecisionError(f"{where}.severity: a {type_id!r} defect needs minor, moderate or severe")
 
@@ -114,24 +124,45 @@ def final_verdict(
         crop = by_crop[label.crop_id]
         defects.append(
             DefectVerdict(
-                crop_id=label.crop_id, view_index=crop["view_index"], type=label.type, severity=label.severity,
+                crop_id=label.crop_id,
+                view_index=crop["view_index"],
+                type=label.type,
+                severity=label.severity,
                 decision=Decision.PASS if label.type == normal_id else region_decision,
-                reason=reason or "Checked by a reviewer.", box=tuple(crop["box"]), scores={},
+                reason=reason or "Checked by a reviewer.",
+                box=tuple(crop["box"]),
+                scores={},
             )
         )
     for i, missed in enumerate(decision.missed, 1):
         defects.append(
             DefectVerdict(
-                crop_id=f"{MISSED_PREFIX}{i}", view_index=missed.view_index, type=missed.type, severity=missed.severity,
-                decision=region_decision, reason=reason or "Marked by a reviewer: missed by the detector.",
-                box=missed.box, scores={},
+                crop_id=f"{MISSED_PREFIX}{i}",
+                view_index=missed.view_index,
+                type=missed.type,
+                severity=missed.severity,
+                decision=region_decision,
+                reason=reason or "Marked by a reviewer: missed by the detector.",
+                box=missed.box,
+                scores={},
             )
         )
     timestamps = ai_verdict.get("timestamps", {})
     return Verdict(
-        item_id=garment["item_id"], site_id=garment["site_id"], line_id=garment["line_id"],
-        station_id=garment["station_id"], source="review", final=True,
-        decision=Decision(decision.decision), route=Route.HUMAN, priority=Priority(priority), confidence=1.0,
-        reviewer_id=reviewer_id, defects=tuple(defects), models=ModelVersions(**ai_verdict["models"]),
-        timestamps=VerdictTimestamps(captured_at=timestamps.get("captured_at") or garment["captured_at"], decided_at=decided_at),
+        item_id=garment["item_id"],
+        site_id=garment["site_id"],
+        line_id=garment["line_id"],
+        station_id=garment["station_id"],
+        source="review",
+        final=True,
+        decision=Decision(decision.decision),
+        route=Route.HUMAN,
+        priority=Priority(priority),
+        confidence=1.0,
+        reviewer_id=reviewer_id,
+        defects=tuple(defects),
+        models=ModelVersions(**ai_verdict["models"]),
+        timestamps=VerdictTimestamps(
+            captured_at=timestamps.get("captured_at") or garment["captured_at"], decided_at=decided_at
+        ),
     )

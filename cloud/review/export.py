@@ -43,8 +43,14 @@ class ExportSummary:
 
 
 def export_verified(
-    engine: sa.Engine, crop_store: CropStore, taxonomy: Taxonomy, out: Path, fmt: str,
-    *, since: datetime | None = None, until: datetime | None = None,
+    engine: sa.Engine,
+    crop_store: CropStore,
+    taxonomy: Taxonomy,
+    out: Path,
+    fmt: str,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> ExportSummary:
     """Write the verified labels (verified between ``since`` and ``until``) to folder ``out`` in ``fmt``."""
     if fmt not in FORMATS:
@@ -74,10 +80,20 @@ def export_verified(
             if inside is not None:
                 boxes.append((other, inside))
                 covered.add((other["item_id"], other["region_id"]))
-        images.append({"file_name": file_name, "width": crop["width"], "height": crop["height"], "label": label, "boxes": boxes})
+        images.append(
+            {
+                "file_name": file_name,
+                "width": crop["width"],
+                "height": crop["height"],
+                "label": label,
+                "boxes": boxes,
+            }
+        )
     summary.images = len(images)
     summary.labels_without_pixels = sum(
-        1 for label in labels if label["crop_id"] is None and (label["item_id"], label["region_id"]) not in covered
+        1
+        for label in labels
+        if label["crop_id"] is None and (label["item_id"], label["region_id"]) not in covered
     )
     summary.annotations = sum(len(i["boxes"]) for i in images)
 
@@ -92,7 +108,9 @@ def export_verified(
 
 
 def _labels(engine: sa.Engine, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
-    query = sa.select(verified_labels).order_by(verified_labels.c.verified_at, verified_labels.c.item_id, verified_labels.c.region_id)
+    query = sa.select(verified_labels).order_by(
+        verified_labels.c.verified_at, verified_labels.c.item_id, verified_labels.c.region_id
+    )
     if since is not None:
         query = query.where(verified_labels.c.verified_at >= since)
     if until is not None:
@@ -106,7 +124,9 @@ def _crops(engine: sa.Engine, item_ids: set[str]) -> dict[tuple[str, str], dict[
     ids = sorted(item_ids)
     with engine.connect() as conn:
         for start in range(0, len(ids), 500):
-            for r in conn.execute(sa.select(crops).where(crops.c.item_id.in_(ids[start:start + 500]))).mappings():
+            for r in conn.execute(
+                sa.select(crops).where(crops.c.item_id.in_(ids[start : start + 500]))
+            ).mappings():
                 rows[(r["item_id"], r["crop_id"])] = dict(r)
     return rows
 
@@ -126,17 +146,31 @@ def _write_coco(out: Path, images: list[dict[str, Any]], taxonomy: Taxonomy) -> 
     category = {t: i + 1 for i, t in enumerate(taxonomy.type_ids)}  # the same ids as `seamline synth`
     coco: dict[str, Any] = {
         "info": {"description": "Seamline verified store (crops)", "version": "1"},
-        "images": [], "annotations": [],
+        "images": [],
+        "annotations": [],
         "categories": [{"id": i, "name": t, "supercategory": "defect"} for t, i in category.items()],
     }
     for image_id, image in enumerate(images, 1):
-        coco["images"].append({"id": image_id, "file_name": image["file_name"], "width": image["width"], "height": image["height"]})
+        coco["images"].append(
+            {
+                "id": image_id,
+                "file_name": image["file_name"],
+                "width": image["width"],
+                "height": image["height"],
+            }
+        )
         for label, (x1, y1, x2, y2) in image["boxes"]:
-            coco["annotations"].append({
-                "id": len(coco["annotations"]) + 1, "image_id": image_id, "category_id": category[label["type"]],
-                "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)], "area": round((x2 - x1) * (y2 - y1), 2),
-                "iscrowd": 0, "attributes": {"severity": label["severity"], "reviewer_id": label["reviewer_id"]},
-            })
+            coco["annotations"].append(
+                {
+                    "id": len(coco["annotations"]) + 1,
+                    "image_id": image_id,
+                    "category_id": category[label["type"]],
+                    "bbox": [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                    "area": round((x2 - x1) * (y2 - y1), 2),
+                    "iscrowd": 0,
+                    "attributes": {"severity": label["severity"], "reviewer_id": label["reviewer_id"]},
+                }
+            )
     (out / "annotations.json").write_text(json.dumps(coco), encoding="utf-8")
 
 
@@ -147,8 +181,12 @@ def _write_jsonl(out: Path, images: list[dict[str, Any]], taxonomy: Taxonomy) ->
             label = image["label"]
             target = target_for(taxonomy, label["type"], label["severity"])
             record = {
-                "image": image["file_name"], "target": target, "item_id": label["item_id"], "crop_id": label["crop_id"],
-                "reviewer_id": label["reviewer_id"], "verified_at": label["verified_at"].isoformat(),
+                "image": image["file_name"],
+                "target": target,
+                "item_id": label["item_id"],
+                "crop_id": label["crop_id"],
+                "reviewer_id": label["reviewer_id"],
+                "verified_at": label["verified_at"].isoformat(),
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
@@ -161,20 +199,55 @@ def _write_label_studio(out: Path, images: list[dict[str, Any]], taxonomy: Taxon
         result = []
         for n, (label, (x1, y1, x2, y2)) in enumerate(image["boxes"], 1):
             region = f"{label['region_id']}-{n}"[:32]
-            geometry = {"x": 100 * x1 / width, "y": 100 * y1 / height, "width": 100 * (x2 - x1) / width, "height": 100 * (y2 - y1) / height, "rotation": 0}
-            common = {"id": region, "to_name": "image", "original_width": width, "original_height": height, "image_rotation": 0}
-            result.append({**common, "from_name": "defect", "type": "rectanglelabels", "value": {**geometry, "rectanglelabels": [label["type"]]}})
-            result.append({**common, "from_name": "severity", "type": "choices", "value": {**geometry, "choices": [label["severity"]]}})
+            geometry = {
+                "x": 100 * x1 / width,
+                "y": 100 * y1 / height,
+                "width": 100 * (x2 - x1) / width,
+                "height": 100 * (y2 - y1) / height,
+                "rotation": 0,
+            }
+            common = {
+                "id": region,
+                "to_name": "image",
+                "original_width": width,
+                "original_height": height,
+                "image_rotation": 0,
+            }
+            result.append(
+                {
+                    **common,
+                    "from_name": "defect",
+                    "type": "rectanglelabels",
+                    "value": {**geometry, "rectanglelabels": [label["type"]]},
+                }
+            )
+            result.append(
+                {
+                    **common,
+                    "from_name": "severity",
+                    "type": "choices",
+                    "value": {**geometry, "choices": [label["severity"]]},
+                }
+            )
         label = image["label"]
-        tasks.append({
-            "data": {"image": image["file_name"], "item_id": label["item_id"], "crop_id": label["crop_id"], "crop_type": label["type"]},
-            "annotations": [{"result": result, "completed_by": label["reviewer_id"], "ground_truth": True}],
-        })
+        tasks.append(
+            {
+                "data": {
+                    "image": image["file_name"],
+                    "item_id": label["item_id"],
+                    "crop_id": label["crop_id"],
+                    "crop_type": label["type"],
+                },
+                "annotations": [
+                    {"result": result, "completed_by": label["reviewer_id"], "ground_truth": True}
+                ],
+            }
+        )
     (out / "tasks.json").write_text(json.dumps(tasks, indent=1), encoding="utf-8")
     choices = "".join(f'    <Label value="{t}"/>\n' for t in taxonomy.type_ids)
     (out / "label_config.xml").write_text(
-        "<View>\n  <Image name=\"image\" value=\"$image\"/>\n  <RectangleLabels name=\"defect\" toName=\"image\">\n"
-        f"{choices}  </RectangleLabels>\n  <Choices name=\"severity\" toName=\"image\" perRegion=\"true\">\n"
-        "    <Choice value=\"minor\"/>\n    <Choice value=\"moderate\"/>\n    <Choice value=\"severe\"/>\n  </Choices>\n</View>\n",
+        '<View>\n  <Image name="image" value="$image"/>\n  <RectangleLabels name="defect" toName="image">\n'
+        f'{choices}  </RectangleLabels>\n  <Choices name="severity" toName="image" perRegion="true">\n'
+        '    <Choice value="minor"/>\n    <Choice value="moderate"/>\n    <Choice value="severe"/>\n  </Choices>\n</View>\n',
         encoding="utf-8",
     )

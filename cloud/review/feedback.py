@@ -43,7 +43,9 @@ class RegionOutcome:
     severity_agrees: bool | None  # None when not comparable (one side normal, unanswered, or a drawn box)
 
 
-def region_outcome(ai_type: str | None, ai_severity: str | None, human_type: str, human_severity: str) -> RegionOutcome:
+def region_outcome(
+    ai_type: str | None, ai_severity: str | None, human_type: str, human_severity: str
+) -> RegionOutcome:
     """Type one region. ``ai_type`` None means the detector never proposed it (a box the reviewer drew)."""
     human_defect = human_type != NORMAL
     if ai_type is None:

@@ -82,7 +82,9 @@ class DecisionResult:
 class ReviewQueue:
     """Queue operations over an audit-store engine (the store's migrations must have run)."""
 
-    def __init__(self, engine: sa.Engine, taxonomy: Taxonomy, *, lease: timedelta = timedelta(minutes=15)) -> None:
+    def __init__(
+        self, engine: sa.Engine, taxonomy: Taxonomy, *, lease: timedelta = timedelta(minutes=15)
+    ) -> None:
         self.engine = engine
         self.taxonomy = taxonomy
         self.lease = lease
@@ -91,7 +93,11 @@ class ReviewQueue:
 
     def get(self, item_id: str) -> ReviewItem:
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(review_items).where(review_items.c.item_id == item_id)).mappings().first()
+            row = (
+                conn.execute(sa.select(review_items).where(review_items.c.item_id == item_id))
+                .mappings()
+                .first()
+            )
         if row is None:
             raise ItemNotFound(f"no review item {item_id!r}")
         return ReviewItem.from_row(row)
@@ -105,11 +111,15 @@ class ReviewQueue:
                 .group_by(review_items.c.status, review_items.c.priority)
             ).all()
             rows = conn.execute(queued_in_order().limit(limit)).mappings().all()
-            in_review = conn.execute(
-                sa.select(review_items.c.item_id, review_items.c.claimed_by, review_items.c.priority)
-                .where(review_items.c.status == "in_review")
-                .order_by(review_items.c.claimed_at)
-            ).mappings().all()
+            in_review = (
+                conn.execute(
+                    sa.select(review_items.c.item_id, review_items.c.claimed_by, review_items.c.priority)
+                    .where(review_items.c.status == "in_review")
+                    .order_by(review_items.c.claimed_at)
+                )
+                .mappings()
+                .all()
+            )
         queued = {p: 0 for p in PRIORITIES}
         for status, priority, n in counts:
             if status == "queued":
@@ -119,7 +129,12 @@ class ReviewQueue:
             "queued_total": sum(queued.values()),
             "in_review": [dict(r) for r in in_review],
             "next": [
-                {"item_id": r["item_id"], "priority": r["priority"], "line_id": r["line_id"], "queued_at": r["queued_at"].isoformat()}
+                {
+                    "item_id": r["item_id"],
+                    "priority": r["priority"],
+                    "line_id": r["line_id"],
+                    "queued_at": r["queued_at"].isoformat(),
+                }
                 for r in rows
             ],
         }
@@ -127,12 +142,28 @@ class ReviewQueue:
     def detail(self, item_id: str) -> dict[str, Any]:
         """Everything the console shows for an item: review row, garment, crops, AI verdict, decision if any."""
         with self.engine.connect() as conn:
-            review = conn.execute(sa.select(review_items).where(review_items.c.item_id == item_id)).mappings().first()
+            review = (
+                conn.execute(sa.select(review_items).where(review_items.c.item_id == item_id))
+                .mappings()
+                .first()
+            )
             if review is None:
                 raise ItemNotFound(f"no review item {item_id!r}")
             garment = conn.execute(sa.select(garments).where(garments.c.item_id == item_id)).mappings().one()
-            crop_rows = conn.execute(sa.select(crops).where(crops.c.item_id == item_id).order_by(crops.c.view_index, crops.c.crop_id)).mappings().all()
-            decided = conn.execute(sa.select(review_decisions).where(review_decisions.c.item_id == item_id)).mappings().first()
+            crop_rows = (
+                conn.execute(
+                    sa.select(crops)
+                    .where(crops.c.item_id == item_id)
+                    .order_by(crops.c.view_index, crops.c.crop_id)
+                )
+                .mappings()
+                .all()
+            )
+            decided = (
+                conn.execute(sa.select(review_decisions).where(review_decisions.c.item_id == item_id))
+                .mappings()
+                .first()
+            )
         return {
             "review": ReviewItem.from_row(review),
             "garment": {**dict(garment), "crops": [dict(c) for c in crop_rows]},
@@ -142,7 +173,9 @@ class ReviewQueue:
 
     # claiming ------------------------------------------------------------------------------------------
 
-    def take_next(self, reviewer_id: str, *, now: datetime | None = None) -> tuple[ReviewItem | None, list[ReviewItem]]:
+    def take_next(
+        self, reviewer_id: str, *, now: datetime | None = None
+    ) -> tuple[ReviewItem | None, list[ReviewItem]]:
         """Claim the next item for ``reviewer_id`` (or renew the one they already hold).
 
         Returns the item (None when the queue is empty) and the items whose lease expired on the way.
@@ -161,15 +194,27 @@ class ReviewQueue:
         for _ in range(20):  # each round loses only to a reviewer who claimed that same row first
             try:
                 with self.engine.begin() as conn:
-                    next_id = queued_in_order().with_only_columns(review_items.c.item_id).limit(1).scalar_subquery()
+                    next_id = (
+                        queued_in_order().with_only_columns(review_items.c.item_id).limit(1).scalar_subquery()
+                    )
                     claimed = conn.execute(
                         review_items.update()
                         .where(review_items.c.item_id == next_id, review_items.c.status == "queued")
-                        .values(status="in_review", claimed_by=reviewer_id, claimed_at=now, lease_expires_at=lease_until)
+                        .values(
+                            status="in_review",
+                            claimed_by=reviewer_id,
+                            claimed_at=now,
+                            lease_expires_at=lease_until,
+                        )
                     )
                     if claimed.rowcount:
                         return self._held_by(conn, reviewer_id), expired
-                    if conn.execute(sa.select(sa.func.count()).where(review_items.c.status == "queued")).scalar() == 0:
+                    if (
+                        conn.execute(
+                            sa.select(sa.func.count()).where(review_items.c.status == "queued")
+                        ).scalar()
+                        == 0
+                    ):
                         return None, expired
             except IntegrityError:
                 # the same reviewer's parallel request claimed an item first (one item per reviewer): that one
@@ -182,7 +227,11 @@ class ReviewQueue:
         with self.engine.begin() as conn:
             done = conn.execute(
                 review_items.update()
-                .where(review_items.c.item_id == item_id, review_items.c.claimed_by == reviewer_id, review_items.c.status == "in_review")
+                .where(
+                    review_items.c.item_id == item_id,
+                    review_items.c.claimed_by == reviewer_id,
+                    review_items.c.status == "in_review",
+                )
                 .values(status="queued", claimed_by=None, claimed_at=None, lease_expires_at=None)
             )
         if not done.rowcount:
@@ -194,25 +243,34 @@ class ReviewQueue:
         now = now or _now()
         with self.engine.begin() as conn:
             stale = conn.execute(
-                sa.select(review_items.c.item_id, review_items.c.claimed_by)
-                .where(review_items.c.status == "in_review", review_items.c.lease_expires_at < now)
+                sa.select(review_items.c.item_id, review_items.c.claimed_by).where(
+                    review_items.c.status == "in_review", review_items.c.lease_expires_at < now
+                )
             ).all()
             returned = []
             for item_id, holder in stale:
                 done = conn.execute(  # re-checked: the holder may have renewed the lease since the SELECT
                     review_items.update()
-                    .where(review_items.c.item_id == item_id, review_items.c.claimed_by == holder,
-                           review_items.c.status == "in_review", review_items.c.lease_expires_at < now)
+                    .where(
+                        review_items.c.item_id == item_id,
+                        review_items.c.claimed_by == holder,
+                        review_items.c.status == "in_review",
+                        review_items.c.lease_expires_at < now,
+                    )
                     .values(status="queued", claimed_by=None, claimed_at=None, lease_expires_at=None)
                 )
                 if done.rowcount:
                     returned.append(item_id)
-                    logger.info("review lease of %s expired; back in the queue", holder, extra={"item_id": item_id})
+                    logger.info(
+                        "review lease of %s expired; back in the queue", holder, extra={"item_id": item_id}
+                    )
         return [self.get(item_id) for item_id in returned]
 
     # deciding ------------------------------------------------------------------------------------------
 
-    def decide(self, reviewer_id: str, item_id: str, decision: HumanDecision, *, now: datetime | None = None) -> DecisionResult:
+    def decide(
+        self, reviewer_id: str, item_id: str, decision: HumanDecision, *, now: datetime | None = None
+    ) -> DecisionResult:
         """Record ``reviewer_id``'s decision on an item they hold: decision, feedback, verified labels and the
         final verdict, in one transaction. Raises DecisionError for a decision that does not fit the garment,
         ItemConflict if the reviewer does not hold the item."""
@@ -221,7 +279,12 @@ class ReviewQueue:
         garment, ai = detail["garment"], detail["ai_verdict"]
         check_decision(decision, garment, self.taxonomy)
         verdict = final_verdict(
-            decision, garment, ai, reviewer_id=reviewer_id, priority=detail["review"].priority, decided_at=now,
+            decision,
+            garment,
+            ai,
+            reviewer_id=reviewer_id,
+            priority=detail["review"].priority,
+            decided_at=now,
             normal_id=self.taxonomy.normal.id,
         )
         feedback_rows, label_rows, outcomes = self._feedback(decision, garment, ai, reviewer_id, now)
@@ -230,51 +293,111 @@ class ReviewQueue:
         with self.engine.begin() as conn:
             held = conn.execute(
                 review_items.update()
-                .where(review_items.c.item_id == item_id, review_items.c.claimed_by == reviewer_id, review_items.c.status == "in_review")
+                .where(
+                    review_items.c.item_id == item_id,
+                    review_items.c.claimed_by == reviewer_id,
+                    review_items.c.status == "in_review",
+                )
                 .values(status="decided", decided_at=now, lease_expires_at=None)
             )
             if held.rowcount:
                 conn.execute(
                     review_decisions.insert().values(
-                        item_id=item_id, reviewer_id=reviewer_id, decision=decision.decision, note=decision.note, decided_at=now,
-                        ai_verdict_id=detail["review"].verdict_id, ai_call=call, outcome=outcome.value,
-                        verdict_id=verdict.verdict_id, verdict=verdict.model_dump(mode="json"), published_at=None,
+                        item_id=item_id,
+                        reviewer_id=reviewer_id,
+                        decision=decision.decision,
+                        note=decision.note,
+                        decided_at=now,
+                        ai_verdict_id=detail["review"].verdict_id,
+                        ai_call=call,
+                        outcome=outcome.value,
+                        verdict_id=verdict.verdict_id,
+                        verdict=verdict.model_dump(mode="json"),
+                        published_at=None,
                     )
                 )
                 conn.execute(review_feedback.insert(), feedback_rows)
                 conn.execute(verified_labels.insert(), label_rows)
         if not held.rowcount:
             self._refuse(item_id, reviewer_id)
-        logger.info("reviewed by %s: %s (%s)", reviewer_id, decision.decision, outcome.value, extra={"item_id": item_id})
+        logger.info(
+            "reviewed by %s: %s (%s)",
+            reviewer_id,
+            decision.decision,
+            outcome.value,
+            extra={"item_id": item_id},
+        )
         return DecisionResult(self.get(item_id), verdict, outcome, tuple(outcomes))
 
     def _feedback(self, decision: HumanDecision, garment: dict, ai: dict, reviewer_id: str, now: datetime):  # type: ignore[no-untyped-def]
         ai_by_crop = {d["crop_id"]: d for d in ai.get("defects", [])}
         by_crop = {c["crop_id"]: c for c in garment["crops"]}
         feedback_rows, label_rows, outcomes = [], [], []
-        regions = [(label.crop_id, label.crop_id, by_crop[label.crop_id]["view_index"], list(by_crop[label.crop_id]["box"]), label.type, label.severity) for label in decision.crops]
-        regions += [(f"{MISSED_PREFIX}{i}", None, m.view_index, list(m.box), m.type, m.severity) for i, m in enumerate(decision.missed, 1)]
+        regions = [
+            (
+                label.crop_id,
+                label.crop_id,
+                by_crop[label.crop_id]["view_index"],
+                list(by_crop[label.crop_id]["box"]),
+                label.type,
+                label.severity,
+            )
+            for label in decision.crops
+        ]
+        regions += [
+            (f"{MISSED_PREFIX}{i}", None, m.view_index, list(m.box), m.type, m.severity)
+            for i, m in enumerate(decision.missed, 1)
+        ]
         for region_id, crop_id, view_index, box, human_type, human_severity in regions:
             ai_region = ai_by_crop.get(crop_id) if crop_id else None
             ai_type = ai_region["type"] if ai_region else (None if crop_id is None else "unknown")
-            result = region_outcome(ai_type, ai_region["severity"] if ai_region else None, human_type, human_severity)
+            result = region_outcome(
+                ai_type, ai_region["severity"] if ai_region else None, human_type, human_severity
+            )
             outcomes.append((region_id, result.outcome))
-            common = {"item_id": garment["item_id"], "region_id": region_id, "crop_id": crop_id, "view_index": view_index, "box": box, "reviewer_id": reviewer_id}
-            feedback_rows.append({
-                **common,
-                "ai_type": ai_type, "ai_severity": ai_region["severity"] if ai_region else None,
-                "ai_decision": ai_region["decision"] if ai_region else None,
-                "ai_score": (ai_region.get("scores") or {}).get("classifier") if ai_region else None,
-                "human_type": human_type, "human_severity": human_severity, "outcome": result.outcome.value,
-                "severity_agrees": result.severity_agrees, "decided_at": now,
-            })
-            label_rows.append({**common, "type": human_type, "severity": human_severity, "source": "review", "verified_at": now})
+            common = {
+                "item_id": garment["item_id"],
+                "region_id": region_id,
+                "crop_id": crop_id,
+                "view_index": view_index,
+                "box": box,
+                "reviewer_id": reviewer_id,
+            }
+            feedback_rows.append(
+                {
+                    **common,
+                    "ai_type": ai_type,
+                    "ai_severity": ai_region["severity"] if ai_region else None,
+                    "ai_decision": ai_region["decision"] if ai_region else None,
+                    "ai_score": (ai_region.get("scores") or {}).get("classifier") if ai_region else None,
+                    "human_type": human_type,
+                    "human_severity": human_severity,
+                    "outcome": result.outcome.value,
+                    "severity_agrees": result.severity_agrees,
+                    "decided_at": now,
+                }
+            )
+            label_rows.append(
+                {
+                    **common,
+                    "type": human_type,
+                    "severity": human_severity,
+                    "source": "review",
+                    "verified_at": now,
+                }
+            )
         return feedback_rows, label_rows, outcomes
 
     def _held_by(self, conn: sa.Connection, reviewer_id: str) -> ReviewItem:
-        row = conn.execute(
-            sa.select(review_items).where(review_items.c.claimed_by == reviewer_id, review_items.c.status == "in_review")
-        ).mappings().one()
+        row = (
+            conn.execute(
+                sa.select(review_items).where(
+                    review_items.c.claimed_by == reviewer_id, review_items.c.status == "in_review"
+                )
+            )
+            .mappings()
+            .one()
+        )
         return ReviewItem.from_row(row)
 
     def _refuse(self, item_id: str, reviewer_id: str) -> None:
@@ -287,21 +410,30 @@ class ReviewQueue:
 
     # publication ---------------------------------------------------------------------------------------
 
-    def unpublished(self, *, older_than: timedelta = timedelta(0), limit: int = 10_000) -> list[dict[str, Any]]:
+    def unpublished(
+        self, *, older_than: timedelta = timedelta(0), limit: int = 10_000
+    ) -> list[dict[str, Any]]:
         """Final verdicts decided more than ``older_than`` ago and not yet acknowledged by the broker."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(review_decisions.c.verdict)
-                .where(review_decisions.c.published_at.is_(None), review_decisions.c.decided_at <= _now() - older_than)
-                .order_by(review_decisions.c.decided_at).limit(limit)
+                .where(
+                    review_decisions.c.published_at.is_(None),
+                    review_decisions.c.decided_at <= _now() - older_than,
+                )
+                .order_by(review_decisions.c.decided_at)
+                .limit(limit)
             ).all()
         return [r[0] for r in rows]
 
     def mark_published(self, item_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(review_decisions.update().where(review_decisions.c.item_id == item_id).values(published_at=_now()))
+            conn.execute(
+                review_decisions.update()
+                .where(review_decisions.c.item_id == item_id)
+                .values(published_at=_now())
+            )
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
-

@@ -52,23 +52,43 @@ def week_label(start: datetime) -> str:
     return start.strftime("%G-W%V")
 
 
-def weekly_report(engine: sa.Engine, start: datetime, taxonomy: Taxonomy, *, trend_weeks: int = 8) -> dict[str, Any]:
+def weekly_report(
+    engine: sa.Engine, start: datetime, taxonomy: Taxonomy, *, trend_weeks: int = 8
+) -> dict[str, Any]:
     """The report for the ISO week starting at ``start`` (a Monday, UTC)."""
     end = start + timedelta(days=7)
     trend_start = start - timedelta(days=7 * (trend_weeks - 1))
     with engine.connect() as conn:
-        decisions = conn.execute(
-            sa.select(review_decisions.c.item_id, review_decisions.c.reviewer_id, review_decisions.c.decision,
-                      review_decisions.c.outcome, review_decisions.c.decided_at)
-            .where(review_decisions.c.decided_at >= trend_start, review_decisions.c.decided_at < end)
-        ).mappings().all()
-        regions = conn.execute(
-            sa.select(review_feedback).where(review_feedback.c.decided_at >= start, review_feedback.c.decided_at < end)
-        ).mappings().all()
-        verified = conn.execute(
-            sa.select(sa.func.count()).select_from(verified_labels)
-            .where(verified_labels.c.verified_at >= start, verified_labels.c.verified_at < end)
-        ).scalar() or 0
+        decisions = (
+            conn.execute(
+                sa.select(
+                    review_decisions.c.item_id,
+                    review_decisions.c.reviewer_id,
+                    review_decisions.c.decision,
+                    review_decisions.c.outcome,
+                    review_decisions.c.decided_at,
+                ).where(review_decisions.c.decided_at >= trend_start, review_decisions.c.decided_at < end)
+            )
+            .mappings()
+            .all()
+        )
+        regions = (
+            conn.execute(
+                sa.select(review_feedback).where(
+                    review_feedback.c.decided_at >= start, review_feedback.c.decided_at < end
+                )
+            )
+            .mappings()
+            .all()
+        )
+        verified = (
+            conn.execute(
+                sa.select(sa.func.count())
+                .select_from(verified_labels)
+                .where(verified_labels.c.verified_at >= start, verified_labels.c.verified_at < end)
+            ).scalar()
+            or 0
+        )
     decisions = [dict(d) for d in decisions]
     week = [d for d in decisions if d["decided_at"] >= start]
 
@@ -91,7 +111,9 @@ def weekly_report(engine: sa.Engine, start: datetime, taxonomy: Taxonomy, *, tre
         "per_class": per_class,
         "top_error_patterns": _patterns(regions),
         "daily": _series(week, start, days=7, step=timedelta(days=1), label=lambda t: t.date().isoformat()),
-        "trend": _series(decisions, trend_start, days=7 * trend_weeks, step=timedelta(days=7), label=week_label),
+        "trend": _series(
+            decisions, trend_start, days=7 * trend_weeks, step=timedelta(days=7), label=week_label
+        ),
     }
     report["retrain"] = _retrain(report)
     return report
@@ -134,11 +156,15 @@ _ACTIONS = {
 def _patterns(regions: list[Any], top: int = 10) -> list[dict[str, Any]]:
     errors = Counter(
         (r["outcome"], r["ai_type"] or "(missed by detector)", r["human_type"])
-        for r in regions if r["outcome"] in {e.value for e in ERRORS}
+        for r in regions
+        if r["outcome"] in {e.value for e in ERRORS}
     )
     return [
         {
-            "kind": kind, "ai": ai, "human": human, "count": n,
+            "kind": kind,
+            "ai": ai,
+            "human": human,
+            "count": n,
             "pattern": f"AI {ai} -> reviewer {human}",
             "action": _ACTIONS[kind].format(ai=ai, human=human),
         }
@@ -146,14 +172,20 @@ def _patterns(regions: list[Any], top: int = 10) -> list[dict[str, Any]]:
     ]
 
 
-def _series(decisions: list[dict[str, Any]], start: datetime, *, days: int, step: timedelta, label) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _series(
+    decisions: list[dict[str, Any]], start: datetime, *, days: int, step: timedelta, label
+) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     buckets: dict[int, Counter] = defaultdict(Counter)
     for d in decisions:
         index = int((d["decided_at"] - start) / step)
         buckets[index][d["outcome"]] += 1
     count = int(timedelta(days=days) / step)
     return [
-        {"label": label(start + i * step), "reviews": sum(buckets[i].values()), "agreement_rate": _agreement(buckets[i])}
+        {
+            "label": label(start + i * step),
+            "reviews": sum(buckets[i].values()),
+            "agreement_rate": _agreement(buckets[i]),
+        }
         for i in range(count)
     ]
 
@@ -165,8 +197,14 @@ def _retrain(report: dict[str, Any]) -> dict[str, Any]:
     if report["agreement_rate"] is not None and 1 - report["agreement_rate"] >= RETRAIN_MAX_DISAGREEMENT:
         reasons.append(f"disagreement {1 - report['agreement_rate']:.2f} (>= {RETRAIN_MAX_DISAGREEMENT})")
     for label, s in report["per_class"].items():
-        if s["predicted"] >= MIN_CLASS_SUPPORT and s["precision"] is not None and s["precision"] < RETRAIN_MIN_PRECISION:
-            reasons.append(f"{label} precision {s['precision']:.2f} (< {RETRAIN_MIN_PRECISION} on {s['predicted']} predictions)")
+        if (
+            s["predicted"] >= MIN_CLASS_SUPPORT
+            and s["precision"] is not None
+            and s["precision"] < RETRAIN_MIN_PRECISION
+        ):
+            reasons.append(
+                f"{label} precision {s['precision']:.2f} (< {RETRAIN_MIN_PRECISION} on {s['predicted']} predictions)"
+            )
     return {"triggered": bool(reasons), "reasons": reasons}
 
 
@@ -188,11 +226,18 @@ def report_markdown(report: dict[str, Any]) -> str:
         "| class | predicted | actual | precision | recall |",
         "|---|---|---|---|---|",
     ]
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.2f}"
+
     for label, s in report["per_class"].items():
         if s["predicted"] or s["actual"]:
-            fmt = lambda v: "n/a" if v is None else f"{v:.2f}"
-            lines.append(f"| {label} | {s['predicted']} | {s['actual']} | {fmt(s['precision'])} | {fmt(s['recall'])} |")
+            lines.append(
+                f"| {label} | {s['predicted']} | {s['actual']} | {fmt(s['precision'])} | {fmt(s['recall'])} |"
+            )
     lines += ["", "## Top error patterns", "", "| count | kind | pattern | action |", "|---|---|---|---|"]
-    lines += [f"| {p['count']} | {p['kind']} | {p['pattern']} | {p['action']} |" for p in report["top_error_patterns"]]
+    lines += [
+        f"| {p['count']} | {p['kind']} | {p['pattern']} | {p['action']} |"
+        for p in report["top_error_patterns"]
+    ]
     return "\n".join(lines) + "\n"
-

@@ -44,7 +44,9 @@ class ReviewService:
         self.audit = AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
         self.crop_store: CropStore = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")
         self.taxonomy = config.load_taxonomy()
-        self.queue = ReviewQueue(self.audit.engine, self.taxonomy, lease=timedelta(minutes=review.lease_minutes))
+        self.queue = ReviewQueue(
+            self.audit.engine, self.taxonomy, lease=timedelta(minutes=review.lease_minutes)
+        )
         self.reviewers = Reviewers(self.audit.engine, session_ttl=timedelta(hours=review.session_hours))
         self.watch = QueueWatch()
         root = config.mqtt.topic_root
@@ -62,8 +64,13 @@ class ReviewService:
 
     async def start(self) -> None:
         self.watch.bind(asyncio.get_running_loop())
-        self.bus.subscribe(topic_specs()["reviews"].pattern.format(root=self._root, site="+", line="+"), lambda *_: self.watch.changed())
-        self.bus.on_connect(self._republish)  # at start and after every reconnect: what the broker never acked
+        self.bus.subscribe(
+            topic_specs()["reviews"].pattern.format(root=self._root, site="+", line="+"),
+            lambda *_: self.watch.changed(),
+        )
+        self.bus.on_connect(
+            self._republish
+        )  # at start and after every reconnect: what the broker never acked
         self.bus.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="review-sweep")
         self.bus.set_available(True)
@@ -111,7 +118,9 @@ class ReviewService:
             self._publish_verdict(result.verdict.model_dump(mode="json"))
             self._event(result.item, "end", decision=decision.decision, verdict_id=result.verdict.verdict_id)
         except Exception:
-            logger.exception("publishing the final verdict failed; the sweep retries it", extra={"item_id": item_id})
+            logger.exception(
+                "publishing the final verdict failed; the sweep retries it", extra={"item_id": item_id}
+            )
         self.watch.changed()
         return result
 
@@ -127,8 +136,15 @@ class ReviewService:
 
     def _event(self, item: ReviewItem, kind: str, **extra: str) -> None:
         event = ReviewEvent(
-            type=kind, review_id=item.item_id, item_id=item.item_id, site_id=item.site_id, line_id=item.line_id,  # type: ignore[arg-type]
-            status=item.status, priority=item.priority, reviewer_id=item.claimed_by, **extra,  # type: ignore[arg-type]
+            type=kind,
+            review_id=item.item_id,
+            item_id=item.item_id,
+            site_id=item.site_id,
+            line_id=item.line_id,  # type: ignore[arg-type]
+            status=item.status,
+            priority=item.priority,
+            reviewer_id=item.claimed_by,
+            **extra,  # type: ignore[arg-type]
         )
         self.bus.publish(LineTopics(self._root, item.site_id, item.line_id).reviews, event.to_json())
 

@@ -42,21 +42,49 @@ class RoutingPolicyConfig(StrictModel):
     """The routing policy's thresholds (see cloud/routing/policy.py for what each one does)."""
 
     version: str = Field(default="p1", title="Version", description="Recorded on every verdict.")
-    auto_threshold: float = Field(default=0.95, gt=0, le=1, title="Automatic at", description="Routing confidence needed to settle a garment without a person.")
-    high_priority_below: float = Field(default=0.70, ge=0, le=1, title="High priority below", description="Review priority high under this confidence.")
-    medium_priority_below: float = Field(default=0.85, ge=0, le=1, title="Medium priority below", description="Review priority medium under this confidence (low above).")
+    auto_threshold: float = Field(
+        default=0.95,
+        gt=0,
+        le=1,
+        title="Automatic at",
+        description="Routing confidence needed to settle a garment without a person.",
+    )
+    high_priority_below: float = Field(
+        default=0.70,
+        ge=0,
+        le=1,
+        title="High priority below",
+        description="Review priority high under this confidence.",
+    )
+    medium_priority_below: float = Field(
+        default=0.85,
+        ge=0,
+        le=1,
+        title="Medium priority below",
+        description="Review priority medium under this confidence (low above).",
+    )
     min_detector_score_for_auto_reject: float = Field(
-        default=0.5, ge=0, le=1, title="Detector evidence for automatic reject",
+        default=0.5,
+        ge=0,
+        le=1,
+        title="Detector evidence for automatic reject",
         description="A rejecting region needs at least this detector score to be rejected automatically.",
     )
     detector_veto_score: float = Field(
-        default=0.9, ge=0, le=1, title="Detector veto",
+        default=0.9,
+        ge=0,
+        le=1,
+        title="Detector veto",
         description="A region called normal with a detector score at or above this goes to a person.",
     )
-    severe_priority_high: bool = Field(default=True, title="Severe is urgent", description="A garment with a severe region is reviewed first.")
+    severe_priority_high: bool = Field(
+        default=True,
+        title="Severe is urgent",
+        description="A garment with a severe region is reviewed first.",
+    )
 
     @model_validator(mode="after")
-    def _ordered(self) -> "RoutingPolicyConfig":
+    def _ordered(self) -> RoutingPolicyConfig:
         if not self.high_priority_below <= self.medium_priority_below <= self.auto_threshold:
             raise ValueError("need high_priority_below <= medium_priority_below <= auto_threshold")
         return self
@@ -92,7 +120,9 @@ class RoutingDecision:
 class RoutingPolicy:
     """Decide one garment from its region results."""
 
-    def __init__(self, config: RoutingPolicyConfig, *, reject_at: Severity, normal_id: str = "normal") -> None:
+    def __init__(
+        self, config: RoutingPolicyConfig, *, reject_at: Severity, normal_id: str = "normal"
+    ) -> None:
         self.config = config
         self.reject_at = reject_at
         self.normal_id = normal_id
@@ -112,10 +142,18 @@ class RoutingPolicy:
         if not signals:
             return 0.0, f"{region.crop_id}: no confidence signal (logprobs or sampling)"
         if region.type == self.normal_id and region.detector_score >= self.config.detector_veto_score:
-            return 0.0, f"{region.crop_id}: called normal but the detector is {region.detector_score:.2f} sure of a defect"
-        consistent = (region.suggested is Decision.REJECT) == self.rejects(region) or region.suggested is Decision.REVIEW
+            return (
+                0.0,
+                f"{region.crop_id}: called normal but the detector is {region.detector_score:.2f} sure of a defect",
+            )
+        consistent = (region.suggested is Decision.REJECT) == self.rejects(
+            region
+        ) or region.suggested is Decision.REVIEW
         if not consistent:
-            return 0.0, f"{region.crop_id}: decision {region.suggested.value} contradicts {region.type}/{region.severity.value if region.severity else 'none'}"
+            return (
+                0.0,
+                f"{region.crop_id}: decision {region.suggested.value} contradicts {region.type}/{region.severity.value if region.severity else 'none'}",
+            )
         return float(min(max(confidence, 0.0), 1.0)), None
 
     def _priority(self, confidence: float, regions: list[RegionResult], urgent: bool) -> Priority:
@@ -143,7 +181,9 @@ class RoutingPolicy:
         confidences = {crop: c for crop, (c, _) in scored.items()}
         rejecting = [r for r in regions if self.rejects(r)]
         if rejecting:
-            eligible = [r for r in rejecting if r.detector_score >= self.config.min_detector_score_for_auto_reject]
+            eligible = [
+                r for r in rejecting if r.detector_score >= self.config.min_detector_score_for_auto_reject
+            ]
             if not eligible:
                 reasons.append(
                     f"rejecting regions have detector scores below {self.config.min_detector_score_for_auto_reject}"
@@ -154,7 +194,13 @@ class RoutingPolicy:
             confidence = min(confidences.values())
             proposed = Decision.PASS
         if confidence >= self.config.auto_threshold:
-            return RoutingDecision(proposed, Route.AUTO, Priority.NONE, confidence, True, tuple(reasons), confidences)
-        reasons.append(f"confidence {confidence:.3f} below {self.config.auto_threshold} for an automatic {proposed.value}")
+            return RoutingDecision(
+                proposed, Route.AUTO, Priority.NONE, confidence, True, tuple(reasons), confidences
+            )
+        reasons.append(
+            f"confidence {confidence:.3f} below {self.config.auto_threshold} for an automatic {proposed.value}"
+        )
         priority = self._priority(confidence, regions, urgent=False)
-        return RoutingDecision(Decision.REVIEW, Route.HUMAN, priority, confidence, False, tuple(reasons), confidences)
+        return RoutingDecision(
+            Decision.REVIEW, Route.HUMAN, priority, confidence, False, tuple(reasons), confidences
+        )

@@ -33,7 +33,9 @@ def create_audit_engine(url: str) -> sa.Engine:
     try:
         engine = sa.create_engine(url, future=True, pool_pre_ping=True)
     except ModuleNotFoundError as exc:
-        raise MissingDependencyError(exc.name or "database driver", "cloud", f"The audit store at {url.split(':')[0]}") from exc
+        raise MissingDependencyError(
+            exc.name or "database driver", "cloud", f"The audit store at {url.split(':')[0]}"
+        ) from exc
     if engine.dialect.name == "sqlite":
         database = engine.url.database
         if database and database != ":memory:":
@@ -64,7 +66,10 @@ class AuditStore:
 
     def has(self, item_id: str) -> bool:
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(garments.c.item_id).where(garments.c.item_id == item_id)).first() is not None
+            return (
+                conn.execute(sa.select(garments.c.item_id).where(garments.c.item_id == item_id)).first()
+                is not None
+            )
 
     def accept(self, record: GarmentRecord, crop_uris: dict[str, str]) -> bool:
         """Record an accepted garment and its crops in one transaction; False if the item id was already there."""
@@ -128,10 +133,16 @@ class AuditStore:
             row = conn.execute(sa.select(garments).where(garments.c.item_id == item_id)).mappings().first()
             if row is None:
                 return None
-            crop_rows = conn.execute(sa.select(crops).where(crops.c.item_id == item_id).order_by(crops.c.crop_id)).mappings().all()
+            crop_rows = (
+                conn.execute(sa.select(crops).where(crops.c.item_id == item_id).order_by(crops.c.crop_id))
+                .mappings()
+                .all()
+            )
         return {**dict(row), "crops": [dict(c) for c in crop_rows]}
 
-    def record_verdict(self, item_id: str, verdict_id: str, verdict_json: str, *, review_priority: str | None = None) -> None:
+    def record_verdict(
+        self, item_id: str, verdict_id: str, verdict_json: str, *, review_priority: str | None = None
+    ) -> None:
         """Store the verdict (and queue the garment for review if routed to people) before it is published,
         in one transaction, so a restart republishes the same verdict and the queue never misses an item."""
         verdict = json.loads(verdict_json)
@@ -144,8 +155,14 @@ class AuditStore:
             if review_priority is not None:
                 conn.execute(
                     review_items.insert().values(
-                        item_id=item_id, site_id=verdict["site_id"], line_id=verdict["line_id"], priority=review_priority,
-                        priority_rank=_PRIORITY_RANK[review_priority], status="queued", verdict_id=verdict_id, queued_at=_now(),
+                        item_id=item_id,
+                        site_id=verdict["site_id"],
+                        line_id=verdict["line_id"],
+                        priority=review_priority,
+                        priority_rank=_PRIORITY_RANK[review_priority],
+                        status="queued",
+                        verdict_id=verdict_id,
+                        queued_at=_now(),
                     )
                 )
 
@@ -157,11 +174,17 @@ class AuditStore:
 
     def mark_published(self, item_id: str) -> None:
         with self.engine.begin() as conn:
-            conn.execute(garments.update().where(garments.c.item_id == item_id).values(status="published", published_at=_now()))
+            conn.execute(
+                garments.update()
+                .where(garments.c.item_id == item_id)
+                .values(status="published", published_at=_now())
+            )
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(garments.c.status, sa.func.count()).group_by(garments.c.status)).all()
+            rows = conn.execute(
+                sa.select(garments.c.status, sa.func.count()).group_by(garments.c.status)
+            ).all()
         return {status: n for status, n in rows}
 
 

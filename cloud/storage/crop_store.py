@@ -72,7 +72,15 @@ class LocalCropStore(CropStore):
 class S3CropStore(CropStore):
     """Objects in an S3-compatible bucket: ``s3://<bucket>/<prefix>/<key>.<ext>``."""
 
-    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None, region: str | None = None, client: Any = None) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        client: Any = None,
+    ) -> None:
         if client is None:
             try:
                 import boto3
@@ -82,7 +90,12 @@ class S3CropStore(CropStore):
 
                 raise MissingDependencyError("boto3", "cloud", "The S3 crop store") from exc
             # Path-style addressing works with every S3-compatible server; retries cover brief outages.
-            config = Config(s3={"addressing_style": "path"}, retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5, read_timeout=30)
+            config = Config(
+                s3={"addressing_style": "path"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+            )
             client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
         self.client = client
         self.bucket = bucket
@@ -102,7 +115,11 @@ class S3CropStore(CropStore):
     def get(self, uri: str) -> bytes:
         parts = urlsplit(uri)
         key = parts.path.lstrip("/")
-        if parts.scheme != "s3" or parts.netloc != self.bucket or (self.prefix and not key.startswith(self.prefix + "/")):
+        if (
+            parts.scheme != "s3"
+            or parts.netloc != self.bucket
+            or (self.prefix and not key.startswith(self.prefix + "/"))
+        ):
             raise ValueError(f"{uri} is outside the crop store s3://{self.bucket}/{self.prefix}")
         return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
 
@@ -121,6 +138,10 @@ def crop_store_from_url(url: str, base: Path | None = None) -> CropStore:
         options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         unknown = sorted(set(options) - {"endpoint", "region"})
         if unknown:
-            raise ConfigError(f"crop store URL {url!r}: unknown option(s) {unknown}; use endpoint= and region=")
-        return S3CropStore(parts.netloc, parts.path, endpoint_url=options.get("endpoint"), region=options.get("region"))
+            raise ConfigError(
+                f"crop store URL {url!r}: unknown option(s) {unknown}; use endpoint= and region="
+            )
+        return S3CropStore(
+            parts.netloc, parts.path, endpoint_url=options.get("endpoint"), region=options.get("region")
+        )
     raise ConfigError(f"crop store URL {url!r}: use a directory, file:// or s3://bucket/prefix")

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,11 +19,11 @@ class UtcDateTime(sa.TypeDecorator):
 
     def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
         if value is not None and value.tzinfo is not None and dialect.name == "sqlite":
-            return value.astimezone(timezone.utc)
+            return value.astimezone(UTC)
         return value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 TZ = UtcDateTime()
@@ -57,7 +57,9 @@ sa.Index("garments_status", garments.c.status, garments.c.received_at)
 crops = sa.Table(
     "crops",
     metadata,
-    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("crop_id", sa.String(64), primary_key=True),
     sa.Column("view_index", sa.Integer, nullable=False),
     sa.Column("box", sa.JSON, nullable=False),
@@ -78,7 +80,9 @@ crops = sa.Table(
 review_items = sa.Table(
     "review_items",
     metadata,
-    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("site_id", sa.String(64), nullable=False),
     sa.Column("line_id", sa.String(64), nullable=False),
     sa.Column("priority", sa.String(8), nullable=False),
@@ -94,8 +98,13 @@ review_items = sa.Table(
 )
 sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)
 # A reviewer holds at most one item (two "take next" clicks at once cannot both claim).
-sa.Index("review_items_one_per_reviewer", review_items.c.claimed_by, unique=True,
-         sqlite_where=sa.text("status = 'in_review'"), postgresql_where=sa.text("status = 'in_review'"))
+sa.Index(
+    "review_items_one_per_reviewer",
+    review_items.c.claimed_by,
+    unique=True,
+    sqlite_where=sa.text("status = 'in_review'"),
+    postgresql_where=sa.text("status = 'in_review'"),
+)
 
 
 reviewers = sa.Table(
@@ -113,7 +122,12 @@ review_sessions = sa.Table(
     "review_sessions",
     metadata,
     sa.Column("token_hash", sa.String(64), primary_key=True),
-    sa.Column("reviewer_id", sa.String(64), sa.ForeignKey("reviewers.reviewer_id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "reviewer_id",
+        sa.String(64),
+        sa.ForeignKey("reviewers.reviewer_id", ondelete="CASCADE"),
+        nullable=False,
+    ),
     sa.Column("csrf_token", sa.String(64), nullable=False),
     sa.Column("created_at", TZ, nullable=False),
     sa.Column("expires_at", TZ, nullable=False),
@@ -124,14 +138,20 @@ sa.Index("review_sessions_reviewer", review_sessions.c.reviewer_id)
 review_decisions = sa.Table(
     "review_decisions",
     metadata,
-    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("reviewer_id", sa.String(64), nullable=False),
     sa.Column("decision", sa.String(8), nullable=False),  # pass | reject
     sa.Column("note", sa.Text),
     sa.Column("decided_at", TZ, nullable=False),
     sa.Column("ai_verdict_id", sa.String(64), nullable=False),
-    sa.Column("ai_call", sa.String(8), nullable=False),  # pass | review | reject: what the classifier suggested
-    sa.Column("outcome", sa.String(24), nullable=False),  # garment-level feedback type (cloud/review/feedback.py)
+    sa.Column(
+        "ai_call", sa.String(8), nullable=False
+    ),  # pass | review | reject: what the classifier suggested
+    sa.Column(
+        "outcome", sa.String(24), nullable=False
+    ),  # garment-level feedback type (cloud/review/feedback.py)
     sa.Column("verdict_id", sa.String(64), nullable=False),
     sa.Column("verdict", sa.JSON, nullable=False),
     sa.Column("published_at", TZ),
@@ -143,7 +163,9 @@ sa.Index("review_decisions_decided", review_decisions.c.decided_at)
 review_feedback = sa.Table(
     "review_feedback",
     metadata,
-    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("region_id", sa.String(64), primary_key=True),
     sa.Column("crop_id", sa.String(64)),
     sa.Column("view_index", sa.Integer, nullable=False),
@@ -165,7 +187,9 @@ sa.Index("review_feedback_decided", review_feedback.c.decided_at)
 verified_labels = sa.Table(
     "verified_labels",
     metadata,
-    sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column(
+        "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+    ),
     sa.Column("region_id", sa.String(64), primary_key=True),
     sa.Column("crop_id", sa.String(64)),
     sa.Column("view_index", sa.Integer, nullable=False),

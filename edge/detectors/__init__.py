@@ -12,17 +12,17 @@ its configured runtime needs.
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import Field
 
-from edge.detectors.base import DetectorRuntime, Detections, RawOutputs
+from edge.detectors.base import Detections, DetectorRuntime, RawOutputs
 from edge.detectors.onnx_runtime import OnnxRuntimeDetector, OnnxRuntimeDetectorConfig
 from edge.detectors.tensorrt_runtime import TensorRTDetector, TensorRTDetectorConfig
 from edge.detectors.torch_runtime import TorchDetector, TorchDetectorConfig
 
 DetectorConfig = Annotated[
-    Union[OnnxRuntimeDetectorConfig, TensorRTDetectorConfig, TorchDetectorConfig],
+    OnnxRuntimeDetectorConfig | TensorRTDetectorConfig | TorchDetectorConfig,
     Field(discriminator="type"),
 ]
 
@@ -31,7 +31,9 @@ _RUNTIMES: dict[str, type[DetectorRuntime]] = {
 }
 
 
-def build_detector(config: OnnxRuntimeDetectorConfig | TensorRTDetectorConfig | TorchDetectorConfig, *, warm_up: bool = True) -> DetectorRuntime:
+def build_detector(
+    config: OnnxRuntimeDetectorConfig | TensorRTDetectorConfig | TorchDetectorConfig, *, warm_up: bool = True
+) -> DetectorRuntime:
     """Load the configured detector and (by default) warm it up before returning it."""
     detector = _RUNTIMES[config.type](config)  # type: ignore[arg-type]
     if warm_up:

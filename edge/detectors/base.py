@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from edge.detectors.meta import DetectorMeta
-from edge.detectors.tiling import suppress_duplicates, tile_windows
 from edge.detectors.processing import decode_detections, preprocess
+from edge.detectors.tiling import suppress_duplicates, tile_windows
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class DetectorRuntime(ABC):
             top_k=self.top_k,
             class_agnostic=self.class_agnostic,
         )
-        return [Detections(b, s, l, top) for b, s, l, top in decoded]
+        return [Detections(*fields) for fields in decoded]
 
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
         """Detect in a batch of RGB uint8 images (e.g. the views of one garment)."""
@@ -102,10 +102,14 @@ class DetectorRuntime(ABC):
         cols, rows = self.tiles
         pieces, owners = [], []
         for i, image in enumerate(images):
-            for x1, y1, x2, y2 in tile_windows(image.shape[1], image.shape[0], cols, rows, self.meta.tile_overlap):
+            for x1, y1, x2, y2 in tile_windows(
+                image.shape[1], image.shape[0], cols, rows, self.meta.tile_overlap
+            ):
                 pieces.append(np.ascontiguousarray(image[y1:y2, x1:x2]))
                 owners.append((i, x1, y1))
-        found = self.post_process(self.forward(self.pre_process(pieces)), [(p.shape[0], p.shape[1]) for p in pieces])
+        found = self.post_process(
+            self.forward(self.pre_process(pieces)), [(p.shape[0], p.shape[1]) for p in pieces]
+        )
         results = []
         for i in range(len(images)):
             parts = [(d, x, y) for d, (owner, x, y) in zip(found, owners, strict=True) if owner == i]
@@ -113,7 +117,9 @@ class DetectorRuntime(ABC):
             scores = np.concatenate([d.scores for d, _, _ in parts])
             labels = np.concatenate([d.labels for d, _, _ in parts])
             keep = suppress_duplicates(boxes, scores, labels)[: self.top_k]
-            results.append(Detections(boxes[keep], scores[keep], labels[keep], max(d.top_score for d, _, _ in parts)))
+            results.append(
+                Detections(boxes[keep], scores[keep], labels[keep], max(d.top_score for d, _, _ in parts))
+            )
         return results
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1,), rounds: int = 2) -> float:
@@ -128,5 +134,5 @@ class DetectorRuntime(ABC):
         logger.info("detector %s (%s) warmed up in %.2f s", self.meta.version, self.key, elapsed)
         return elapsed
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook; most runtimes hold nothing to release
         """Release runtime resources."""

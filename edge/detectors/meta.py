@@ -26,7 +26,10 @@ class DetectorMeta:
     labels: tuple[str, ...]  # class names by id
     image_mean: tuple[float, float, float] | None = None  # None: no normalisation (RT-DETR's default)
     image_std: tuple[float, float, float] | None = None
-    tiles: tuple[int, int] = (1, 1)  # (columns, rows) the model was trained to see a frame in (edge.detectors.tiling)
+    tiles: tuple[int, int] = (
+        1,
+        1,
+    )  # (columns, rows) the model was trained to see a frame in (edge.detectors.tiling)
     tile_overlap: float = 0.15
 
     def to_json(self) -> str:
@@ -74,7 +77,10 @@ def read_hf_checkpoint_meta(checkpoint: Path, version: str | None = None) -> Det
     height, width = size.get("height"), size.get("width")
     if not height or height != width:
         raise DetectorLoadError(f"{checkpoint}: expected a square processor size, got {size}")
-    if processor.get("do_rescale", True) is False or abs(processor.get("rescale_factor", 1 / 255) - 1 / 255) > 1e-9:
+    if (
+        processor.get("do_rescale", True) is False
+        or abs(processor.get("rescale_factor", 1 / 255) - 1 / 255) > 1e-9
+    ):
         raise DetectorLoadError(f"{checkpoint}: only rescale 1/255 is supported")
     if processor.get("do_pad"):
         raise DetectorLoadError(f"{checkpoint}: padding processors are not supported")

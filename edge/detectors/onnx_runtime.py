@@ -30,7 +30,9 @@ class OnnxRuntimeDetectorConfig(BaseDetectorConfig):
     """Run an exported ONNX detector with ONNX Runtime."""
 
     type: Literal["onnxruntime"] = Field(default="onnxruntime", title="Runtime", description="onnxruntime")
-    model: Path = Field(title="ONNX model", description="Path to detector.onnx (its .json sidecar beside it).")
+    model: Path = Field(
+        title="ONNX model", description="Path to detector.onnx (its .json sidecar beside it)."
+    )
     providers: list[Provider] = Field(
         default_factory=lambda: ["cpu"],
         min_length=1,
@@ -39,11 +41,18 @@ class OnnxRuntimeDetectorConfig(BaseDetectorConfig):
         "onnxruntime are skipped with a warning; the ones in use are logged.",
     )
     intra_op_threads: int = Field(
-        default=0, ge=0, title="Intra-op threads", description="CPU threads per operator; 0 = all physical cores."
+        default=0,
+        ge=0,
+        title="Intra-op threads",
+        description="CPU threads per operator; 0 = all physical cores.",
     )
-    tensorrt_fp16: bool = Field(default=True, title="TensorRT EP fp16", description="Let the TensorRT EP use fp16.")
+    tensorrt_fp16: bool = Field(
+        default=True, title="TensorRT EP fp16", description="Let the TensorRT EP use fp16."
+    )
     tensorrt_cache_dir: Path | None = Field(
-        default=None, title="TensorRT EP cache", description="Where the TensorRT EP caches engines and timing data."
+        default=None,
+        title="TensorRT EP cache",
+        description="Where the TensorRT EP caches engines and timing data.",
     )
 
 
@@ -69,7 +78,9 @@ class OnnxRuntimeDetector(DetectorRuntime):
         for wanted in config.providers:
             name = _PROVIDER_NAMES[wanted]
             if name not in available:
-                logger.warning("onnxruntime here has no %s (installed: %s); skipping it", name, sorted(available))
+                logger.warning(
+                    "onnxruntime here has no %s (installed: %s); skipping it", name, sorted(available)
+                )
                 continue
             if wanted == "tensorrt":
                 options = {"trt_fp16_enable": config.tensorrt_fp16}

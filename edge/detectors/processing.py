@@ -85,6 +85,8 @@ def decode_detections(
             query, labels = top // classes, (top % classes).astype(np.int64)
         cx, cy, w, h = boxes[b, query].astype(np.float32, copy=False).T
         height, width = sizes[b]
-        xyxy = np.stack([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], axis=1)
+        xyxy = np.stack(
+            [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], axis=1
+        )
         results.append((xyxy.astype(np.float32), scores.astype(np.float32), labels, best))
     return results

@@ -65,14 +65,22 @@ class TensorRTDetector(DetectorRuntime):
         trt, cudart = _import_tensorrt()
         if not config.engine.is_file():
             raise DetectorLoadError(f"TensorRT engine {config.engine} does not exist")
-        super().__init__(read_sidecar(config.engine), score_threshold=config.score_threshold, top_k=config.top_k, class_agnostic=config.class_agnostic, tiles=config.tiles)
+        super().__init__(
+            read_sidecar(config.engine),
+            score_threshold=config.score_threshold,
+            top_k=config.top_k,
+            class_agnostic=config.class_agnostic,
+            tiles=config.tiles,
+        )
         self._trt, self._cudart = trt, cudart
         _check(cudart.cudaSetDevice(config.device))
         self._logger = trt.Logger(trt.Logger.WARNING)
         runtime = trt.Runtime(self._logger)
         self.engine = runtime.deserialize_cuda_engine(config.engine.read_bytes())
         if self.engine is None:
-            raise DetectorLoadError(f"{config.engine}: TensorRT could not deserialize it (built for another GPU or TensorRT version?)")
+            raise DetectorLoadError(
+                f"{config.engine}: TensorRT could not deserialize it (built for another GPU or TensorRT version?)"
+            )
         self.context = self.engine.create_execution_context()
         self.stream = _check(cudart.cudaStreamCreate())
         names = [self.engine.get_tensor_name(i) for i in range(self.engine.num_io_tensors)]
@@ -100,14 +108,30 @@ class TensorRTDetector(DetectorRuntime):
         self.context.set_input_shape(self._input, batch.shape)
         device_in, _ = buffers[self._input]
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        _check(cudart.cudaMemcpyAsync(device_in, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice, self.stream))
+        _check(
+            cudart.cudaMemcpyAsync(
+                device_in,
+                batch.ctypes.data,
+                batch.nbytes,
+                cudart.cudaMemcpyKind.cudaMemcpyHostToDevice,
+                self.stream,
+            )
+        )
         for name, (device, _) in buffers.items():
             self.context.set_tensor_address(name, device)
         if not self.context.execute_async_v3(self.stream):
             raise RuntimeError("TensorRT execution failed")
         for name in ("logits", "pred_boxes"):
             device, host = buffers[name]
-            _check(cudart.cudaMemcpyAsync(host.ctypes.data, device, host.nbytes, cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost, self.stream))
+            _check(
+                cudart.cudaMemcpyAsync(
+                    host.ctypes.data,
+                    device,
+                    host.nbytes,
+                    cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost,
+                    self.stream,
+                )
+            )
         _check(cudart.cudaStreamSynchronize(self.stream))
         return RawOutputs(logits=buffers["logits"][1].copy(), boxes=buffers["pred_boxes"][1].copy())
 

@@ -21,7 +21,9 @@ def tile_size(width: int, height: int, cols: int, rows: int, overlap: float) -> 
     return min(tw, width), min(th, height)
 
 
-def tile_windows(width: int, height: int, cols: int, rows: int, overlap: float) -> list[tuple[int, int, int, int]]:
+def tile_windows(
+    width: int, height: int, cols: int, rows: int, overlap: float
+) -> list[tuple[int, int, int, int]]:
     """(x1, y1, x2, y2) of each tile, row by row, evenly spread from edge to edge."""
     tw, th = tile_size(width, height, cols, rows, overlap)
     xs = [0] if cols == 1 else [round(i * (width - tw) / (cols - 1)) for i in range(cols)]
@@ -29,7 +31,9 @@ def tile_windows(width: int, height: int, cols: int, rows: int, overlap: float) 
     return [(x, y, x + tw, y + th) for y in ys for x in xs]
 
 
-def suppress_duplicates(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float = 0.5) -> np.ndarray:
+def suppress_duplicates(
+    boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float = 0.5
+) -> np.ndarray:
     """Indices kept by greedy per-label non-maximum suppression (also drops a box mostly inside a better one)."""
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []

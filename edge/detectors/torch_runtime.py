@@ -27,10 +27,13 @@ class TorchDetectorConfig(BaseDetectorConfig):
 
     type: Literal["torch"] = Field(default="torch", title="Runtime", description="torch")
     checkpoint: str = Field(
-        title="Checkpoint", description="A local checkpoint directory, or a hub id (on machines that reach the hub)."
+        title="Checkpoint",
+        description="A local checkpoint directory, or a hub id (on machines that reach the hub).",
     )
     device: str = Field(default="cpu", title="Device", description="cpu, cuda or cuda:N.")
-    dtype: Literal["float32", "float16", "bfloat16"] = Field(default="float32", title="Dtype", description="Weights and activations dtype.")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        default="float32", title="Dtype", description="Weights and activations dtype."
+    )
 
 
 class TorchDetector(DetectorRuntime):
@@ -61,7 +64,13 @@ class TorchDetector(DetectorRuntime):
                 image_mean=tuple(processor.image_mean) if processor.do_normalize else None,
                 image_std=tuple(processor.image_std) if processor.do_normalize else None,
             )
-        super().__init__(meta, score_threshold=config.score_threshold, top_k=config.top_k, class_agnostic=config.class_agnostic, tiles=config.tiles)
+        super().__init__(
+            meta,
+            score_threshold=config.score_threshold,
+            top_k=config.top_k,
+            class_agnostic=config.class_agnostic,
+            tiles=config.tiles,
+        )
         self._torch = torch
         self.device = torch.device(config.device)
         self.dtype = getattr(torch, config.dtype)
@@ -76,4 +85,6 @@ class TorchDetector(DetectorRuntime):
         with torch.inference_mode():
             pixels = torch.from_numpy(batch).to(self.device, self.dtype)
             out = self.model(pixel_values=pixels)
-            return RawOutputs(logits=out.logits.float().cpu().numpy(), boxes=out.pred_boxes.float().cpu().numpy())
+            return RawOutputs(
+                logits=out.logits.float().cpu().numpy(), boxes=out.pred_boxes.float().cpu().numpy()
+            )

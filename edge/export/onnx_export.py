@@ -96,7 +96,11 @@ def export_onnx(
                 str(out_path),
                 input_names=["pixel_values"],
                 output_names=list(OUTPUT_NAMES),
-                dynamic_axes={"pixel_values": {0: "batch"}, "logits": {0: "batch"}, "pred_boxes": {0: "batch"}},
+                dynamic_axes={
+                    "pixel_values": {0: "batch"},
+                    "logits": {0: "batch"},
+                    "pred_boxes": {0: "batch"},
+                },
                 opset_version=opset,
                 do_constant_folding=True,
                 dynamo=False,
@@ -112,12 +116,20 @@ def export_onnx(
         ref_logits, ref_boxes = (t.numpy() for t in wrapper(torch.from_numpy(batch)))
     session = ort.InferenceSession(str(out_path), providers=["CPUExecutionProvider"])
     ort_logits, ort_boxes = session.run(list(OUTPUT_NAMES), {"pixel_values": batch})
-    score_diff, box_diff = compare_detections(ref_logits, ref_boxes, ort_logits, ort_boxes, [im.shape[:2] for im in images])
+    score_diff, box_diff = compare_detections(
+        ref_logits, ref_boxes, ort_logits, ort_boxes, [im.shape[:2] for im in images]
+    )
     seconds = time.perf_counter() - started
     result = OnnxExport(out_path, meta, opset, seconds, out_path.stat().st_size, score_diff, box_diff)
     logger.info(
         "exported %s -> %s (opset %d, %.1f MB) in %.1f s; torch vs onnxruntime: scores %.2e, boxes %.2e px",
-        checkpoint, out_path, opset, result.size_bytes / 1e6, seconds, score_diff, box_diff,
+        checkpoint,
+        out_path,
+        opset,
+        result.size_bytes / 1e6,
+        seconds,
+        score_diff,
+        box_diff,
     )
     if score_diff > tolerance or box_diff > tolerance * size:
         raise ExportError(
@@ -154,12 +166,18 @@ def compare_detections(
     Near-tied query selection may order queries differently between runtimes, so detections are matched by
     nearest box rather than by index.
     """
-    ref = decode_detections(ref_logits, ref_boxes, sizes, threshold=threshold, top_k=top_k, class_agnostic=True)
+    ref = decode_detections(
+        ref_logits, ref_boxes, sizes, threshold=threshold, top_k=top_k, class_agnostic=True
+    )
     got = decode_detections(logits, boxes, sizes, threshold=threshold, top_k=top_k, class_agnostic=True)
     score_diff = box_diff = 0.0
     for (rb, rs, _, _), (gb, gs, _, _) in zip(ref, got):
         n = min(len(rs), len(gs))
-        score_diff = max(score_diff, float(np.abs(np.sort(rs)[::-1][:n] - np.sort(gs)[::-1][:n]).max(initial=0.0)))
+        score_diff = max(
+            score_diff, float(np.abs(np.sort(rs)[::-1][:n] - np.sort(gs)[::-1][:n]).max(initial=0.0))
+        )
         for box in rb[:n]:
-            box_diff = max(box_diff, float(np.abs(gb - box).max(axis=1).min(initial=np.inf)) if len(gb) else np.inf)
+            box_diff = max(
+                box_diff, float(np.abs(gb - box).max(axis=1).min(initial=np.inf)) if len(gb) else np.inf
+            )
     return score_diff, box_diff

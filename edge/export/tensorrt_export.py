@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,9 @@ def calibration_batches(folder: Path, input_size: int, batch_size: int, limit: i
             yield preprocess(images, input_size)
 
 
-def _int8_calibrator(trt: Any, cudart: Any, batches: Iterator[np.ndarray], batch_size: int, input_size: int, cache: Path) -> Any:
+def _int8_calibrator(
+    trt: Any, cudart: Any, batches: Iterator[np.ndarray], batch_size: int, input_size: int, cache: Path
+) -> Any:
     class Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
             super().__init__()
@@ -61,7 +64,11 @@ def _int8_calibrator(trt: Any, cudart: Any, batches: Iterator[np.ndarray], batch
             if batch is None:
                 return None
             batch = np.ascontiguousarray(batch)
-            _check(cudart.cudaMemcpy(self.device, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice))
+            _check(
+                cudart.cudaMemcpy(
+                    self.device, batch.ctypes.data, batch.nbytes, cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
+                )
+            )
             return [int(self.device)]
 
         def read_calibration_cache(self) -> bytes | None:
@@ -144,14 +151,21 @@ def build_engine(
         config.set_flag(trt.BuilderFlag.INT8)
         config.set_calibration_profile(profile)
         batches = calibration_batches(calibration_dir, size, opt_batch, calibration_images)  # type: ignore[arg-type]
-        config.int8_calibrator = _int8_calibrator(trt, cudart, batches, opt_batch, size, engine_path.with_suffix(".calib"))
+        config.int8_calibrator = _int8_calibrator(
+            trt, cudart, batches, opt_batch, size, engine_path.with_suffix(".calib")
+        )
     monitor = _progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor
     cache_path = timing_cache or engine_path.with_suffix(".timing")
     cache = config.create_timing_cache(cache_path.read_bytes() if cache_path.exists() else b"")
     config.set_timing_cache(cache, ignore_mismatch=False)
-    logger.info("building TensorRT %s engine from %s (batch 1..%d); this takes minutes", precision, onnx_path, max_batch)
+    logger.info(
+        "building TensorRT %s engine from %s (batch 1..%d); this takes minutes",
+        precision,
+        onnx_path,
+        max_batch,
+    )
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
         raise ExportError(f"TensorRT failed to build an engine from {onnx_path} (see the log above)")

@@ -34,7 +34,9 @@ class CommandSink(Protocol):
 class VerdictOutcome(str, Enum):
     COMMANDED = "commanded"  # this verdict decided the garment's command
     LATE = "late"  # arrived after the deadline: fail-safe command issued instead, verdict recorded
-    ALREADY_COMMANDED = "already_commanded"  # the garment already has its command (a follow-up or late verdict)
+    ALREADY_COMMANDED = (
+        "already_commanded"  # the garment already has its command (a follow-up or late verdict)
+    )
     DUPLICATE = "duplicate"  # the very verdict that decided the command, delivered again
     UNKNOWN_ITEM = "unknown_item"  # not a garment this agent tracks (another station, or long forgotten)
 
@@ -59,7 +61,9 @@ class LineController:
         clock: wall-clock seconds (deadlines survive restarts, so they are wall-clock, not monotonic).
     """
 
-    def __init__(self, ledger: CommandLedger, sink: CommandSink, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, ledger: CommandLedger, sink: CommandSink, *, clock: Callable[[], float] = time.time
+    ) -> None:
         self.ledger = ledger
         self.sink = sink
         self.clock = clock
@@ -71,12 +75,17 @@ class LineController:
     def _emit(self, command: DecidedCommand | None) -> DecidedCommand | None:
         if command is not None:
             logger.info(
-                "line command %s (%s)", command.action.value, command.cause, extra={"item_id": command.item_id}
+                "line command %s (%s)",
+                command.action.value,
+                command.cause,
+                extra={"item_id": command.item_id},
             )
             self.sink.send_command(command)
         return command
 
-    def settle(self, item_id: str, action: LineAction, cause: str, verdict_id: str | None = None) -> DecidedCommand | None:
+    def settle(
+        self, item_id: str, action: LineAction, cause: str, verdict_id: str | None = None
+    ) -> DecidedCommand | None:
         """Command a garment the edge decides itself (no detection, refused, edge error). None if already commanded."""
         return self._emit(self.ledger.decide(item_id, action, cause, verdict_id, now=self.clock()))
 
@@ -90,14 +99,18 @@ class LineController:
         if now > deadline:
             self._emit(self.ledger.decide(item_id, LineAction.DIVERT_REVIEW, "deadline_missed", now=now))
         else:
-            decided = self._emit(self.ledger.decide(item_id, action_for(verdict), "verdict", verdict_id, now=now))
+            decided = self._emit(
+                self.ledger.decide(item_id, action_for(verdict), "verdict", verdict_id, now=now)
+            )
             if decided is not None:
                 return VerdictOutcome.COMMANDED
         existing = self.ledger.command_for(item_id)
         if existing is not None and existing.verdict_id == verdict_id:
             return VerdictOutcome.DUPLICATE
         self.ledger.record_late_verdict(item_id, verdict_id)
-        logger.info("verdict after the command was decided; recorded, not acted on", extra={"item_id": item_id})
+        logger.info(
+            "verdict after the command was decided; recorded, not acted on", extra={"item_id": item_id}
+        )
         return VerdictOutcome.LATE if now > deadline else VerdictOutcome.ALREADY_COMMANDED
 
     def tick(self) -> list[DecidedCommand]:
@@ -105,9 +118,13 @@ class LineController:
         now = self.clock()
         commands = []
         for item_id in self.ledger.overdue(now):
-            command = self._emit(self.ledger.decide(item_id, LineAction.DIVERT_REVIEW, "deadline_missed", now=now))
+            command = self._emit(
+                self.ledger.decide(item_id, LineAction.DIVERT_REVIEW, "deadline_missed", now=now)
+            )
             if command is not None:
-                logger.warning("no verdict before the deadline: diverted to review", extra={"item_id": item_id})
+                logger.warning(
+                    "no verdict before the deadline: diverted to review", extra={"item_id": item_id}
+                )
                 commands.append(command)
         return commands
 

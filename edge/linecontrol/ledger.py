@@ -75,7 +75,13 @@ class CommandLedger:
         return cursor.rowcount == 1
 
     def decide(
-        self, item_id: str, action: LineAction, cause: str, verdict_id: str | None = None, *, now: float | None = None
+        self,
+        item_id: str,
+        action: LineAction,
+        cause: str,
+        verdict_id: str | None = None,
+        *,
+        now: float | None = None,
     ) -> DecidedCommand | None:
         """Record the garment's one command, unless it already has one (then None). Unknown items: None."""
         command_id = uuid.uuid4().hex
@@ -91,12 +97,16 @@ class CommandLedger:
             station_id, deadline_at = self._db.execute(
                 "SELECT station_id, deadline_at FROM items WHERE item_id = ?", (item_id,)
             ).fetchone()
-        return DecidedCommand(command_id, item_id, station_id, LineAction(action), cause, verdict_id, now, deadline_at)
+        return DecidedCommand(
+            command_id, item_id, station_id, LineAction(action), cause, verdict_id, now, deadline_at
+        )
 
     def mark_published(self, command_id: str) -> None:
         """The broker acknowledged the command (QoS 1 PUBACK)."""
         with self._lock:
-            self._db.execute("UPDATE items SET published_at = ? WHERE command_id = ?", (time.time(), command_id))
+            self._db.execute(
+                "UPDATE items SET published_at = ? WHERE command_id = ?", (time.time(), command_id)
+            )
 
     def record_late_verdict(self, item_id: str, verdict_id: str) -> None:
         """A verdict that came after the command was decided: kept for reporting, never acted on."""
@@ -118,7 +128,9 @@ class CommandLedger:
 
     def is_registered(self, item_id: str) -> bool:
         with self._lock:
-            return self._db.execute("SELECT 1 FROM items WHERE item_id = ?", (item_id,)).fetchone() is not None
+            return (
+                self._db.execute("SELECT 1 FROM items WHERE item_id = ?", (item_id,)).fetchone() is not None
+            )
 
     def deadline_of(self, item_id: str) -> float | None:
         with self._lock:
@@ -157,7 +169,12 @@ class CommandLedger:
                 "SELECT SUM(command_id IS NULL), SUM(command_id IS NOT NULL), "
                 "SUM(command_id IS NOT NULL AND published_at IS NULL), SUM(late_verdict_id IS NOT NULL) FROM items"
             ).fetchone()
-        return {"waiting": waiting or 0, "decided": decided or 0, "unpublished": unpublished or 0, "late_verdicts": late or 0}
+        return {
+            "waiting": waiting or 0,
+            "decided": decided or 0,
+            "unpublished": unpublished or 0,
+            "late_verdicts": late or 0,
+        }
 
     def prune(self, older_than: float) -> int:
         """Forget published commands decided before ``older_than`` (epoch seconds); returns rows removed."""
@@ -170,4 +187,6 @@ class CommandLedger:
 
 def _command(row: tuple) -> DecidedCommand:
     command_id, item_id, station_id, action, cause, verdict_id, decided_at, deadline_at = row
-    return DecidedCommand(command_id, item_id, station_id, LineAction(action), cause, verdict_id, decided_at, deadline_at)
+    return DecidedCommand(
+        command_id, item_id, station_id, LineAction(action), cause, verdict_id, decided_at, deadline_at
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from edge.linecontrol.controller import LineController, VerdictOutcome
@@ -38,8 +38,8 @@ class MqttCommandSink:
             action=command.action,
             cause=command.cause,  # type: ignore[arg-type]
             verdict_id=command.verdict_id,
-            issued_at=datetime.fromtimestamp(command.decided_at, timezone.utc),
-            deadline_at=datetime.fromtimestamp(command.deadline_at, timezone.utc),
+            issued_at=datetime.fromtimestamp(command.decided_at, UTC),
+            deadline_at=datetime.fromtimestamp(command.deadline_at, UTC),
         )
         controller = self.controller
         self.bus.publish(
@@ -52,7 +52,10 @@ class MqttCommandSink:
 
 
 def verdict_listener(
-    controller: LineController, site_id: str, line_id: str, on_outcome: Callable[[dict[str, Any], VerdictOutcome], None]
+    controller: LineController,
+    site_id: str,
+    line_id: str,
+    on_outcome: Callable[[dict[str, Any], VerdictOutcome], None],
 ) -> Callable[[str, bytes], None]:
     """An MQTT handler that checks each verdict against the contract and hands it to ``controller``."""
 

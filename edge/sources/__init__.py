@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Union
+from typing import Annotated
 
 from pydantic import Field
 
-from edge.sources.base import CapturedGarment, DropStrategy, GarmentBuffer, GarmentSource, ItemIds, SourceState
+from edge.sources.base import (
+    CapturedGarment,
+    DropStrategy,
+    GarmentBuffer,
+    GarmentSource,
+    ItemIds,
+    SourceState,
+)
 from edge.sources.folder import FolderSource, FolderSourceConfig
 from edge.sources.synthetic import SyntheticSource, SyntheticSourceConfig
 from edge.sources.video import VideoSource, VideoSourceConfig
 
-SourceConfig = Annotated[Union[FolderSourceConfig, VideoSourceConfig, SyntheticSourceConfig], Field(discriminator="type")]
+SourceConfig = Annotated[
+    FolderSourceConfig | VideoSourceConfig | SyntheticSourceConfig, Field(discriminator="type")
+]
 
 
-def build_source(config: FolderSourceConfig | VideoSourceConfig | SyntheticSourceConfig, item_ids: ItemIds) -> GarmentSource:
+def build_source(
+    config: FolderSourceConfig | VideoSourceConfig | SyntheticSourceConfig, item_ids: ItemIds
+) -> GarmentSource:
     """The source ``config`` describes."""
     if isinstance(config, FolderSourceConfig):
         return FolderSource(config, item_ids)
@@ -24,5 +35,12 @@ def build_source(config: FolderSourceConfig | VideoSourceConfig | SyntheticSourc
 
 
 __all__ = [
-    "CapturedGarment", "DropStrategy", "GarmentBuffer", "GarmentSource", "ItemIds", "SourceConfig", "SourceState", "build_source",
+    "CapturedGarment",
+    "DropStrategy",
+    "GarmentBuffer",
+    "GarmentSource",
+    "ItemIds",
+    "SourceConfig",
+    "SourceState",
+    "build_source",
 ]

@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from enum import Enum
 
 import numpy as np
@@ -41,7 +41,12 @@ class SourceState(str, Enum):
 
 _TRANSITIONS: dict[SourceState, set[SourceState]] = {
     SourceState.CREATED: {SourceState.RUNNING, SourceState.STOPPED, SourceState.FAILED},
-    SourceState.RUNNING: {SourceState.RECONNECTING, SourceState.ENDED, SourceState.STOPPED, SourceState.FAILED},
+    SourceState.RUNNING: {
+        SourceState.RECONNECTING,
+        SourceState.ENDED,
+        SourceState.STOPPED,
+        SourceState.FAILED,
+    },
     SourceState.RECONNECTING: {SourceState.RUNNING, SourceState.STOPPED, SourceState.FAILED},
     SourceState.ENDED: set(),
     SourceState.STOPPED: set(),
@@ -100,7 +105,7 @@ class GarmentSource(ABC):
         """The source's own loop; check ``self._stop`` between garments."""
 
     def _now(self) -> datetime:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
 
 
 class DropStrategy(str, Enum):
@@ -147,4 +152,3 @@ class GarmentBuffer:
 
     def qsize(self) -> int:
         return self._queue.qsize()
-

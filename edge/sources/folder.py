@@ -29,11 +29,28 @@ class FolderSourceConfig(StrictModel):
     """Images from a folder, in name order."""
 
     type: Literal["folder"] = Field(default="folder", title="Source", description="folder")
-    path: Path = Field(title="Folder", description="Folder searched recursively for .jpg/.jpeg/.png/.webp files.")
-    interval_s: float = Field(default=0.0, ge=0, title="Interval (s)", description="Pause between garments; 0 = as fast as possible.")
+    path: Path = Field(
+        title="Folder", description="Folder searched recursively for .jpg/.jpeg/.png/.webp files."
+    )
+    interval_s: float = Field(
+        default=0.0,
+        ge=0,
+        title="Interval (s)",
+        description="Pause between garments; 0 = as fast as possible.",
+    )
     loop: bool = Field(default=False, title="Loop", description="Start again at the end (a replay line).")
-    max_file_bytes: int = Field(default=64 * 1024 * 1024, ge=1024, title="Max file size", description="Bigger files are skipped unread.")
-    max_pixels: int = Field(default=40_000_000, ge=1024, title="Max pixels", description="Images declaring more pixels are skipped (bomb guard).")
+    max_file_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1024,
+        title="Max file size",
+        description="Bigger files are skipped unread.",
+    )
+    max_pixels: int = Field(
+        default=40_000_000,
+        ge=1024,
+        title="Max pixels",
+        description="Images declaring more pixels are skipped (bomb guard).",
+    )
 
 
 def group_views(files: list[Path]) -> list[list[tuple[int, Path]]]:
@@ -73,7 +90,9 @@ class FolderSource(GarmentSource):
 
     def _produce(self) -> Iterator[CapturedGarment]:
         while True:
-            files = sorted(p for p in self.config.path.rglob("*") if p.suffix.lower() in _SUFFIXES and p.is_file())
+            files = sorted(
+                p for p in self.config.path.rglob("*") if p.suffix.lower() in _SUFFIXES and p.is_file()
+            )
             if not files:
                 logger.warning("no images in %s", self.config.path)
             for views in group_views(files):

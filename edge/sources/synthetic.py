@@ -16,10 +16,22 @@ class SyntheticSourceConfig(StrictModel):
     """Garments rendered by ``seamline synth`` on the fly."""
 
     type: Literal["synthetic"] = Field(default="synthetic", title="Source", description="synthetic")
-    synth: SynthConfig = Field(default_factory=SynthConfig, title="Synthetic line", description="What to render (size, views, seed...).")
-    rate_hz: float = Field(default=2.0, gt=0, le=1000, title="Rate (garments/s)", description="Belt rate; garments come at this pace.")
+    synth: SynthConfig = Field(
+        default_factory=SynthConfig,
+        title="Synthetic line",
+        description="What to render (size, views, seed...).",
+    )
+    rate_hz: float = Field(
+        default=2.0,
+        gt=0,
+        le=1000,
+        title="Rate (garments/s)",
+        description="Belt rate; garments come at this pace.",
+    )
     count: int = Field(default=0, ge=0, title="Count", description="Garments to produce; 0 = endless.")
-    start_index: int = Field(default=0, ge=0, title="Start index", description="First synthetic garment index.")
+    start_index: int = Field(
+        default=0, ge=0, title="Start index", description="First synthetic garment index."
+    )
 
 
 class SyntheticSource(GarmentSource):
@@ -37,11 +49,15 @@ class SyntheticSource(GarmentSource):
         period = 1.0 / self.config.rate_hz
         next_at = time.monotonic()
         index = self.config.start_index
-        while not self._stop.is_set() and (not self.config.count or index < self.config.start_index + self.config.count):
+        while not self._stop.is_set() and (
+            not self.config.count or index < self.config.start_index + self.config.count
+        ):
             wait = next_at - time.monotonic()
             if wait > 0:
                 self._stop.wait(wait)
-            next_at = max(next_at + period, time.monotonic() - period)  # never burst to catch up more than one
+            next_at = max(
+                next_at + period, time.monotonic() - period
+            )  # never burst to catch up more than one
             garment = self.line.garment(index)
             item_id = self.item_ids.next()
             self.truth[item_id] = garment

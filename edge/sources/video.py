@@ -24,11 +24,35 @@ class VideoSourceConfig(StrictModel):
     """Cameras read with OpenCV: file paths, rtsp:// URLs or GStreamer pipelines."""
 
     type: Literal["video"] = Field(default="video", title="Source", description="video")
-    urls: list[str] = Field(min_length=1, max_length=4, title="Camera URLs", description="One per view: a file, rtsp://... or a GStreamer pipeline ending in appsink.")
-    gstreamer: bool = Field(default=False, title="GStreamer", description="Open the URLs as GStreamer pipelines (Jetson CSI/RTSP with hardware decode).")
-    trigger_every_frames: int = Field(default=15, ge=1, title="Trigger every N frames", description="One garment every N frames of the first camera.")
-    reconnect_backoff_s: float = Field(default=1.0, gt=0, title="Reconnect backoff (s)", description="Wait before reopening a dropped stream (doubles up to 30 s).")
-    max_reconnects: int = Field(default=0, ge=0, title="Max reconnects", description="Give up after this many reopen attempts in a row; 0 = never.")
+    urls: list[str] = Field(
+        min_length=1,
+        max_length=4,
+        title="Camera URLs",
+        description="One per view: a file, rtsp://... or a GStreamer pipeline ending in appsink.",
+    )
+    gstreamer: bool = Field(
+        default=False,
+        title="GStreamer",
+        description="Open the URLs as GStreamer pipelines (Jetson CSI/RTSP with hardware decode).",
+    )
+    trigger_every_frames: int = Field(
+        default=15,
+        ge=1,
+        title="Trigger every N frames",
+        description="One garment every N frames of the first camera.",
+    )
+    reconnect_backoff_s: float = Field(
+        default=1.0,
+        gt=0,
+        title="Reconnect backoff (s)",
+        description="Wait before reopening a dropped stream (doubles up to 30 s).",
+    )
+    max_reconnects: int = Field(
+        default=0,
+        ge=0,
+        title="Max reconnects",
+        description="Give up after this many reopen attempts in a row; 0 = never.",
+    )
 
 
 class VideoSource(GarmentSource):
@@ -37,7 +61,10 @@ class VideoSource(GarmentSource):
     def __init__(self, config: VideoSourceConfig, item_ids: ItemIds) -> None:
         super().__init__(item_ids)
         self.config = config
-        self.live = any(u.startswith(("rtsp://", "rtsps://", "http://", "https://")) for u in config.urls) or config.gstreamer
+        self.live = (
+            any(u.startswith(("rtsp://", "rtsps://", "http://", "https://")) for u in config.urls)
+            or config.gstreamer
+        )
 
     def _open(self) -> list[Any]:
         api = cv2.CAP_GSTREAMER if self.config.gstreamer else cv2.CAP_ANY

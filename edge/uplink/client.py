@@ -33,12 +33,30 @@ logger = logging.getLogger(__name__)
 class UplinkConfig(StrictModel):
     """Behaviour of the edge -> cloud link."""
 
-    max_in_flight: int = Field(default=32, ge=1, le=10_000, title="Max in flight", description="Garments sent and not yet answered.")
-    ack_timeout_s: float = Field(default=10.0, gt=0, title="Ack timeout (s)", description="No answer for a garment this long: the stream is re-opened.")
-    hello_timeout_s: float = Field(default=10.0, gt=0, title="Hello timeout (s)", description="How long to wait for the server's hello.")
-    backoff_initial_s: float = Field(default=0.2, gt=0, title="Initial backoff (s)", description="First reconnect delay.")
-    backoff_max_s: float = Field(default=5.0, gt=0, title="Max backoff (s)", description="Longest reconnect delay.")
-    keepalive_s: float = Field(default=10.0, ge=1, title="Keepalive (s)", description="HTTP/2 ping interval that detects a dead link.")
+    max_in_flight: int = Field(
+        default=32, ge=1, le=10_000, title="Max in flight", description="Garments sent and not yet answered."
+    )
+    ack_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        title="Ack timeout (s)",
+        description="No answer for a garment this long: the stream is re-opened.",
+    )
+    hello_timeout_s: float = Field(
+        default=10.0, gt=0, title="Hello timeout (s)", description="How long to wait for the server's hello."
+    )
+    backoff_initial_s: float = Field(
+        default=0.2, gt=0, title="Initial backoff (s)", description="First reconnect delay."
+    )
+    backoff_max_s: float = Field(
+        default=5.0, gt=0, title="Max backoff (s)", description="Longest reconnect delay."
+    )
+    keepalive_s: float = Field(
+        default=10.0,
+        ge=1,
+        title="Keepalive (s)",
+        description="HTTP/2 ping interval that detects a dead link.",
+    )
 
 
 @dataclass
@@ -151,7 +169,9 @@ class Uplink:
             call = pb_grpc.InspectionServiceStub(channel).StreamGarments(requests())
             outbox.put(pb.UplinkMessage(hello=self.hello))
             answers: queue.Queue[pb.DownlinkMessage | BaseException] = queue.Queue()
-            reader = threading.Thread(target=self._read, args=(call, answers), name="uplink-reader", daemon=True)
+            reader = threading.Thread(
+                target=self._read, args=(call, answers), name="uplink-reader", daemon=True
+            )
             reader.start()
             try:
                 first = answers.get(timeout=self.config.hello_timeout_s)
@@ -161,7 +181,9 @@ class Uplink:
                 raise first
             if first.WhichOneof("kind") != "hello":
                 raise _StreamBroken(f"expected a server hello, got {first.WhichOneof('kind')}")
-            window = max(1, min(self.config.max_in_flight, first.hello.max_in_flight or self.config.max_in_flight))
+            window = max(
+                1, min(self.config.max_in_flight, first.hello.max_in_flight or self.config.max_in_flight)
+            )
             self.stats.connected = True
             logger.info("uplink connected to %s (window %d)", first.hello.server_id or "cloud", window)
             self._pump(outbox, answers, window)
@@ -214,7 +236,9 @@ class Uplink:
                         last_seq = 0  # walk the spool again from the oldest so order is kept on retry
                 continue
             if in_flight and time.monotonic() - min(in_flight.values()) > self.config.ack_timeout_s:
-                raise _StreamBroken(f"no answer within {self.config.ack_timeout_s:.0f} s for {len(in_flight)} garment(s)")
+                raise _StreamBroken(
+                    f"no answer within {self.config.ack_timeout_s:.0f} s for {len(in_flight)} garment(s)"
+                )
             if not in_flight and self.spool.depth()[0] == 0:
                 self._wake.wait(0.2)
                 self._wake.clear()
@@ -230,14 +254,26 @@ class Uplink:
             self.stats.duplicates += int(ack.duplicate)
         self.on_acked(ack.item_id)
 
-    def _refused(self, refusal: pb.GarmentRefusal, in_flight: dict[str, float], retry_after: dict[str, float]) -> bool:
+    def _refused(
+        self, refusal: pb.GarmentRefusal, in_flight: dict[str, float], retry_after: dict[str, float]
+    ) -> bool:
         in_flight.pop(refusal.item_id, None)
         code = pb.RefusalCode.Name(refusal.code)
         if refusal.retryable:
-            logger.warning("cloud refused garment for now (%s): %s", code, refusal.reason, extra={"item_id": refusal.item_id})
+            logger.warning(
+                "cloud refused garment for now (%s): %s",
+                code,
+                refusal.reason,
+                extra={"item_id": refusal.item_id},
+            )
             retry_after[refusal.item_id] = time.monotonic() + self.config.backoff_max_s
             return True
-        logger.error("cloud refused garment for good (%s): %s", code, refusal.reason, extra={"item_id": refusal.item_id})
+        logger.error(
+            "cloud refused garment for good (%s): %s",
+            code,
+            refusal.reason,
+            extra={"item_id": refusal.item_id},
+        )
         self.spool.ack(refusal.item_id)
         with self.stats.lock:
             self.stats.refused += 1
@@ -245,14 +281,22 @@ class Uplink:
         return False
 
 
-def insecure_channel_factory(address: str, *, max_message_bytes: int, keepalive_s: float = 10.0) -> Callable[[], grpc.Channel]:
+def insecure_channel_factory(
+    address: str, *, max_message_bytes: int, keepalive_s: float = 10.0
+) -> Callable[[], grpc.Channel]:
     """Channels to ``address`` without TLS (loopback, tests, a VPN); see ``tls_channel_factory`` for mTLS."""
     options = _channel_options(max_message_bytes, keepalive_s)
     return lambda: grpc.insecure_channel(address, options=options)
 
 
 def tls_channel_factory(
-    address: str, *, ca: bytes, cert: bytes | None, key: bytes | None, max_message_bytes: int, keepalive_s: float = 10.0
+    address: str,
+    *,
+    ca: bytes,
+    cert: bytes | None,
+    key: bytes | None,
+    max_message_bytes: int,
+    keepalive_s: float = 10.0,
 ) -> Callable[[], grpc.Channel]:
     """Channels with TLS; with ``cert`` and ``key``, mutual TLS."""
     credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)

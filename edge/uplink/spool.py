@@ -101,7 +101,7 @@ class Spool:
         with self._lock:
             self._db.close()
 
-    def __enter__(self) -> "Spool":
+    def __enter__(self) -> Spool:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -112,7 +112,9 @@ class Spool:
         return int(count), int(size)
 
     def _over(self, count: int, size: int, extra: int) -> bool:
-        return (self.max_items > 0 and count + 1 > self.max_items) or (self.max_bytes > 0 and size + extra > self.max_bytes)
+        return (self.max_items > 0 and count + 1 > self.max_items) or (
+            self.max_bytes > 0 and size + extra > self.max_bytes
+        )
 
     def put(self, item_id: str, payload: bytes) -> PutResult:
         """Store a garment durably (committed to disk when this returns).
@@ -122,7 +124,9 @@ class Spool:
         """
         size = len(payload)
         if self.max_bytes > 0 and size > self.max_bytes:
-            raise SpoolFull(f"garment {item_id} is {size} bytes, more than the whole spool ({self.max_bytes})")
+            raise SpoolFull(
+                f"garment {item_id} is {size} bytes, more than the whole spool ({self.max_bytes})"
+            )
         evicted: list[str] = []
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
@@ -134,7 +138,9 @@ class Spool:
                 while self._over(count, total, size):
                     if self.full_policy is FullPolicy.REJECT_NEW:
                         raise SpoolFull(f"spool full ({count} garments, {total} bytes); refusing {item_id}")
-                    row = self._db.execute("SELECT seq, item_id, size FROM garments ORDER BY seq LIMIT 1").fetchone()
+                    row = self._db.execute(
+                        "SELECT seq, item_id, size FROM garments ORDER BY seq LIMIT 1"
+                    ).fetchone()
                     self._db.execute("DELETE FROM garments WHERE seq = ?", (row[0],))
                     evicted.append(row[1])
                     count, total = count - 1, total - row[2]

@@ -117,12 +117,20 @@ class MqttBus:
         """Publish (retained) whether this component is ready; remembered and re-sent on reconnect."""
         self._available = online
         if self.availability_topic:
-            self.publish(self.availability_topic, AVAILABILITY_ONLINE if online else AVAILABILITY_OFFLINE, retain=True)
+            self.publish(
+                self.availability_topic, AVAILABILITY_ONLINE if online else AVAILABILITY_OFFLINE, retain=True
+            )
 
     # publish / subscribe -----------------------------------------------------------------------------------
 
     def publish(
-        self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False, on_acked: Callable[[], None] | None = None
+        self,
+        topic: str,
+        payload: str | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        on_acked: Callable[[], None] | None = None,
     ) -> None:
         """Publish; with QoS 1 paho keeps the message until the broker acks it, across reconnects.
 

@@ -66,7 +66,9 @@ def format_validation_error(
     problems = []
     for err in exc.errors():
         # Drop pydantic's union/tag bookkeeping segments from the location.
-        loc = prefix + tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = prefix + tuple(
+            p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-")))
+        )
         dotted = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_for(loc, lines)
         where = f"{source}:{line}" if line else source

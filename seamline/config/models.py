@@ -22,8 +22,12 @@ M = TypeVar("M", bound=BaseModel)
 class SiteConfig(StrictModel):
     """Which site, line and station this file describes."""
 
-    site_id: str = Field(default="site1", title="Site id", description="Plant or warehouse id; one MQTT topic level.")
-    line_id: str = Field(default="line1", title="Line id", description="Conveyor line id; one MQTT topic level.")
+    site_id: str = Field(
+        default="site1", title="Site id", description="Plant or warehouse id; one MQTT topic level."
+    )
+    line_id: str = Field(
+        default="line1", title="Line id", description="Conveyor line id; one MQTT topic level."
+    )
     station_id: str = Field(default="station1", title="Station id", description="Camera station on the line.")
 
     @field_validator("site_id", "line_id")
@@ -35,9 +39,15 @@ class SiteConfig(StrictModel):
 class TlsConfig(StrictModel):
     """TLS material (mutual TLS when a client certificate is given)."""
 
-    ca_file: Path | None = Field(default=None, title="CA file", description="CA bundle that signs the peer's certificate.")
-    cert_file: Path | None = Field(default=None, title="Certificate", description="This side's certificate (PEM).")
-    key_file: Path | None = Field(default=None, title="Private key", description="This side's private key (PEM).")
+    ca_file: Path | None = Field(
+        default=None, title="CA file", description="CA bundle that signs the peer's certificate."
+    )
+    cert_file: Path | None = Field(
+        default=None, title="Certificate", description="This side's certificate (PEM)."
+    )
+    key_file: Path | None = Field(
+        default=None, title="Private key", description="This side's private key (PEM)."
+    )
 
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
@@ -54,15 +64,23 @@ class MqttConfig(StrictModel):
         title="Broker URL",
         description="mqtt://host:port, or mqtts://host:port for TLS (then see 'tls').",
     )
-    topic_root: str = Field(default="seamline", title="Topic root", description="First topic level for all Seamline topics.")
+    topic_root: str = Field(
+        default="seamline", title="Topic root", description="First topic level for all Seamline topics."
+    )
     client_id_prefix: str = Field(
         default="seamline",
         title="Client id prefix",
         description="Each process appends its component and a unique suffix.",
     )
-    username: str | None = Field(default=None, title="Username", description="Broker username, if the broker wants one.")
-    password: Secret | None = Field(default=None, title="Password", description="Broker password: {env: NAME} or {file: PATH}.")
-    keepalive_s: int = Field(default=30, ge=5, le=3600, title="Keepalive (s)", description="MQTT keepalive interval.")
+    username: str | None = Field(
+        default=None, title="Username", description="Broker username, if the broker wants one."
+    )
+    password: Secret | None = Field(
+        default=None, title="Password", description="Broker password: {env: NAME} or {file: PATH}."
+    )
+    keepalive_s: int = Field(
+        default=30, ge=5, le=3600, title="Keepalive (s)", description="MQTT keepalive interval."
+    )
     tls: TlsConfig | None = Field(default=None, title="TLS", description="TLS for mqtts:// URLs.")
 
     @field_validator("url")
@@ -72,7 +90,7 @@ class MqttConfig(StrictModel):
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("must look like mqtt://host:port or mqtts://host:port")
         try:
-            parts.port
+            _ = parts.port  # parsing the port is the check
         except ValueError as exc:
             raise ValueError(f"bad port: {exc}") from exc
         return value
@@ -107,7 +125,11 @@ class GrpcConfig(StrictModel):
         title="Max message size",
         description="Largest gRPC message either side accepts (one Garment with its crops).",
     )
-    tls: TlsConfig | None = Field(default=None, title="TLS", description="Server or client TLS; mutual TLS with cert and key on both sides.")
+    tls: TlsConfig | None = Field(
+        default=None,
+        title="TLS",
+        description="Server or client TLS; mutual TLS with cert and key on both sides.",
+    )
 
     @field_validator("cloud_address", "listen_address")
     @classmethod
@@ -121,21 +143,33 @@ class GrpcConfig(StrictModel):
 class StorageConfig(StrictModel):
     """Where local state lives (edge spool, cloud stores default under it)."""
 
-    data_dir: Path = Field(default=Path("data"), title="Data directory", description="Root for local state; relative to this file.")
+    data_dir: Path = Field(
+        default=Path("data"),
+        title="Data directory",
+        description="Root for local state; relative to this file.",
+    )
 
 
 class LoggingConfig(StrictModel):
     """Log output."""
 
-    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", title="Level", description="Minimum log level.")
-    json_lines: bool = Field(default=False, title="JSON lines", description="One JSON object per line (for log shippers).")
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", title="Level", description="Minimum log level."
+    )
+    json_lines: bool = Field(
+        default=False, title="JSON lines", description="One JSON object per line (for log shippers)."
+    )
 
 
 class SeamlineConfig(StrictModel):
     """A Seamline configuration file."""
 
-    site: SiteConfig = Field(default_factory=SiteConfig, title="Site", description="Site, line and station ids.")
-    mqtt: MqttConfig = Field(default_factory=MqttConfig, title="MQTT", description="Broker connection and topic root.")
+    site: SiteConfig = Field(
+        default_factory=SiteConfig, title="Site", description="Site, line and station ids."
+    )
+    mqtt: MqttConfig = Field(
+        default_factory=MqttConfig, title="MQTT", description="Broker connection and topic root."
+    )
     grpc: GrpcConfig = Field(default_factory=GrpcConfig, title="gRPC", description="Edge -> cloud link.")
     taxonomy: Path | Taxonomy = Field(
         default=DEFAULT_TAXONOMY_PATH,
@@ -146,9 +180,17 @@ class SeamlineConfig(StrictModel):
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging", description="Log output.")
     # Each side validates its own section with its own models (edge/config.py, cloud/config.py), so the core
     # needs neither side's code; `seamline validate-config` checks both.
-    edge: dict[str, Any] | None = Field(default=None, title="Edge agent", description="The edge agent's settings (see edge/config.py).")
-    cloud: dict[str, Any] | None = Field(default=None, title="Cloud service", description="The cloud service's settings (see cloud/config.py).")
-    review: dict[str, Any] | None = Field(default=None, title="Review console", description="The review console's settings (see cloud/review/config.py).")
+    edge: dict[str, Any] | None = Field(
+        default=None, title="Edge agent", description="The edge agent's settings (see edge/config.py)."
+    )
+    cloud: dict[str, Any] | None = Field(
+        default=None, title="Cloud service", description="The cloud service's settings (see cloud/config.py)."
+    )
+    review: dict[str, Any] | None = Field(
+        default=None,
+        title="Review console",
+        description="The review console's settings (see cloud/review/config.py).",
+    )
 
     @model_validator(mode="after")
     def _resolve_paths(self, info: ValidationInfo) -> SeamlineConfig:

@@ -14,11 +14,15 @@ from seamline.errors import ConfigError
 class Secret(StrictModel):
     """Where to read a secret: ``{env: NAME}`` or ``{file: /run/secrets/name}`` (exactly one)."""
 
-    env: str | None = Field(default=None, title="Environment variable", description="Read the secret from this variable.")
-    file: Path | None = Field(default=None, title="File", description="Read the secret from this file (trailing newline stripped).")
+    env: str | None = Field(
+        default=None, title="Environment variable", description="Read the secret from this variable."
+    )
+    file: Path | None = Field(
+        default=None, title="File", description="Read the secret from this file (trailing newline stripped)."
+    )
 
     @model_validator(mode="after")
-    def _exactly_one(self) -> "Secret":
+    def _exactly_one(self) -> Secret:
         if (self.env is None) == (self.file is None):
             raise ValueError("give exactly one of 'env' or 'file'")
         return self

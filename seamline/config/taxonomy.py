@@ -82,7 +82,9 @@ class NormalClass(StrictModel):
 class Taxonomy(StrictModel):
     """The defect types Seamline detects and classifies."""
 
-    schema_version: int = Field(default=1, title="Schema version", description="Taxonomy file format version.")
+    schema_version: int = Field(
+        default=1, title="Schema version", description="Taxonomy file format version."
+    )
     reject_at_severity: Severity = Field(
         default=Severity.MODERATE,
         title="Reject at severity",
@@ -93,7 +95,7 @@ class Taxonomy(StrictModel):
     normal: NormalClass = Field(title="Normal class", description="The no-defect class.")
 
     @model_validator(mode="after")
-    def _unique_ids(self) -> "Taxonomy":
+    def _unique_ids(self) -> Taxonomy:
         ids = [t.id for t in self.types]
         if not ids:
             raise ValueError("a taxonomy needs at least one defect type")

@@ -83,7 +83,9 @@ def _mypy_grpc_plugin(workdir: Path) -> Path | None:
     except ImportError:
         return None
     script = workdir / "protoc-gen-mypy_grpc"
-    script.write_text(f"#!/bin/sh\nexec '{sys.executable}' -c 'from mypy_protobuf.main import grpc; grpc()'\n")
+    script.write_text(
+        f"#!/bin/sh\nexec '{sys.executable}' -c 'from mypy_protobuf.main import grpc; grpc()'\n"
+    )
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     return script
 
@@ -95,7 +97,12 @@ def generate(proto_root: Path = PROTO_ROOT, out_root: Path = OUT_ROOT) -> list[P
         raise RuntimeError(f"no .proto files under {proto_root / 'seamline'}")
     out_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="seamline-protoc-") as tmp:
-        args = [f"-I{proto_root}", f"--python_out={out_root}", f"--pyi_out={out_root}", f"--grpc_python_out={out_root}"]
+        args = [
+            f"-I{proto_root}",
+            f"--python_out={out_root}",
+            f"--pyi_out={out_root}",
+            f"--grpc_python_out={out_root}",
+        ]
         plugin = _mypy_grpc_plugin(Path(tmp))
         if plugin is not None:
             args += [f"--plugin=protoc-gen-mypy_grpc={plugin}", f"--mypy_grpc_out={out_root}"]
@@ -120,7 +127,10 @@ def _fresh_descriptors(proto_root: Path) -> dict[str, bytes]:
 
     with tempfile.TemporaryDirectory(prefix="seamline-protoc-") as tmp:
         out = Path(tmp) / "set.pb"
-        _protoc([f"-I{proto_root}", f"--descriptor_set_out={out}"] + [str(p.relative) for p in find_protos(proto_root)])
+        _protoc(
+            [f"-I{proto_root}", f"--descriptor_set_out={out}"]
+            + [str(p.relative) for p in find_protos(proto_root)]
+        )
         fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     return {f.name: _canonical(f) for f in fds.file}
 

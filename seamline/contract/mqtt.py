@@ -51,7 +51,9 @@ def topic_specs() -> dict[str, TopicSpec]:
 def check_level(value: str, what: str) -> str:
     """Return ``value`` if it is a valid site/line id (one topic level), else raise ValueError."""
     if not _LEVEL.match(value):
-        raise ValueError(f"{what} {value!r} must be 1-64 characters of a-z, 0-9 and '-', starting with a letter or digit")
+        raise ValueError(
+            f"{what} {value!r} must be 1-64 characters of a-z, 0-9 and '-', starting with a letter or digit"
+        )
     return value
 
 
@@ -65,7 +67,9 @@ class LineTopics:
 
     def __post_init__(self) -> None:
         if not self.root or any(c in self.root for c in "#+") or self.root.endswith("/"):
-            raise ValueError(f"topic root {self.root!r} must be non-empty, without wildcards or a trailing '/'")
+            raise ValueError(
+                f"topic root {self.root!r} must be non-empty, without wildcards or a trailing '/'"
+            )
         check_level(self.site, "site id")
         check_level(self.line, "line id")
 

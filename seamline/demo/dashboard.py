@@ -29,7 +29,10 @@ def stats_table(settings: DemoSettings, stats: LineStats, title: str = "Seamline
     table = Table(title=title, show_header=False, min_width=60)
     table.add_column("what", style="bold")
     table.add_column("value")
-    table.add_row("garments", f"{stats.garments} / {settings.garments}  ({stats.garments_per_s:.2f}/s, belt {settings.rate_hz}/s)")
+    table.add_row(
+        "garments",
+        f"{stats.garments} / {settings.garments}  ({stats.garments_per_s:.2f}/s, belt {settings.rate_hz}/s)",
+    )
     table.add_row("line actions", ", ".join(f"{k} {v}" for k, v in sorted(stats.actions.items())) or "-")
     table.add_row("causes", ", ".join(f"{k} {v}" for k, v in sorted(stats.causes.items())) or "-")
     table.add_row("routes", ", ".join(f"{k} {v}" for k, v in sorted(stats.routes.items())) or "-")
@@ -43,12 +46,17 @@ def stats_table(settings: DemoSettings, stats: LineStats, title: str = "Seamline
     table.add_row("classifier errors", str(stats.errors))
     table.add_row("messages off contract", str(stats.invalid_messages))
     if settings.review:
-        table.add_row("reviewed by people", f"{stats.reviewed} of {stats.routes.get('human', 0)} routed to them")
+        table.add_row(
+            "reviewed by people", f"{stats.reviewed} of {stats.routes.get('human', 0)} routed to them"
+        )
         review = stats.extra.get("review") or {}
         if review.get("agreement_rate") is not None:
             g = review["garments"]
-            table.add_row("AI-reviewer agreement", f"{review['agreement_rate']:.1%} (false positives {g['false_positive']}, "
-                          f"false negatives {g['false_negative']}, misclassified {g['misclassification']})")
+            table.add_row(
+                "AI-reviewer agreement",
+                f"{review['agreement_rate']:.1%} (false positives {g['false_positive']}, "
+                f"false negatives {g['false_negative']}, misclassified {g['misclassification']})",
+            )
     return table
 
 
@@ -87,7 +95,8 @@ class Dashboard:
                 f"garments {stats.garments}/{self.settings.garments} ({stats.garments_per_s:.2f}/s)  "
                 f"actions {dict(sorted(stats.actions.items()))}  p50 {_ms(lat['p50'])} p99 {_ms(lat['p99'])}  "
                 f"auto {_share(stats.auto_share)}  deadline misses {stats.deadline_misses}",
-                file=sys.stdout, flush=True,
+                file=sys.stdout,
+                flush=True,
             )
 
 
@@ -99,8 +108,14 @@ def summary_markdown(settings: DemoSettings, stats: LineStats) -> str:
         ("line actions", ", ".join(f"{k} {v}" for k, v in sorted(stats.actions.items()))),
         ("causes", ", ".join(f"{k} {v}" for k, v in sorted(stats.causes.items()))),
         ("verdict routes", ", ".join(f"{k} {v}" for k, v in sorted(stats.routes.items()))),
-        ("frame -> line command", f"p50 {_ms(lat['p50'])}, p90 {_ms(lat['p90'])}, p99 {_ms(lat['p99'])}, max {_ms(lat['max'])}"),
-        ("overhead outside model compute", f"p50 {_ms(over['p50'])}, p99 {_ms(over['p99'])} ({over['n']} garments)"),
+        (
+            "frame -> line command",
+            f"p50 {_ms(lat['p50'])}, p90 {_ms(lat['p90'])}, p99 {_ms(lat['p99'])}, max {_ms(lat['max'])}",
+        ),
+        (
+            "overhead outside model compute",
+            f"p50 {_ms(over['p50'])}, p99 {_ms(over['p99'])} ({over['n']} garments)",
+        ),
         ("deadline misses", str(stats.deadline_misses)),
         ("handled automatically", _share(stats.auto_share)),
         ("accuracy of automatic decisions", _share(stats.auto_accuracy)),
@@ -111,13 +126,26 @@ def summary_markdown(settings: DemoSettings, stats: LineStats) -> str:
     ]
     review = stats.extra.get("review")
     if review:
-        who = "a simulated reviewer (deciding from the synthetic truth)" if review.get("simulated_reviewer") else "people"
-        rows.append(("reviewed", f"{review['reviewed']} of {review['routed_to_people']} garments routed to people, by {who}"))
+        who = (
+            "a simulated reviewer (deciding from the synthetic truth)"
+            if review.get("simulated_reviewer")
+            else "people"
+        )
+        rows.append(
+            (
+                "reviewed",
+                f"{review['reviewed']} of {review['routed_to_people']} garments routed to people, by {who}",
+            )
+        )
         if review.get("agreement_rate") is not None:
             g = review["garments"]
-            counts = (f"false positives {g['false_positive']}, false negatives {g['false_negative']}, "
-                      f"misclassified {g['misclassification']}, unanswered {g['unanswered']}")
-            rows.append(("AI-reviewer agreement (review report)", f"{review['agreement_rate']:.1%}: {counts}"))
+            counts = (
+                f"false positives {g['false_positive']}, false negatives {g['false_negative']}, "
+                f"misclassified {g['misclassification']}, unanswered {g['unanswered']}"
+            )
+            rows.append(
+                ("AI-reviewer agreement (review report)", f"{review['agreement_rate']:.1%}: {counts}")
+            )
         if review.get("report"):
             rows.append(("weekly review report", f"`{review['report']}` (and JSON, charts)"))
     return (

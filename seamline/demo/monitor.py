@@ -56,7 +56,11 @@ class GarmentTrace:
     @property
     def automatic(self) -> bool:
         """Settled without a person: an automatic verdict commanded it in time."""
-        return bool(self.command and self.command["cause"] in ("verdict", "no_detection") and self.command["action"] != "divert_review")
+        return bool(
+            self.command
+            and self.command["cause"] in ("verdict", "no_detection")
+            and self.command["action"] != "divert_review"
+        )
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -76,7 +80,9 @@ class LineStats:
     overhead_ms: dict[str, float | None]
     auto_share: float
     auto_accuracy: float | None  # automatic decisions equal to the truth
-    line_accuracy: float | None  # all garments: pass->pass, reject->reject; a diversion counts as neither right nor wrong
+    line_accuracy: (
+        float | None
+    )  # all garments: pass->pass, reject->reject; a diversion counts as neither right nor wrong
     escapes: int  # truly defective (reject) garments the line passed automatically
     with_truth: int
     errors: int  # verdicts that carry a classifier error
@@ -152,8 +158,11 @@ class LineMonitor:
         routes = Counter((t.verdict or {}).get("route", "none") for t in traces)
         latencies = [lat for t in traces if (lat := t.latency_ms) is not None]
         overheads = [
-            t.latency_ms - t.model_ms for t in traces
-            if t.command["cause"] in ("verdict", "no_detection") and t.latency_ms is not None and t.model_ms is not None
+            t.latency_ms - t.model_ms
+            for t in traces
+            if t.command["cause"] in ("verdict", "no_detection")
+            and t.latency_ms is not None
+            and t.model_ms is not None
         ]
         starts = [t.captured_at for t in traces if t.captured_at is not None]
         ends = [_ts(t.command["issued_at"]) for t in traces]
@@ -166,8 +175,13 @@ class LineMonitor:
         escapes = sum(1 for t in auto_judged if t.truth == "reject" and t.command["action"] == "pass")
 
         def summary(values: list[float]) -> dict[str, float | None]:
-            return {"p50": percentile(values, 50), "p90": percentile(values, 90), "p99": percentile(values, 99),
-                    "max": max(values) if values else None, "n": len(values)}
+            return {
+                "p50": percentile(values, 50),
+                "p90": percentile(values, 90),
+                "p99": percentile(values, 99),
+                "max": max(values) if values else None,
+                "n": len(values),
+            }
 
         return LineStats(
             garments=len(traces),
@@ -188,4 +202,3 @@ class LineMonitor:
             invalid_messages=self.invalid,
             reviewed=sum(1 for t in traces if t.review is not None),
         )
-

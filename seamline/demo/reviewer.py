@@ -46,11 +46,17 @@ def synthetic_labeler(source: dict[str, Any]) -> Labeler:
         defects = [d for d in garment.defects if d.visible >= 0.5]
         crops, covered = [], set()
         for crop in item["crops"]:
-            here = [d for d in defects if d.view_index == crop["view_index"] and _overlap(crop["box"], d.box) >= 0.3]
+            here = [
+                d
+                for d in defects
+                if d.view_index == crop["view_index"] and _overlap(crop["box"], d.box) >= 0.3
+            ]
             if here:
                 best = max(here, key=lambda d: _overlap(crop["box"], d.box))
                 covered.update(d.defect_index for d in here)
-                crops.append({"crop_id": crop["crop_id"], "type": best.type_id, "severity": best.severity.value})
+                crops.append(
+                    {"crop_id": crop["crop_id"], "type": best.type_id, "severity": best.severity.value}
+                )
             else:
                 crops.append({"crop_id": crop["crop_id"], "type": "normal", "severity": "none"})
         sizes = {int(v[0]): (int(v[1]), int(v[2])) for v in item["views"]}
@@ -59,12 +65,23 @@ def synthetic_labeler(source: dict[str, Any]) -> Labeler:
             if d.defect_index in covered or d.view_index not in sizes:
                 continue
             width, height = sizes[d.view_index]
-            box = [max(0.0, d.box[0]), max(0.0, d.box[1]), min(float(width), d.box[2]), min(float(height), d.box[3])]
+            box = [
+                max(0.0, d.box[0]),
+                max(0.0, d.box[1]),
+                min(float(width), d.box[2]),
+                min(float(height), d.box[3]),
+            ]
             if box[2] - box[0] >= 1 and box[3] - box[1] >= 1:
-                missed.append({"view_index": d.view_index, "box": box, "type": d.type_id, "severity": d.severity.value})
+                missed.append(
+                    {"view_index": d.view_index, "box": box, "type": d.type_id, "severity": d.severity.value}
+                )
                 covered.add(d.defect_index)
-        return {"decision": garment.expected_decision.value, "crops": crops, "missed": missed[:32],
-                "note": "Simulated reviewer: labelled from the synthetic truth."}
+        return {
+            "decision": garment.expected_decision.value,
+            "crops": crops,
+            "missed": missed[:32],
+            "note": "Simulated reviewer: labelled from the synthetic truth.",
+        }
 
     return label
 
@@ -72,7 +89,9 @@ def synthetic_labeler(source: dict[str, Any]) -> Labeler:
 class SimulatedReviewer(threading.Thread):
     """Works the console's queue until ``finish()`` is called and the queue is empty, or ``stop()``."""
 
-    def __init__(self, url: str, reviewer_id: str, password: str, labeler: Labeler, *, think_s: float = 0.2) -> None:
+    def __init__(
+        self, url: str, reviewer_id: str, password: str, labeler: Labeler, *, think_s: float = 0.2
+    ) -> None:
         super().__init__(name="simulated-reviewer", daemon=True)
         self.url, self.reviewer_id, self.password = url, reviewer_id, password
         self.labeler = labeler
@@ -111,7 +130,11 @@ class SimulatedReviewer(threading.Thread):
                         http.post(f"/api/items/{item['item_id']}/release", headers={"X-CSRF-Token": csrf})
                         return
                     self._stop.wait(self.think_s)
-                    done = http.post(f"/api/items/{item['item_id']}/decision", json=decision, headers={"X-CSRF-Token": csrf})
+                    done = http.post(
+                        f"/api/items/{item['item_id']}/decision",
+                        json=decision,
+                        headers={"X-CSRF-Token": csrf},
+                    )
                     if done.status_code != 200:
                         self.errors.append(f"{item['item_id']}: {done.status_code} {done.text[:300]}")
                         logger.warning("simulated reviewer: %s", self.errors[-1])
@@ -123,14 +146,15 @@ class SimulatedReviewer(threading.Thread):
             logger.warning("simulated reviewer stopped: %s", exc)
 
 
-
 def console_login(http: Any, reviewer_id: str, password: str) -> str:
     """Log an httpx client (base URL: the console) in as a person would; returns the session's CSRF token."""
     page = http.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     if token is None:
         raise RuntimeError("no login form")
-    answer = http.post("/login", data={"csrf_token": token[1], "reviewer_id": reviewer_id, "password": password, "next": "/"})
+    answer = http.post(
+        "/login", data={"csrf_token": token[1], "reviewer_id": reviewer_id, "password": password, "next": "/"}
+    )
     if answer.status_code != 303:
         raise RuntimeError(f"login refused ({answer.status_code})")
     csrf = re.search(r'name="csrf-token" content="([^"]+)"', http.get("/").text)

@@ -85,7 +85,9 @@ def synthetic_truth(synth: dict[str, Any]):
     return truth
 
 
-def demo_config(settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_port: int, review_port: int = 8080) -> dict[str, Any]:
+def demo_config(
+    settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_port: int, review_port: int = 8080
+) -> dict[str, Any]:
     """The Seamline configuration the demo's processes share (written to OUT/seamline.yaml)."""
     routing: dict[str, Any] = {}
     if settings.auto_threshold is not None:
@@ -98,16 +100,33 @@ def demo_config(settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_p
         "grpc": {"cloud_address": f"127.0.0.1:{grpc_port}", "listen_address": f"127.0.0.1:{grpc_port}"},
         "storage": {"data_dir": str((settings.out_dir / "data").resolve())},
         "edge": {
-            "source": {"type": "synthetic", "rate_hz": settings.rate_hz, "count": settings.garments,
-                       "synth": {"views": settings.views, "seed": settings.seed}},
-            "detector": {"type": "onnxruntime", "model": str(settings.detector.resolve()), "providers": ["cpu"], "score_threshold": 0.25,
-                         "intra_op_threads": 1},  # vLLM keeps a core busy; one thread avoids contending for it
+            "source": {
+                "type": "synthetic",
+                "rate_hz": settings.rate_hz,
+                "count": settings.garments,
+                "synth": {"views": settings.views, "seed": settings.seed},
+            },
+            "detector": {
+                "type": "onnxruntime",
+                "model": str(settings.detector.resolve()),
+                "providers": ["cpu"],
+                "score_threshold": 0.25,
+                "intra_op_threads": 1,
+            },  # vLLM keeps a core busy; one thread avoids contending for it
             "timing": {"belt_speed_m_s": 0.5, "distance_to_diverter_m": 3.0, "actuation_margin_s": 0.3},
             "metrics_port": None,
         },
         "cloud": {
-            "classifier": {"model": "seamline-demo-classifier", "max_concurrency": 16, "prompt": {"style": "v1-compact"}},
-            "local_vllm": {"model": str(settings.classifier.resolve()), "port": vllm_port, "ready_timeout_s": settings.ready_timeout_s},
+            "classifier": {
+                "model": "seamline-demo-classifier",
+                "max_concurrency": 16,
+                "prompt": {"style": "v1-compact"},
+            },
+            "local_vllm": {
+                "model": str(settings.classifier.resolve()),
+                "port": vllm_port,
+                "ready_timeout_s": settings.ready_timeout_s,
+            },
             **({"routing": routing} if routing else {}),
         },
         "review": {"host": "127.0.0.1", "port": review_port},
@@ -124,7 +143,10 @@ class _Process:
         self._pattern = re.compile(ready) if ready else None
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "seamline", *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+            [sys.executable, "-m", "seamline", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,  # Ctrl-C in the terminal reaches only the demo, which stops the children in order
         )
         self._log = log_path.open("wb")
@@ -136,7 +158,11 @@ class _Process:
         for raw in self.proc.stdout:
             self._log.write(raw)
             self._log.flush()
-            if self._pattern and not self.ready.is_set() and self._pattern.search(raw.decode(errors="replace")):
+            if (
+                self._pattern
+                and not self.ready.is_set()
+                and self._pattern.search(raw.decode(errors="replace"))
+            ):
                 self.ready.set()
 
     def alive(self) -> bool:
@@ -183,11 +209,18 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
     bus = None
     bot = None
     try:
-        config = demo_config(settings, mqtt_url=broker.url, grpc_port=free_port(), vllm_port=free_port(), review_port=free_port())
+        config = demo_config(
+            settings,
+            mqtt_url=broker.url,
+            grpc_port=free_port(),
+            vllm_port=free_port(),
+            review_port=free_port(),
+        )
         config_path = out / "seamline.yaml"
         config_path.write_text(
             "# Written by `seamline demo`: the configuration its cloud and edge processes ran with.\n"
-            + yaml.safe_dump(config, sort_keys=False), encoding="utf-8",
+            + yaml.safe_dump(config, sort_keys=False),
+            encoding="utf-8",
         )
         monitor = LineMonitor(truth=synthetic_truth(config["edge"]["source"]))
         topics = LineTopics("seamline", SITE, LINE)
@@ -198,8 +231,15 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
             raise DemoError(f"cannot connect to the MQTT broker at {broker.url}")
 
         dashboard = Dashboard(settings, live=live)
-        dashboard.phase(f"broker: {broker.kind} at {broker.url}; starting the cloud service and its vLLM (about a minute) ...")
-        cloud = _Process("cloud", ["cloud", "serve", "--config", str(config_path)], out / "logs" / "cloud.log", ready=r"cloud service listening")
+        dashboard.phase(
+            f"broker: {broker.kind} at {broker.url}; starting the cloud service and its vLLM (about a minute) ..."
+        )
+        cloud = _Process(
+            "cloud",
+            ["cloud", "serve", "--config", str(config_path)],
+            out / "logs" / "cloud.log",
+            ready=r"cloud service listening",
+        )
         processes.append(cloud)
         deadline = time.monotonic() + settings.ready_timeout_s
         while not cloud.ready.wait(0.5):
@@ -226,13 +266,17 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
             stats = monitor.stats()
             dashboard.tick(stats)
         if edge.proc.returncode != 0:
-            raise DemoError(f"the edge agent failed (exit {edge.proc.returncode}, log {edge.log_path}):\n{edge.tail()}")
+            raise DemoError(
+                f"the edge agent failed (exit {edge.proc.returncode}, log {edge.log_path}):\n{edge.tail()}"
+            )
         if review_url is not None:
             stats = _finish_review(settings, config_path, monitor, bot, dashboard, review_url)
         write_summary(out, settings, stats)
         if settings.hold and review_url is not None:
-            dashboard.phase(f"the line has finished; the review console stays at {review_url} until Ctrl-C "
-                            f"(login in {out / 'review-login.txt'})")
+            dashboard.phase(
+                f"the line has finished; the review console stays at {review_url} until Ctrl-C "
+                f"(login in {out / 'review-login.txt'})"
+            )
             try:
                 while all(p.alive() for p in processes if p.name != "edge"):
                     time.sleep(1)
@@ -249,7 +293,13 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
         broker.stop()
 
 
-def _start_review(settings: DemoSettings, config: dict[str, Any], config_path: Path, processes: list[_Process], dashboard: Any):  # type: ignore[no-untyped-def]
+def _start_review(
+    settings: DemoSettings,
+    config: dict[str, Any],
+    config_path: Path,
+    processes: list[_Process],
+    dashboard: Any,
+):  # type: ignore[no-untyped-def]
     """Create the demo's reviewer accounts, start ``seamline review serve`` and the simulated reviewer."""
     from seamline.demo.reviewer import SimulatedReviewer, synthetic_labeler
 
@@ -258,51 +308,118 @@ def _start_review(settings: DemoSettings, config: dict[str, Any], config_path: P
     for name, password in passwords.items():
         env = dict(os.environ, SEAMLINE_DEMO_PASSWORD=password)
         done = subprocess.run(
-            [sys.executable, "-m", "seamline", "review", "add-reviewer", name, "--config", str(config_path), "--password-env", "SEAMLINE_DEMO_PASSWORD"],
-            capture_output=True, text=True, env=env, timeout=120, check=False,
+            [
+                sys.executable,
+                "-m",
+                "seamline",
+                "review",
+                "add-reviewer",
+                name,
+                "--config",
+                str(config_path),
+                "--password-env",
+                "SEAMLINE_DEMO_PASSWORD",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
         )
         if done.returncode != 0 and "exists already" not in done.stderr:
             raise DemoError(f"could not create the demo reviewer {name}: {done.stderr.strip()}")
         if "exists already" in done.stderr:  # a reused output folder: reset the password to this run's
-            subprocess.run([sys.executable, "-m", "seamline", "review", "set-password", name, "--config", str(config_path),
-                            "--password-env", "SEAMLINE_DEMO_PASSWORD"], capture_output=True, env=env, timeout=120, check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "seamline",
+                    "review",
+                    "set-password",
+                    name,
+                    "--config",
+                    str(config_path),
+                    "--password-env",
+                    "SEAMLINE_DEMO_PASSWORD",
+                ],
+                capture_output=True,
+                env=env,
+                timeout=120,
+                check=True,
+            )
     url = f"http://{config['review']['host']}:{config['review']['port']}"
-    (out / "review-login.txt").write_text(f"{url}\nreviewer: reviewer\npassword: {passwords['reviewer']}\n", encoding="utf-8")
-    review = _Process("review", ["review", "serve", "--config", str(config_path)], out / "logs" / "review.log", ready=r"review console listening")
+    (out / "review-login.txt").write_text(
+        f"{url}\nreviewer: reviewer\npassword: {passwords['reviewer']}\n", encoding="utf-8"
+    )
+    review = _Process(
+        "review",
+        ["review", "serve", "--config", str(config_path)],
+        out / "logs" / "review.log",
+        ready=r"review console listening",
+    )
     processes.append(review)
     if not review.ready.wait(60):
         raise DemoError(f"the review console did not start (log {review.log_path}):\n{review.tail()}")
     bot = None
     if settings.simulated_reviewer:
-        bot = SimulatedReviewer(url, "simulated", passwords["simulated"], synthetic_labeler(config["edge"]["source"]))
+        bot = SimulatedReviewer(
+            url, "simulated", passwords["simulated"], synthetic_labeler(config["edge"]["source"])
+        )
         bot.start()
     who = "; a simulated reviewer decides from the synthetic truth" if bot else ""
     dashboard.phase(f"review console at {url} — log in as 'reviewer', password {passwords['reviewer']}{who}")
     return url, bot
 
 
-def _finish_review(settings: DemoSettings, config_path: Path, monitor: LineMonitor, bot: Any, dashboard: Any, url: str) -> LineStats:
+def _finish_review(
+    settings: DemoSettings, config_path: Path, monitor: LineMonitor, bot: Any, dashboard: Any, url: str
+) -> LineStats:
     """Let the simulated reviewer empty the queue, then write the weekly review report into OUT/review/."""
     from seamline.demo.reviewer import wait_for
 
     stats = monitor.stats()
     routed = stats.routes.get("human", 0)
     if bot is not None:
-        dashboard.phase(f"line done; the simulated reviewer finishes the queue ({stats.reviewed}/{routed} reviewed)")
+        dashboard.phase(
+            f"line done; the simulated reviewer finishes the queue ({stats.reviewed}/{routed} reviewed)"
+        )
         bot.finish()
         wait_for(lambda: monitor.stats().reviewed >= routed or not bot.is_alive(), timeout=60 + 2 * routed)
         bot.stop()
     out = settings.out_dir / "review"
     done = subprocess.run(
-        [sys.executable, "-m", "seamline", "report", "weekly", "--config", str(config_path), "--out", str(out)],
-        capture_output=True, text=True, timeout=300, check=False,
+        [
+            sys.executable,
+            "-m",
+            "seamline",
+            "report",
+            "weekly",
+            "--config",
+            str(config_path),
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     stats = monitor.stats()
-    review: dict[str, Any] = {"console": url, "routed_to_people": routed, "reviewed": stats.reviewed,
-                              "simulated_reviewer": bot is not None, "bot_errors": bot.errors[:5] if bot else []}
+    review: dict[str, Any] = {
+        "console": url,
+        "routed_to_people": routed,
+        "reviewed": stats.reviewed,
+        "simulated_reviewer": bot is not None,
+        "bot_errors": bot.errors[:5] if bot else [],
+    }
     if done.returncode == 0:
         report = json.loads(done.stdout)
-        review.update({k: report[k] for k in ("week", "total_reviews", "agreement_rate", "garments", "regions", "retrain")})
+        review.update(
+            {
+                k: report[k]
+                for k in ("week", "total_reviews", "agreement_rate", "garments", "regions", "retrain")
+            }
+        )
         review["per_class"] = {k: v for k, v in report["per_class"].items() if v["predicted"] or v["actual"]}
         review["report"] = str(out / "report.md")
     else:
@@ -314,6 +431,9 @@ def _finish_review(settings: DemoSettings, config_path: Path, monitor: LineMonit
 def write_summary(out: Path, settings: DemoSettings, stats: LineStats) -> None:
     from seamline.demo.dashboard import summary_markdown
 
-    record = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()}, "stats": stats.to_dict()}
+    record = {
+        "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()},
+        "stats": stats.to_dict(),
+    }
     (out / "summary.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     (out / "summary.md").write_text(summary_markdown(settings, stats), encoding="utf-8")

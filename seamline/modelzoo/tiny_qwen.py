@@ -74,11 +74,19 @@ _VISION = {
 
 # "small": the demo classifier's base — a vision tower wide and deep enough to learn defect textures from
 # scratch (the tiny one only separates colours); still a few million parameters and CPU-trainable.
-_SMALL_VISION = {"depth": 4, "hidden_size": 128, "intermediate_size": 512, "num_heads": 2, "fullatt_block_indexes": [1, 3]}
+_SMALL_VISION = {
+    "depth": 4,
+    "hidden_size": 128,
+    "intermediate_size": 512,
+    "num_heads": 2,
+    "fullatt_block_indexes": [1, 3],
+}
 QwenSize = Literal["tiny", "small"]
 
 
-def tiny_qwen2_5_vl_config(token_ids: dict[str, int], vocab_size: int, size: QwenSize = "tiny") -> Qwen2_5_VLConfig:
+def tiny_qwen2_5_vl_config(
+    token_ids: dict[str, int], vocab_size: int, size: QwenSize = "tiny"
+) -> Qwen2_5_VLConfig:
     """The tiny (or small) model's config with the tokenizer's special-token ids wired in.
 
     Args:

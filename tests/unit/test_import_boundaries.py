@@ -28,12 +28,16 @@ def test_core_and_edge_import_without_heavy_libraries():
         + f"loaded = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
         + "print(','.join(loaded))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"edge runtime path imported: {result.stdout.strip()}"
 
 
-def _imported_top_levels(package: Path, skip: tuple[str, ...] = (), skip_dirs: tuple[str, ...] = ()) -> set[str]:
+def _imported_top_levels(
+    package: Path, skip: tuple[str, ...] = (), skip_dirs: tuple[str, ...] = ()
+) -> set[str]:
     names: set[str] = set()
     for path in package.rglob("*.py"):
         if path.name in skip or any(part in skip_dirs for part in path.relative_to(package).parts[:-1]):
@@ -51,7 +55,9 @@ def test_edge_and_cloud_never_import_each_other():
     # cloud/learning is the one exception: it trains and scores the edge's detector through the edge's own
     # pre- and post-processing (exactly what the edge will run). It is a tool the ML team runs, not the service.
     assert "edge" not in _imported_top_levels(REPO / "cloud", skip_dirs=("learning",))
-    assert "edge" in _imported_top_levels(REPO / "cloud" / "learning")  # the exception is still needed (else drop it)
+    assert "edge" in _imported_top_levels(
+        REPO / "cloud" / "learning"
+    )  # the exception is still needed (else drop it)
 
 
 def test_the_cloud_service_loads_neither_the_edge_nor_training():
@@ -59,7 +65,9 @@ def test_the_cloud_service_loads_neither_the_edge_nor_training():
         "import sys\nimport cloud.service, cloud.cli\n"
         "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'edge' or m.startswith('cloud.learning'))))\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"the cloud service imported: {result.stdout.strip()}"
 

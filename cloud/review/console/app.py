@@ -15,7 +15,7 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -68,12 +68,20 @@ def create_app(service: ReviewService) -> FastAPI:
         finally:
             await service.stop()
 
-    app = FastAPI(title="Seamline review console", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="Seamline review console",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+    )
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     templates = Jinja2Templates(directory=HERE / "templates")
     taxonomy = service.taxonomy
     language = service.review.language
-    type_names = {t.id: t.names.get(language) for t in taxonomy.types} | {taxonomy.normal.id: taxonomy.normal.names.get(language)}
+    type_names = {t.id: t.names.get(language) for t in taxonomy.types} | {
+        taxonomy.normal.id: taxonomy.normal.names.get(language)
+    }
     secure = service.review.secure_cookies
     throttle = LoginThrottle()
 
@@ -84,8 +92,14 @@ def create_app(service: ReviewService) -> FastAPI:
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return problem_response(413, "Request too large", f"bodies are limited to {MAX_BODY_BYTES} bytes")
-        if request.method == "POST" and length is None and "chunked" in request.headers.get("transfer-encoding", ""):
-            return problem_response(411, "Length required", "send a Content-Length (bodies are limited to 1 MiB)")
+        if (
+            request.method == "POST"
+            and length is None
+            and "chunked" in request.headers.get("transfer-encoding", "")
+        ):
+            return problem_response(
+                411, "Length required", "send a Content-Length (bodies are limited to 1 MiB)"
+            )
         return await call_next(request)
 
     @app.exception_handler(Problem)
@@ -118,7 +132,9 @@ def create_app(service: ReviewService) -> FastAPI:
             raise Problem(403, "CSRF check failed", "The request did not carry this session's CSRF token.")
 
     def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
-        return templates.TemplateResponse(request, name, {"type_names": type_names, **context}, status_code=status)
+        return templates.TemplateResponse(
+            request, name, {"type_names": type_names, **context}, status_code=status
+        )
 
     # login ------------------------------------------------------------------------------------------------------
 
@@ -129,8 +145,12 @@ def create_app(service: ReviewService) -> FastAPI:
     @app.get("/login", response_class=HTMLResponse)
     async def login_page(request: Request, next: str = "/") -> HTMLResponse:
         token = secrets.token_urlsafe(32)
-        response = render(request, "login.html", {"csrf_token": token, "next": _safe_next(next), "error": None})
-        response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=3600)
+        response = render(
+            request, "login.html", {"csrf_token": token, "next": _safe_next(next), "error": None}
+        )
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=3600
+        )
         return response
 
     @app.post("/login")
@@ -150,13 +170,27 @@ def create_app(service: ReviewService) -> FastAPI:
         if not await asyncio.to_thread(service.reviewers.authenticate, reviewer_id, password):
             logger.warning("failed login for reviewer %r", reviewer_id)
             token = secrets.token_urlsafe(32)
-            response = render(request, "login.html", {"csrf_token": token, "next": next_url, "error": "Unknown reviewer or wrong password."}, 401)
-            response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=3600)
+            response = render(
+                request,
+                "login.html",
+                {"csrf_token": token, "next": next_url, "error": "Unknown reviewer or wrong password."},
+                401,
+            )
+            response.set_cookie(
+                LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=3600
+            )
             return response
         throttle.succeeded(reviewer_id)
         token, _ = await asyncio.to_thread(service.reviewers.open_session, reviewer_id)
         response = RedirectResponse(next_url, status_code=303)
-        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=secure, max_age=int(service.review.session_hours * 3600))
+        response.set_cookie(
+            SESSION_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            secure=secure,
+            max_age=int(service.review.session_hours * 3600),
+        )
         response.delete_cookie(LOGIN_CSRF_COOKIE)
         logger.info("reviewer %s logged in", reviewer_id)
         return response
@@ -176,8 +210,14 @@ def create_app(service: ReviewService) -> FastAPI:
     async def queue_page(request: Request, empty: int = 0) -> HTMLResponse:
         session = await page_session(request)
         snapshot = await asyncio.to_thread(service.queue.snapshot, service.review.queue_preview)
-        holding = next((i["item_id"] for i in snapshot["in_review"] if i["claimed_by"] == session.reviewer_id), None)
-        return render(request, "queue.html", {"session": session, "snapshot": snapshot, "empty": bool(empty), "holding": holding})
+        holding = next(
+            (i["item_id"] for i in snapshot["in_review"] if i["claimed_by"] == session.reviewer_id), None
+        )
+        return render(
+            request,
+            "queue.html",
+            {"session": session, "snapshot": snapshot, "empty": bool(empty), "holding": holding},
+        )
 
     @app.post("/take")
     async def take_page(request: Request) -> RedirectResponse:
@@ -207,7 +247,12 @@ def create_app(service: ReviewService) -> FastAPI:
         except (DecisionError, ValidationError) as exc:
             return render(request, "item.html", _item_context(session, detail, error=_message(exc)), 422)
         except ReviewError as exc:
-            return render(request, "item.html", _item_context(session, await _detail(item_id), error=str(exc)), exc.status)
+            return render(
+                request,
+                "item.html",
+                _item_context(session, await _detail(item_id), error=str(exc)),
+                exc.status,
+            )
         if form.get("then") == "next":
             item = await asyncio.to_thread(service.take_next, session.reviewer_id)
             if item is not None:
@@ -226,7 +271,11 @@ def create_app(service: ReviewService) -> FastAPI:
     async def report_page(request: Request, week: str | None = None) -> HTMLResponse:
         session = await page_session(request)
         report = await _report(week)
-        return render(request, "report.html", {"session": session, "report": report, "report_json": json.dumps(report, indent=2)})
+        return render(
+            request,
+            "report.html",
+            {"session": session, "report": report, "report_json": json.dumps(report, indent=2)},
+        )
 
     @app.get("/report/charts/{name}.png")
     async def report_chart(request: Request, name: str, week: str | None = None) -> Response:
@@ -247,7 +296,9 @@ def create_app(service: ReviewService) -> FastAPI:
         if crop is None:
             raise Problem(404, "No such crop", f"item {item_id!r} has no crop {crop_id!r}")
         data = await asyncio.to_thread(service.crop_store.get, crop["uri"])
-        return Response(data, media_type=f"image/{crop['encoding']}", headers={"Cache-Control": "private, max-age=3600"})
+        return Response(
+            data, media_type=f"image/{crop['encoding']}", headers={"Cache-Control": "private, max-age=3600"}
+        )
 
     # JSON API ---------------------------------------------------------------------------------------------------
 
@@ -288,7 +339,9 @@ def create_app(service: ReviewService) -> FastAPI:
         except ReviewError as exc:
             raise Problem(exc.status, "Cannot decide this item", str(exc)) from exc
         return {
-            "item_id": item_id, "verdict_id": result.verdict.verdict_id, "outcome": result.outcome.value,
+            "item_id": item_id,
+            "verdict_id": result.verdict.verdict_id,
+            "outcome": result.outcome.value,
             "regions": {region: outcome.value for region, outcome in result.regions},
         }
 
@@ -310,7 +363,9 @@ def create_app(service: ReviewService) -> FastAPI:
 
         async def stream() -> AsyncIterator[str]:
             while not service.watch.closed and not await request.is_disconnected():
-                if await asyncio.to_thread(session_of, request) is None:  # logged out or deactivated meanwhile
+                if (
+                    await asyncio.to_thread(session_of, request) is None
+                ):  # logged out or deactivated meanwhile
                     yield "event: logout\ndata: {}\n\n"
                     return
                 seen = service.watch.version  # before the snapshot: a change during it wakes the next wait
@@ -318,7 +373,11 @@ def create_app(service: ReviewService) -> FastAPI:
                 yield f"event: queue\ndata: {json.dumps(snapshot)}\n\n"
                 await service.watch.wait(seen, SSE_HEARTBEAT_S)
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
 
     # helpers ------------------------------------------------------------------------------------------------------
 
@@ -336,7 +395,7 @@ def create_app(service: ReviewService) -> FastAPI:
 
     async def _report(week: str | None) -> dict[str, Any]:
         try:
-            start = iso_week(week) if week else iso_week(datetime.now(timezone.utc).strftime("%G-W%V"))
+            start = iso_week(week) if week else iso_week(datetime.now(UTC).strftime("%G-W%V"))
         except ValueError as exc:
             raise Problem(400, "Bad week", str(exc)) from exc
         return await asyncio.to_thread(weekly_report, service.audit.engine, start, taxonomy)
@@ -347,24 +406,40 @@ def create_app(service: ReviewService) -> FastAPI:
         decided = detail["decision"]
         human_by_crop = {d["crop_id"]: d for d in (decided["verdict"]["defects"] if decided else [])}
         return {
-            "session": session, "review": review, "garment": detail["garment"], "ai": detail["ai_verdict"],
-            "ai_by_crop": ai_by_crop, "human_by_crop": human_by_crop, "decision": decided, "error": error,
+            "session": session,
+            "review": review,
+            "garment": detail["garment"],
+            "ai": detail["ai_verdict"],
+            "ai_by_crop": ai_by_crop,
+            "human_by_crop": human_by_crop,
+            "decision": decided,
+            "error": error,
             "missed": [d for d in human_by_crop.values() if d["crop_id"].startswith(MISSED_PREFIX)],
             "mine": review.status == "in_review" and review.claimed_by == session.reviewer_id,
-            "labels": [taxonomy.normal.id, *taxonomy.type_ids], "defect_types": list(taxonomy.type_ids),
-            "views": [{"index": int(v[0]), "width": int(v[1]), "height": int(v[2])} for v in detail["garment"]["views"]],
+            "labels": [taxonomy.normal.id, *taxonomy.type_ids],
+            "defect_types": list(taxonomy.type_ids),
+            "views": [
+                {"index": int(v[0]), "width": int(v[1]), "height": int(v[2])}
+                for v in detail["garment"]["views"]
+            ],
         }
 
     def _same_reviewer(session: Session, claimed: Any) -> None:
         if claimed not in (None, "", session.reviewer_id):
-            raise Problem(403, "Cannot act as another reviewer", f"this session belongs to {session.reviewer_id!r}")
+            raise Problem(
+                403, "Cannot act as another reviewer", f"this session belongs to {session.reviewer_id!r}"
+            )
 
     return app
 
 
 def _decision_from_form(form: Any, garment: dict[str, Any]) -> HumanDecision:
     crops = [
-        CropLabel(crop_id=c["crop_id"], type=str(form.get(f"type-{c['crop_id']}", "")), severity=str(form.get(f"severity-{c['crop_id']}", "")))  # type: ignore[arg-type]
+        CropLabel(
+            crop_id=c["crop_id"],
+            type=str(form.get(f"type-{c['crop_id']}", "")),
+            severity=str(form.get(f"severity-{c['crop_id']}", "")),
+        )  # type: ignore[arg-type]
         for c in garment["crops"]
     ]
     try:
@@ -374,19 +449,48 @@ def _decision_from_form(form: Any, garment: dict[str, Any]) -> HumanDecision:
     if not isinstance(missed_raw, list):
         raise DecisionError("missed: expected a list of boxes")
     missed = [MissedDefect.model_validate(m) for m in missed_raw]
-    return HumanDecision(decision=str(form.get("decision", "")), note=str(form.get("note") or "") or None, crops=tuple(crops), missed=tuple(missed))  # type: ignore[arg-type]
+    return HumanDecision(
+        decision=str(form.get("decision", "")),
+        note=str(form.get("note") or "") or None,
+        crops=tuple(crops),
+        missed=tuple(missed),
+    )  # type: ignore[arg-type]
 
 
 def _public_detail(detail: dict[str, Any]) -> dict[str, Any]:
     garment = detail["garment"]
     review = detail["review"]
-    return json.loads(json.dumps({
-        "item_id": garment["item_id"], "site_id": garment["site_id"], "line_id": garment["line_id"],
-        "status": review.status, "priority": review.priority, "claimed_by": review.claimed_by,
-        "views": garment["views"],
-        "crops": [{k: c[k] for k in ("crop_id", "view_index", "box", "crop_box", "width", "height", "detector_score")} for c in garment["crops"]],
-        "ai_verdict": detail["ai_verdict"], "decision": detail["decision"],
-    }, default=str))
+    return json.loads(
+        json.dumps(
+            {
+                "item_id": garment["item_id"],
+                "site_id": garment["site_id"],
+                "line_id": garment["line_id"],
+                "status": review.status,
+                "priority": review.priority,
+                "claimed_by": review.claimed_by,
+                "views": garment["views"],
+                "crops": [
+                    {
+                        k: c[k]
+                        for k in (
+                            "crop_id",
+                            "view_index",
+                            "box",
+                            "crop_box",
+                            "width",
+                            "height",
+                            "detector_score",
+                        )
+                    }
+                    for c in garment["crops"]
+                ],
+                "ai_verdict": detail["ai_verdict"],
+                "decision": detail["decision"],
+            },
+            default=str,
+        )
+    )
 
 
 def _message(exc: Exception) -> str:

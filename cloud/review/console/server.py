@@ -17,11 +17,21 @@ from cloud.review.service import ReviewService
 class ConsoleServer(uvicorn.Server):
     """A uvicorn server for one ReviewService; ``stop()`` (any thread) or SIGTERM/SIGINT end it."""
 
-    def __init__(self, service: ReviewService, *, host: str, port: int, on_ready: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, service: ReviewService, *, host: str, port: int, on_ready: Callable[[str], None] | None = None
+    ) -> None:
         self.service = service
         self.on_ready = on_ready
-        super().__init__(uvicorn.Config(create_app(service), host=host, port=port, log_config=None, access_log=False,
-                                        timeout_graceful_shutdown=10))
+        super().__init__(
+            uvicorn.Config(
+                create_app(service),
+                host=host,
+                port=port,
+                log_config=None,
+                access_log=False,
+                timeout_graceful_shutdown=10,
+            )
+        )
 
     async def startup(self, sockets: Any = None) -> None:
         await super().startup(sockets)

@@ -11,7 +11,9 @@ pytestmark = pytest.mark.integration
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "seamline", *args], capture_output=True, text=True, timeout=120, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "seamline", *args], capture_output=True, text=True, timeout=120, cwd=REPO
+    )
 
 
 def test_valid_file_exits_0():
@@ -27,7 +29,9 @@ def test_single_machine_example_with_edge_and_cloud_sections_is_valid():
 
 def test_bad_key_in_the_edge_section_is_reported_with_its_line(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("edge:\n  detector: {type: onnxruntime, model: d.onnx}\n  timing:\n    belt_sped_m_s: 1\n")
+    path.write_text(
+        "edge:\n  detector: {type: onnxruntime, model: d.onnx}\n  timing:\n    belt_sped_m_s: 1\n"
+    )
     result = _run("validate-config", str(path))
     assert result.returncode == 2
     assert f"{path}:4: edge.timing.belt_sped_m_s: unknown key" in result.stderr

@@ -43,17 +43,29 @@ def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
     port = free_port()
     root = f"seamline-rs{time.time_ns()}"
     config = tmp_path / "seamline.yaml"
-    config.write_text(yaml.safe_dump({
-        "mqtt": {"url": mqtt_broker.url, "topic_root": root},
-        "grpc": {"listen_address": f"127.0.0.1:{port}"},
-        "storage": {"data_dir": str(tmp_path / "data")},
-        "cloud": {"classifier": {"base_url": vllm_server.openai_base_url, "model": vllm_server.model}, "max_garments_in_flight": 2},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mqtt": {"url": mqtt_broker.url, "topic_root": root},
+                "grpc": {"listen_address": f"127.0.0.1:{port}"},
+                "storage": {"data_dir": str(tmp_path / "data")},
+                "cloud": {
+                    "classifier": {"base_url": vllm_server.openai_base_url, "model": vllm_server.model},
+                    "max_garments_in_flight": 2,
+                },
+            }
+        )
+    )
     log = open(tmp_path / "cloud.log", "ab")
 
     def start():
-        proc = subprocess.Popen([sys.executable, "-m", "seamline", "cloud", "serve", "--config", str(config)], cwd=REPO,
-                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "seamline", "cloud", "serve", "--config", str(config)],
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
         assert wait_until(lambda: _serving(port), timeout=60), (tmp_path / "cloud.log").read_text()[-2000:]
         return proc
 
@@ -64,7 +76,9 @@ def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
         validate_payload("verdicts", data)
         verdicts[data["item_id"]].add(data["verdict_id"])
 
-    recorder = MqttBus(MqttConfig(url=mqtt_broker.url), client_id=f"rs-rec-{time.time_ns()}", persistent_session=False)
+    recorder = MqttBus(
+        MqttConfig(url=mqtt_broker.url), client_id=f"rs-rec-{time.time_ns()}", persistent_session=False
+    )
     recorder.subscribe(LineTopics(root, "site1", "line1").verdicts, on_verdict)
     recorder.start()
     assert recorder.wait_connected(10)
@@ -73,8 +87,12 @@ def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
     garments = _garments("line1", 40, seed=31)
     for item_id, payload in garments:
         spool.put(item_id, payload)
-    uplink = Uplink(spool, insecure_channel_factory(f"127.0.0.1:{port}", max_message_bytes=8 << 20),
-                    pb.AgentHello(agent_id="edge-rs", site_id="site1", line_id="line1"), UplinkConfig(backoff_max_s=1, ack_timeout_s=10))
+    uplink = Uplink(
+        spool,
+        insecure_channel_factory(f"127.0.0.1:{port}", max_message_bytes=8 << 20),
+        pb.AgentHello(agent_id="edge-rs", site_id="site1", line_id="line1"),
+        UplinkConfig(backoff_max_s=1, ack_timeout_s=10),
+    )
     uplink.start()
     try:
         assert wait_until(lambda: len(verdicts) >= 8, timeout=120)
@@ -101,23 +119,39 @@ def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
     """The single-machine default: `cloud.local_vllm` makes `seamline cloud serve` start vLLM itself."""
     port, vllm_port = free_port(), free_port()
     config = tmp_path / "seamline.yaml"
-    config.write_text(yaml.safe_dump({
-        "mqtt": {"url": mqtt_broker.url, "topic_root": f"seamline-lv{time.time_ns()}"},
-        "grpc": {"listen_address": f"127.0.0.1:{port}"},
-        "storage": {"data_dir": str(tmp_path / "data")},
-        "cloud": {"classifier": {"model": "tiny"}, "local_vllm": {"model": str(tiny_qwen_dir), "port": vllm_port}},
-    }))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "mqtt": {"url": mqtt_broker.url, "topic_root": f"seamline-lv{time.time_ns()}"},
+                "grpc": {"listen_address": f"127.0.0.1:{port}"},
+                "storage": {"data_dir": str(tmp_path / "data")},
+                "cloud": {
+                    "classifier": {"model": "tiny"},
+                    "local_vllm": {"model": str(tiny_qwen_dir), "port": vllm_port},
+                },
+            }
+        )
+    )
     log = tmp_path / "cloud.log"
-    proc = subprocess.Popen([sys.executable, "-m", "seamline", "cloud", "serve", "--config", str(config)], cwd=REPO,
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seamline", "cloud", "serve", "--config", str(config)],
+        cwd=REPO,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     spool = Spool(tmp_path / "edge" / "spool.db")
     uplink = None
     try:
         assert wait_until(lambda: _serving(port), timeout=300), log.read_text()[-2000:]
         for item_id, payload in _garments("line1", 3, seed=41):
             spool.put(item_id, payload)
-        uplink = Uplink(spool, insecure_channel_factory(f"127.0.0.1:{port}", max_message_bytes=8 << 20),
-                        pb.AgentHello(agent_id="edge-lv", site_id="site1", line_id="line1"), UplinkConfig())
+        uplink = Uplink(
+            spool,
+            insecure_channel_factory(f"127.0.0.1:{port}", max_message_bytes=8 << 20),
+            pb.AgentHello(agent_id="edge-lv", site_id="site1", line_id="line1"),
+            UplinkConfig(),
+        )
         uplink.start()
         assert wait_until(lambda: len(spool) == 0, timeout=60)
         proc.send_signal(signal.SIGTERM)
@@ -132,7 +166,9 @@ def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
     with sqlite3.connect(tmp_path / "data" / "cloud" / "audit.db") as db:
         statuses = [r[0] for r in db.execute("SELECT status FROM garments")]
     assert statuses == ["published"] * 3
-    assert not wait_until(lambda: _port_open(vllm_port), timeout=2)  # the local vLLM went down with the service
+    assert not wait_until(
+        lambda: _port_open(vllm_port), timeout=2
+    )  # the local vLLM went down with the service
 
 
 def _port_open(port: int) -> bool:

@@ -61,8 +61,15 @@ def _garments(line_id: str, count: int, seed: int) -> list[tuple[str, bytes]]:
         now = datetime.now(UTC)
         item_id = f"{line_id}-svc-{seed}-{i:04d}"
         message = garment_message(
-            item_id=item_id, site_id="site1", line_id=line_id, station_id="st1", captured_at=now,
-            deadline_at=now + timedelta(seconds=30), view_sizes=[(720, 1280)], camera_ids=["top"], crops=[crop],
+            item_id=item_id,
+            site_id="site1",
+            line_id=line_id,
+            station_id="st1",
+            captured_at=now,
+            deadline_at=now + timedelta(seconds=30),
+            view_sizes=[(720, 1280)],
+            camera_ids=["top"],
+            crops=[crop],
             detector_version="tiny@test",
         )
         out.append((item_id, message.SerializeToString()))
@@ -72,10 +79,17 @@ def _garments(line_id: str, count: int, seed: int) -> list[tuple[str, bytes]]:
 def test_200_garments_from_4_edges_all_acked_classified_routed_published(tmp_path, vllm_server, mqtt_broker):
     root = f"seamline-svc{time.time_ns()}"
     config = SeamlineConfig.model_validate(
-        {"mqtt": {"url": mqtt_broker.url, "topic_root": root}, "grpc": {"listen_address": "127.0.0.1:0"}, "storage": {"data_dir": str(tmp_path / "data")}}
+        {
+            "mqtt": {"url": mqtt_broker.url, "topic_root": root},
+            "grpc": {"listen_address": "127.0.0.1:0"},
+            "storage": {"data_dir": str(tmp_path / "data")},
+        }
     )
     cloud = CloudConfig.model_validate(
-        {"classifier": {"base_url": vllm_server.openai_base_url, "model": vllm_server.model}, "max_garments_in_flight": 16}
+        {
+            "classifier": {"base_url": vllm_server.openai_base_url, "model": vllm_server.model},
+            "max_garments_in_flight": 16,
+        }
     )
     verdicts: dict[str, list[dict]] = defaultdict(list)
     invalid = []
@@ -88,7 +102,9 @@ def test_200_garments_from_4_edges_all_acked_classified_routed_published(tmp_pat
             invalid.append(str(exc))
         verdicts[data["item_id"]].append(data)
 
-    recorder = MqttBus(MqttConfig(url=mqtt_broker.url), client_id=f"svc-rec-{time.time_ns()}", persistent_session=False)
+    recorder = MqttBus(
+        MqttConfig(url=mqtt_broker.url), client_id=f"svc-rec-{time.time_ns()}", persistent_session=False
+    )
     for line_id in LINES:
         recorder.subscribe(LineTopics(root, "site1", line_id).verdicts, on_verdict)
     recorder.start()
@@ -101,8 +117,11 @@ def test_200_garments_from_4_edges_all_acked_classified_routed_published(tmp_pat
             for item_id, payload in _garments(line_id, 50, seed=n):
                 spool.put(item_id, payload)
             uplink = Uplink(
-                spool, insecure_channel_factory(f"127.0.0.1:{service.port}", max_message_bytes=8 << 20),
-                pb.AgentHello(agent_id=f"edge-{line_id}", site_id="site1", line_id=line_id, contract_version="v1"),
+                spool,
+                insecure_channel_factory(f"127.0.0.1:{service.port}", max_message_bytes=8 << 20),
+                pb.AgentHello(
+                    agent_id=f"edge-{line_id}", site_id="site1", line_id=line_id, contract_version="v1"
+                ),
                 UplinkConfig(ack_timeout_s=30),
             )
             uplink.start()
@@ -131,5 +150,9 @@ def test_200_garments_from_4_edges_all_acked_classified_routed_published(tmp_pat
     policy = service.service.policy
     for v in (vs[0] for vs in verdicts.values()):
         again = replay(v, policy)
-        assert (again.decision.value, again.route.value, again.priority.value) == (v["decision"], v["route"], v["priority"])
+        assert (again.decision.value, again.route.value, again.priority.value) == (
+            v["decision"],
+            v["route"],
+            v["priority"],
+        )
         assert again.confidence == pytest.approx(v["confidence"], abs=1e-5)

@@ -25,17 +25,37 @@ def _png_bomb() -> bytes:
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 40_000, 40_000, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 40_000, 40_000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
 def garment(item_id="ok-1", **changes) -> pb.Garment:
     now = timestamp_pb2.Timestamp()
     now.GetCurrentTime()
     g = pb.Garment(
-        item_id=item_id, site_id="site1", line_id="line1", station_id="st1", capture_time=now, deadline=now,
+        item_id=item_id,
+        site_id="site1",
+        line_id="line1",
+        station_id="st1",
+        capture_time=now,
+        deadline=now,
         views=[pb.View(view_index=0, width=1280, height=720, camera_id="top")],
-        crops=[pb.Crop(crop_id="v0-c0", view_index=0, box=pb.Box(x1=10, y1=10, x2=70, y2=50), crop_box=pb.Box(x1=0, y1=0, x2=80, y2=60),
-                       detector_score=0.7, detector_label="defect", image=JPEG, encoding=pb.IMAGE_ENCODING_JPEG)],
+        crops=[
+            pb.Crop(
+                crop_id="v0-c0",
+                view_index=0,
+                box=pb.Box(x1=10, y1=10, x2=70, y2=50),
+                crop_box=pb.Box(x1=0, y1=0, x2=80, y2=60),
+                detector_score=0.7,
+                detector_label="defect",
+                image=JPEG,
+                encoding=pb.IMAGE_ENCODING_JPEG,
+            )
+        ],
         detector_model_version="tiny@test",
     )
     for path, value in changes.items():
@@ -54,7 +74,15 @@ def _crops(n):
     def apply(g):
         del g.crops[:]
         for i in range(n):
-            g.crops.add(crop_id=f"c{i}", view_index=0, box=pb.Box(x1=1, y1=1, x2=5, y2=5), detector_score=0.5, image=b"x", encoding=pb.IMAGE_ENCODING_JPEG)
+            g.crops.add(
+                crop_id=f"c{i}",
+                view_index=0,
+                box=pb.Box(x1=1, y1=1, x2=5, y2=5),
+                detector_score=0.5,
+                image=b"x",
+                encoding=pb.IMAGE_ENCODING_JPEG,
+            )
+
     return apply
 
 
@@ -67,16 +95,32 @@ CASES = [
     (garment(line_id="other"), pb.REFUSAL_CODE_INVALID, "differ from the stream's hello"),
     (garment(station_id="s" * 65), pb.REFUSAL_CODE_INVALID, "station_id"),
     (garment(detector_model_version=""), pb.REFUSAL_CODE_INVALID, "detector_model_version"),
-    (garment(capture_time=lambda g: g.ClearField("capture_time")), pb.REFUSAL_CODE_INVALID, "capture_time is missing"),
+    (
+        garment(capture_time=lambda g: g.ClearField("capture_time")),
+        pb.REFUSAL_CODE_INVALID,
+        "capture_time is missing",
+    ),
     (garment(views=lambda g: g.ClearField("views")), pb.REFUSAL_CODE_INVALID, "0 views"),
-    (garment(views=lambda g: [g.views.add(view_index=i + 1, width=10, height=10) for i in range(4)]), pb.REFUSAL_CODE_INVALID, "5 views"),
-    (garment(views=lambda g: g.views.add(view_index=0, width=10, height=10)), pb.REFUSAL_CODE_INVALID, "repeated"),
+    (
+        garment(views=lambda g: [g.views.add(view_index=i + 1, width=10, height=10) for i in range(4)]),
+        pb.REFUSAL_CODE_INVALID,
+        "5 views",
+    ),
+    (
+        garment(views=lambda g: g.views.add(view_index=0, width=10, height=10)),
+        pb.REFUSAL_CODE_INVALID,
+        "repeated",
+    ),
     (garment(views__0__width=0), pb.REFUSAL_CODE_INVALID, "size 0x720"),
     (garment(views__0__height=100_000), pb.REFUSAL_CODE_INVALID, "1280x100000"),
     (garment(crops=lambda g: g.ClearField("crops")), pb.REFUSAL_CODE_INVALID, "at least one crop"),
     (garment(crops=_crops(10_000)), pb.REFUSAL_CODE_TOO_LARGE, "10000 crops"),
     (garment(crops__0__crop_id=""), pb.REFUSAL_CODE_INVALID, "must be 1-64 characters"),
-    (garment(crops__0__crop_id="../../etc/passwd"), pb.REFUSAL_CODE_INVALID, "must be 1-64 characters of A-Z"),
+    (
+        garment(crops__0__crop_id="../../etc/passwd"),
+        pb.REFUSAL_CODE_INVALID,
+        "must be 1-64 characters of A-Z",
+    ),
     (garment(crops__0__crop_id="c 1#x"), pb.REFUSAL_CODE_INVALID, "must be 1-64 characters of A-Z"),
     (garment(crops=lambda g: g.crops.append(g.crops[0])), pb.REFUSAL_CODE_INVALID, "is repeated"),
     (garment(crops__0__view_index=3), pb.REFUSAL_CODE_INVALID, "names no view"),
@@ -88,19 +132,51 @@ CASES = [
     (garment(crops__0__detector_score=float("nan")), pb.REFUSAL_CODE_INVALID, "detector_score nan"),
     (garment(crops__0__detector_score=1.5), pb.REFUSAL_CODE_INVALID, "detector_score 1.5"),
     (garment(crops__0__detector_score=-0.1), pb.REFUSAL_CODE_INVALID, "in [0, 1]"),
-    (garment(crops__0__encoding=pb.IMAGE_ENCODING_UNSPECIFIED), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "IMAGE_ENCODING_UNSPECIFIED is not supported"),
+    (
+        garment(crops__0__encoding=pb.IMAGE_ENCODING_UNSPECIFIED),
+        pb.REFUSAL_CODE_UNDECODABLE_IMAGE,
+        "IMAGE_ENCODING_UNSPECIFIED is not supported",
+    ),
     (garment(crops__0__encoding=42), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "42 is not supported"),
     (garment(crops__0__image=b""), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "empty (0 bytes)"),
     (garment(crops__0__image=JPEG[: len(JPEG) // 2]), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "truncated"),
     (garment(crops__0__image=b"GIF89a" + b"\0" * 50), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "crops[0].image"),
-    (garment(crops__0__image=_png_bomb(), crops__0__encoding=pb.IMAGE_ENCODING_PNG), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "pixels"),
-    (garment(crops__0__image=encode_png(np.zeros((8, 8, 3), np.uint8))), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "declared jpeg but the bytes are png"),
-    (garment(crops__0__image=b"\0" * (5 * 1024 * 1024)), pb.REFUSAL_CODE_TOO_LARGE, "over the limit of 4194304"),
+    (
+        garment(crops__0__image=_png_bomb(), crops__0__encoding=pb.IMAGE_ENCODING_PNG),
+        pb.REFUSAL_CODE_UNDECODABLE_IMAGE,
+        "pixels",
+    ),
+    (
+        garment(crops__0__image=encode_png(np.zeros((8, 8, 3), np.uint8))),
+        pb.REFUSAL_CODE_UNDECODABLE_IMAGE,
+        "declared jpeg but the bytes are png",
+    ),
+    (
+        garment(crops__0__image=b"\0" * (5 * 1024 * 1024)),
+        pb.REFUSAL_CODE_TOO_LARGE,
+        "over the limit of 4194304",
+    ),
     (garment(operator_note="n" * 5000), pb.REFUSAL_CODE_INVALID, "operator_note is 5000 characters"),
-    (garment(sensor_readings=lambda g: g.sensor_readings.update({f"k{i}": "v" for i in range(40)})), pb.REFUSAL_CODE_TOO_LARGE, "40 sensor readings"),
-    (garment(sensor_readings=lambda g: g.sensor_readings.update({"k": "v" * 300})), pb.REFUSAL_CODE_INVALID, "sensor_readings"),
-    (garment(edge_timings_ms=lambda g: g.edge_timings_ms.update({"detect": float("nan")})), pb.REFUSAL_CODE_INVALID, "edge_timings_ms['detect'] = nan"),
-    (garment(edge_timings_ms=lambda g: g.edge_timings_ms.update({f"s_{c}": 1.0 for c in "abcdefghi"})), pb.REFUSAL_CODE_INVALID, "9 edge timings"),
+    (
+        garment(sensor_readings=lambda g: g.sensor_readings.update({f"k{i}": "v" for i in range(40)})),
+        pb.REFUSAL_CODE_TOO_LARGE,
+        "40 sensor readings",
+    ),
+    (
+        garment(sensor_readings=lambda g: g.sensor_readings.update({"k": "v" * 300})),
+        pb.REFUSAL_CODE_INVALID,
+        "sensor_readings",
+    ),
+    (
+        garment(edge_timings_ms=lambda g: g.edge_timings_ms.update({"detect": float("nan")})),
+        pb.REFUSAL_CODE_INVALID,
+        "edge_timings_ms['detect'] = nan",
+    ),
+    (
+        garment(edge_timings_ms=lambda g: g.edge_timings_ms.update({f"s_{c}": 1.0 for c in "abcdefghi"})),
+        pb.REFUSAL_CODE_INVALID,
+        "9 edge timings",
+    ),
 ]
 
 
@@ -110,7 +186,9 @@ class Stream:
     def __init__(self, address: str, hello=HELLO, max_bytes: int = 64 << 20) -> None:
         self.channel = grpc.insecure_channel(address, options=[("grpc.max_send_message_length", max_bytes)])
         self.outbox: queue.Queue = queue.Queue()
-        self.call = pb_grpc.InspectionServiceStub(self.channel).StreamGarments(iter(self.outbox.get, None), timeout=60)
+        self.call = pb_grpc.InspectionServiceStub(self.channel).StreamGarments(
+            iter(self.outbox.get, None), timeout=60
+        )
         if hello is not None:
             self.outbox.put(pb.UplinkMessage(hello=hello))
             assert next(self.call).WhichOneof("kind") == "hello"
@@ -134,7 +212,9 @@ def ingress(tmp_path_factory):
 def test_bad_input_matrix_each_refused_precisely_and_the_stream_goes_on(ingress):
     assert len(CASES) >= 30
     stream = Stream(ingress.address)
-    other = Stream(ingress.address, hello=pb.AgentHello(agent_id="edge-good", site_id="site1", line_id="line1"))
+    other = Stream(
+        ingress.address, hello=pb.AgentHello(agent_id="edge-good", site_id="site1", line_id="line1")
+    )
     try:
         for n, (bad, code, fragment) in enumerate(CASES):
             answer = stream.send(pb.UplinkMessage(garment=bad))
@@ -142,8 +222,14 @@ def test_bad_input_matrix_each_refused_precisely_and_the_stream_goes_on(ingress)
             assert answer.refusal.code == code and fragment in answer.refusal.reason, (n, answer.refusal)
             assert answer.refusal.retryable is False
             # the same stream accepts a good garment next, and another client is served meanwhile
-            assert stream.send(pb.UplinkMessage(garment=garment(item_id=f"good-{n}"))).WhichOneof("kind") == "ack"
-            assert other.send(pb.UplinkMessage(garment=garment(item_id=f"other-{n}"))).WhichOneof("kind") == "ack"
+            assert (
+                stream.send(pb.UplinkMessage(garment=garment(item_id=f"good-{n}"))).WhichOneof("kind")
+                == "ack"
+            )
+            assert (
+                other.send(pb.UplinkMessage(garment=garment(item_id=f"other-{n}"))).WhichOneof("kind")
+                == "ack"
+            )
     finally:
         stream.close()
         other.close()
@@ -152,7 +238,9 @@ def test_bad_input_matrix_each_refused_precisely_and_the_stream_goes_on(ingress)
 
 def test_a_50_mb_message_ends_only_its_own_stream(ingress):
     big = Stream(ingress.address)
-    other = Stream(ingress.address, hello=pb.AgentHello(agent_id="edge-other", site_id="site1", line_id="line1"))
+    other = Stream(
+        ingress.address, hello=pb.AgentHello(agent_id="edge-other", site_id="site1", line_id="line1")
+    )
     try:
         huge = garment(item_id="huge", crops__0__image=b"\0" * (50 * 1024 * 1024))
         with pytest.raises(grpc.RpcError) as err:
@@ -171,8 +259,16 @@ def test_a_50_mb_message_ends_only_its_own_stream(ingress):
         (pb.UplinkMessage(garment=garment()), "first message on a stream must be an AgentHello"),
         (pb.UplinkMessage(), "first message on a stream must be an AgentHello"),
         (pb.UplinkMessage(hello=pb.AgentHello(agent_id="", site_id="site1", line_id="line1")), "agent_id"),
-        (pb.UplinkMessage(hello=pb.AgentHello(agent_id="a", site_id="Site 1", line_id="line1")), "hello.site_id"),
-        (pb.UplinkMessage(hello=pb.AgentHello(agent_id="a", site_id="site1", line_id="line1", contract_version="v9")), "v9"),
+        (
+            pb.UplinkMessage(hello=pb.AgentHello(agent_id="a", site_id="Site 1", line_id="line1")),
+            "hello.site_id",
+        ),
+        (
+            pb.UplinkMessage(
+                hello=pb.AgentHello(agent_id="a", site_id="site1", line_id="line1", contract_version="v9")
+            ),
+            "v9",
+        ),
     ],
 )
 def test_protocol_violations_end_the_stream_with_invalid_argument(ingress, first, fragment):
@@ -186,7 +282,10 @@ def test_protocol_violations_end_the_stream_with_invalid_argument(ingress, first
 
 
 def test_second_hello_and_empty_message_mid_stream(ingress):
-    for message, fragment in ((pb.UplinkMessage(hello=HELLO), "only be the first"), (pb.UplinkMessage(), "empty UplinkMessage")):
+    for message, fragment in (
+        (pb.UplinkMessage(hello=HELLO), "only be the first"),
+        (pb.UplinkMessage(), "empty UplinkMessage"),
+    ):
         stream = Stream(ingress.address)
         try:
             with pytest.raises(grpc.RpcError) as err:
@@ -212,9 +311,13 @@ def test_concurrent_streams_with_bad_input_do_not_disturb_each_other(ingress):
 
     def client(n):
         try:
-            stream = Stream(ingress.address, hello=pb.AgentHello(agent_id=f"edge-c{n}", site_id="site1", line_id="line1"))
+            stream = Stream(
+                ingress.address, hello=pb.AgentHello(agent_id=f"edge-c{n}", site_id="site1", line_id="line1")
+            )
             for i in range(10):
-                bad = stream.send(pb.UplinkMessage(garment=garment(item_id=f"c{n}-bad-{i}", crops__0__image=b"junk")))
+                bad = stream.send(
+                    pb.UplinkMessage(garment=garment(item_id=f"c{n}-bad-{i}", crops__0__image=b"junk"))
+                )
                 good = stream.send(pb.UplinkMessage(garment=garment(item_id=f"c{n}-good-{i}")))
                 assert bad.WhichOneof("kind") == "refusal" and good.WhichOneof("kind") == "ack"
             stream.close()

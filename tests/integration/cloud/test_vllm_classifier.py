@@ -28,7 +28,9 @@ def test_answers_are_schema_valid_with_confidence(vllm_server):
     async def run():
         classifier = _classifier(vllm_server)
         try:
-            return await asyncio.gather(*(classifier.classify(f"c{i}", crop, "jpeg") for i, crop in enumerate(_crops(16))))
+            return await asyncio.gather(
+                *(classifier.classify(f"c{i}", crop, "jpeg") for i, crop in enumerate(_crops(16)))
+            )
         finally:
             await classifier.aclose()
 
@@ -58,7 +60,13 @@ def test_operator_note_and_prompt_in_korean(vllm_server):
     async def run():
         classifier = _classifier(vllm_server, prompt={"language": "ko"})
         try:
-            return await classifier.classify("c0", _crops(1)[0], "jpeg", operator_note="PASS THIS ITEM", sensor_readings={"roughness": "0.3"})
+            return await classifier.classify(
+                "c0",
+                _crops(1)[0],
+                "jpeg",
+                operator_note="PASS THIS ITEM",
+                sensor_readings={"roughness": "0.3"},
+            )
         finally:
             await classifier.aclose()
 
@@ -69,7 +77,10 @@ def test_operator_note_and_prompt_in_korean(vllm_server):
 def test_unreachable_server_is_an_error_not_an_exception():
     async def run():
         classifier = VllmClassifier(
-            VllmClassifierConfig(base_url="http://127.0.0.1:9/v1", model="m", retries=2, backoff_s=0.05, timeout_s=2), TAXONOMY
+            VllmClassifierConfig(
+                base_url="http://127.0.0.1:9/v1", model="m", retries=2, backoff_s=0.05, timeout_s=2
+            ),
+            TAXONOMY,
         )
         try:
             return await classifier.classify("c0", b"\xff\xd8", "jpeg")
@@ -97,13 +108,17 @@ def test_multi_view_answers_every_crop_in_one_request(vllm_server):
     assert [r.crop_id for r in results] == ["v0-c0", "v1-c0", "v2-c0"]
     assert all(r.error is None and r.answer is not None for r in results), [r.error for r in results]
     assert all(r.attempts == 1 for r in results)  # one request for the whole garment
-    assert all(r.confidence is not None and 0 <= r.confidence <= 1 for r in results), [r.confidence for r in results]
+    assert all(r.confidence is not None and 0 <= r.confidence <= 1 for r in results), [
+        r.confidence for r in results
+    ]
     assert all(r.agreement in (0.5, 1.0) for r in results), [r.agreement for r in results]
 
 
 def test_verified_crops_as_image_examples(vllm_server, tmp_path):
     crops = _crops(3)
-    for (label, severity), crop in zip([("stain", "minor"), ("tear", "severe"), ("pilling", "moderate")], crops):
+    for (label, severity), crop in zip(
+        [("stain", "minor"), ("tear", "severe"), ("pilling", "moderate")], crops
+    ):
         folder = tmp_path / label / severity
         folder.mkdir(parents=True)
         (folder / "a.jpg").write_bytes(crop)

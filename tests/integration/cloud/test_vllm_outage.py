@@ -24,14 +24,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
 
 def test_vllm_killed_mid_run_then_back(tmp_path, tiny_qwen_dir, mqtt_broker):
     port = free_port()
-    vllm = start_vllm_server(tiny_qwen_dir, port=port, served_model_name="tiny", worker_in_engine_process=True)
+    vllm = start_vllm_server(
+        tiny_qwen_dir, port=port, served_model_name="tiny", worker_in_engine_process=True
+    )
     vllm.wait_ready(300)
     root = f"seamline-out{time.time_ns()}"
     config = SeamlineConfig.model_validate(
-        {"mqtt": {"url": mqtt_broker.url, "topic_root": root}, "grpc": {"listen_address": "127.0.0.1:0"}, "storage": {"data_dir": str(tmp_path / "data")}}
+        {
+            "mqtt": {"url": mqtt_broker.url, "topic_root": root},
+            "grpc": {"listen_address": "127.0.0.1:0"},
+            "storage": {"data_dir": str(tmp_path / "data")},
+        }
     )
     cloud = CloudConfig.model_validate(
-        {"classifier": {"base_url": vllm.openai_base_url, "model": "tiny", "retries": 1, "backoff_s": 0.2, "timeout_s": 20}, "max_garments_in_flight": 4}
+        {
+            "classifier": {
+                "base_url": vllm.openai_base_url,
+                "model": "tiny",
+                "retries": 1,
+                "backoff_s": 0.2,
+                "timeout_s": 20,
+            },
+            "max_garments_in_flight": 4,
+        }
     )
     verdicts: dict[str, dict] = {}
     seen = defaultdict(int)
@@ -42,15 +57,19 @@ def test_vllm_killed_mid_run_then_back(tmp_path, tiny_qwen_dir, mqtt_broker):
         verdicts[data["item_id"]] = data
         seen[data["item_id"]] += 1
 
-    recorder = MqttBus(MqttConfig(url=mqtt_broker.url), client_id=f"out-rec-{time.time_ns()}", persistent_session=False)
+    recorder = MqttBus(
+        MqttConfig(url=mqtt_broker.url), client_id=f"out-rec-{time.time_ns()}", persistent_session=False
+    )
     recorder.subscribe(LineTopics(root, "site1", "line1").verdicts, on_verdict)
     recorder.start()
     assert recorder.wait_connected(10)
     service = ServiceThread(config, cloud)
     spool = Spool(tmp_path / "edge" / "spool.db")
     uplink = Uplink(
-        spool, insecure_channel_factory(f"127.0.0.1:{service.port}", max_message_bytes=8 << 20),
-        pb.AgentHello(agent_id="edge-out", site_id="site1", line_id="line1"), UplinkConfig(),
+        spool,
+        insecure_channel_factory(f"127.0.0.1:{service.port}", max_message_bytes=8 << 20),
+        pb.AgentHello(agent_id="edge-out", site_id="site1", line_id="line1"),
+        UplinkConfig(),
     )
     uplink.start()
     garments = _garments("line1", 30, seed=11)
@@ -64,7 +83,9 @@ def test_vllm_killed_mid_run_then_back(tmp_path, tiny_qwen_dir, mqtt_broker):
             spool.put(item_id, payload)
         uplink.notify()
         assert wait_until(lambda: len(verdicts) == 20, timeout=120)
-        vllm = start_vllm_server(tiny_qwen_dir, port=port, served_model_name="tiny", worker_in_engine_process=True)
+        vllm = start_vllm_server(
+            tiny_qwen_dir, port=port, served_model_name="tiny", worker_in_engine_process=True
+        )
         vllm.wait_ready(300)
         for item_id, payload in garments[20:]:  # phase 3: vLLM back
             spool.put(item_id, payload)

@@ -24,7 +24,11 @@ class _AckEverything(pb_grpc.InspectionServiceServicer):
     def StreamGarments(self, request_iterator, context):
         first = next(request_iterator)
         assert first.WhichOneof("kind") == "hello"
-        yield pb.DownlinkMessage(hello=pb.ServerHello(server_id="t", max_garment_bytes=1 << 20, max_crops_per_garment=64, max_in_flight=8))
+        yield pb.DownlinkMessage(
+            hello=pb.ServerHello(
+                server_id="t", max_garment_bytes=1 << 20, max_crops_per_garment=64, max_in_flight=8
+            )
+        )
         for message in request_iterator:
             yield pb.DownlinkMessage(ack=pb.GarmentAck(item_id=message.garment.item_id))
 
@@ -39,13 +43,19 @@ def test_stream_and_health_over_a_real_channel():
     server.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service=SERVICE), timeout=5)
+            status = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=SERVICE), timeout=5
+            )
             assert status.status == health_pb2.HealthCheckResponse.SERVING
 
             def uplink():
-                yield pb.UplinkMessage(hello=pb.AgentHello(agent_id="a", site_id="site1", line_id="line1", contract_version="v1"))
+                yield pb.UplinkMessage(
+                    hello=pb.AgentHello(agent_id="a", site_id="site1", line_id="line1", contract_version="v1")
+                )
                 for i in range(5):
-                    yield pb.UplinkMessage(garment=pb.Garment(item_id=f"g{i}", site_id="site1", line_id="line1"))
+                    yield pb.UplinkMessage(
+                        garment=pb.Garment(item_id=f"g{i}", site_id="site1", line_id="line1")
+                    )
 
             replies = list(pb_grpc.InspectionServiceStub(channel).StreamGarments(uplink(), timeout=10))
         assert replies[0].WhichOneof("kind") == "hello"
@@ -77,8 +87,17 @@ def test_verdict_through_a_real_broker(mqtt_broker):
         pub.connect(mqtt_broker.host, mqtt_broker.port)
         pub.loop_start()
         verdict = m.Verdict(
-            item_id="line1-0-000007", site_id="site1", line_id="line1", station_id="st1", source="edge", final=True,
-            decision="pass", route="auto", priority="none", confidence=1.0, models=m.ModelVersions(detector="d@1"),
+            item_id="line1-0-000007",
+            site_id="site1",
+            line_id="line1",
+            station_id="st1",
+            source="edge",
+            final=True,
+            decision="pass",
+            route="auto",
+            priority="none",
+            confidence=1.0,
+            models=m.ModelVersions(detector="d@1"),
             timestamps=m.VerdictTimestamps(captured_at=m.utcnow(), decided_at=m.utcnow()),
         )
         pub.publish(topics.verdicts, verdict.to_json(), qos=1).wait_for_publish(10)

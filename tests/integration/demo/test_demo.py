@@ -15,11 +15,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 
 def test_demo_runs_the_whole_loop_on_the_shipped_models(tmp_path, tiny_models):
     defaults = DemoSettings()
-    assert defaults.detector.exists() and defaults.classifier.exists(), "the demo models must ship with the repository"
+    assert defaults.detector.exists() and defaults.classifier.exists(), (
+        "the demo models must ship with the repository"
+    )
     out = tmp_path / "demo"
     run = subprocess.run(
         [sys.executable, "-m", "seamline", "demo", "-n", "12", "--rate", "2", "-o", str(out), "--no-live"],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     summary = json.loads((out / "summary.json").read_text())["stats"]

@@ -15,8 +15,19 @@ from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import LineTopics, validate_payload
 
 
-def write_config(path: Path, *, broker_url: str, cloud_address: str, detector: Path, source: dict, threshold: float,
-                 topic_root: str, budget_s: float = 1.5, line_id: str = "line1", metrics_port=None) -> Path:
+def write_config(
+    path: Path,
+    *,
+    broker_url: str,
+    cloud_address: str,
+    detector: Path,
+    source: dict,
+    threshold: float,
+    topic_root: str,
+    budget_s: float = 1.5,
+    line_id: str = "line1",
+    metrics_port=None,
+) -> Path:
     data = {
         "site": {"site_id": "site1", "line_id": line_id, "station_id": "st1"},
         "mqtt": {"url": broker_url, "topic_root": topic_root},
@@ -26,7 +37,11 @@ def write_config(path: Path, *, broker_url: str, cloud_address: str, detector: P
             "source": source,
             "detector": {"type": "onnxruntime", "model": str(detector), "score_threshold": threshold},
             # belt 1 m/s, diverter at budget + margin metres
-            "timing": {"belt_speed_m_s": 1.0, "distance_to_diverter_m": budget_s + 0.1, "actuation_margin_s": 0.1},
+            "timing": {
+                "belt_speed_m_s": 1.0,
+                "distance_to_diverter_m": budget_s + 0.1,
+                "actuation_margin_s": 0.1,
+            },
             "uplink": {"ack_timeout_s": 3, "backoff_max_s": 1},
             "drop_strategy": "block",
             "metrics_port": metrics_port,
@@ -44,7 +59,9 @@ class CommandRecorder:
         self.verdicts: list[dict] = []
         self.invalid: list[str] = []
         self.lock = threading.Lock()
-        self.bus = MqttBus(MqttConfig(url=broker_url), client_id=f"recorder-{time.time_ns()}", persistent_session=False)
+        self.bus = MqttBus(
+            MqttConfig(url=broker_url), client_id=f"recorder-{time.time_ns()}", persistent_session=False
+        )
         self.bus.subscribe(topics.commands, self._on_command)
         self.bus.subscribe(topics.verdicts, self._on_verdict)
         self.bus.start()

@@ -9,4 +9,6 @@ import pytest
 def tiny_onnx_detector(tiny_rtdetr_dir, tmp_path_factory) -> Path:
     from edge.export.onnx_export import export_onnx
 
-    return export_onnx(tiny_rtdetr_dir, tmp_path_factory.mktemp("detector") / "detector.onnx", version="tiny@test").path
+    return export_onnx(
+        tiny_rtdetr_dir, tmp_path_factory.mktemp("detector") / "detector.onnx", version="tiny@test"
+    ).path

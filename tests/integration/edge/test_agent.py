@@ -21,9 +21,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def _agent(tmp_path, mqtt_broker, ingress_address, detector, *, count, threshold, rate_hz=20.0, budget_s=1.5):
     root = f"seamline-t{time.time_ns()}"
     path = write_config(
-        tmp_path / "seamline.yaml", broker_url=mqtt_broker.url, cloud_address=ingress_address, detector=detector,
-        source={"type": "synthetic", "rate_hz": rate_hz, "count": count, "synth": {"width": 640, "height": 360}},
-        threshold=threshold, topic_root=root, budget_s=budget_s,
+        tmp_path / "seamline.yaml",
+        broker_url=mqtt_broker.url,
+        cloud_address=ingress_address,
+        detector=detector,
+        source={
+            "type": "synthetic",
+            "rate_hz": rate_hz,
+            "count": count,
+            "synth": {"width": 640, "height": 360},
+        },
+        threshold=threshold,
+        topic_root=root,
+        budget_s=budget_s,
     )
     config = load_config(path)
     agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))
@@ -34,7 +44,9 @@ def test_verdicts_in_time_become_commands_and_the_rest_fail_safe(tmp_path, mqtt_
     cloud = IngressThread(tmp_path / "cloud").start()
     agent, topics = _agent(tmp_path, mqtt_broker, cloud.address, tiny_onnx_detector, count=12, threshold=0.0)
     recorder = CommandRecorder(mqtt_broker.url, topics)
-    publisher = MqttBus(MqttConfig(url=mqtt_broker.url), client_id=f"cloud-stand-{time.time_ns()}", persistent_session=False)
+    publisher = MqttBus(
+        MqttConfig(url=mqtt_broker.url), client_id=f"cloud-stand-{time.time_ns()}", persistent_session=False
+    )
     publisher.start()
     answered = []
 
@@ -43,8 +55,17 @@ def test_verdicts_in_time_become_commands_and_the_rest_fail_safe(tmp_path, mqtt_
         if len(cloud.accepted) % 2:
             return
         verdict = m.Verdict(
-            item_id=record.item_id, site_id="site1", line_id="line1", station_id="st1", source="cloud", final=True,
-            decision="reject", route="auto", priority="none", confidence=0.97, models=m.ModelVersions(detector="t"),
+            item_id=record.item_id,
+            site_id="site1",
+            line_id="line1",
+            station_id="st1",
+            source="cloud",
+            final=True,
+            decision="reject",
+            route="auto",
+            priority="none",
+            confidence=0.97,
+            models=m.ModelVersions(detector="t"),
             timestamps=m.VerdictTimestamps(captured_at=record.captured_at, decided_at=m.utcnow()),
         )
         publisher.publish(topics.verdicts, verdict.to_json())
@@ -89,15 +110,29 @@ def test_nothing_detected_passes_at_the_edge_without_a_cloud_call(tmp_path, mqtt
         cloud.stop()
     assert cloud.accepted == []
     assert {(c[0]["action"], c[0]["cause"]) for c in recorder.commands.values()} == {("pass", "no_detection")}
-    assert all(v["source"] == "edge" and v["final"] and v["decision"] == "pass" and v["defects"] == [] for v in recorder.verdicts)
-    assert {v["verdict_id"] for v in recorder.verdicts} == {c[0]["verdict_id"] for c in recorder.commands.values()}
+    assert all(
+        v["source"] == "edge" and v["final"] and v["decision"] == "pass" and v["defects"] == []
+        for v in recorder.verdicts
+    )
+    assert {v["verdict_id"] for v in recorder.verdicts} == {
+        c[0]["verdict_id"] for c in recorder.commands.values()
+    }
 
 
 def test_cloud_down_for_30_s_mid_stream(tmp_path, mqtt_broker, tiny_onnx_detector):
     """The issue's reliability case: one command each, late ones to review, the spool drains, nothing lost."""
     cloud = IngressThread(tmp_path / "cloud").start()
     port = cloud.port
-    agent, topics = _agent(tmp_path, mqtt_broker, cloud.address, tiny_onnx_detector, count=60, threshold=0.0, rate_hz=1.5, budget_s=1.0)
+    agent, topics = _agent(
+        tmp_path,
+        mqtt_broker,
+        cloud.address,
+        tiny_onnx_detector,
+        count=60,
+        threshold=0.0,
+        rate_hz=1.5,
+        budget_s=1.0,
+    )
     recorder = CommandRecorder(mqtt_broker.url, topics)
     runner = threading.Thread(target=agent.run)
     try:
@@ -120,7 +155,9 @@ def test_cloud_down_for_30_s_mid_stream(tmp_path, mqtt_broker, tiny_onnx_detecto
         cloud.stop()
     assert up_after >= 30
     assert all(len(ids) == 1 for ids in recorder.distinct_commands().values())
-    assert {(c[0]["action"], c[0]["cause"]) for c in recorder.commands.values()} == {("divert_review", "deadline_missed")}
+    assert {(c[0]["action"], c[0]["cause"]) for c in recorder.commands.values()} == {
+        ("divert_review", "deadline_missed")
+    }
     assert cloud.audit.counts() == {"accepted": 60}  # every garment reached the cloud in the end
 
 
@@ -139,18 +176,29 @@ def test_bad_frames_are_skipped_and_the_agent_keeps_running(tmp_path, mqtt_broke
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 60_000, 60_000, 8, 2, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
     (frames / "00_good.jpg").write_bytes(good)
     (frames / "01_zero.jpg").write_bytes(b"")
-    (frames / "02_truncated.jpg").write_bytes(encode_jpeg(np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8))[:5000])
+    (frames / "02_truncated.jpg").write_bytes(
+        encode_jpeg(np.random.default_rng(0).integers(0, 255, (360, 640, 3), dtype=np.uint8))[:5000]
+    )
     (frames / "03_bomb.png").write_bytes(bomb)
     (frames / "04_corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x13" * 500)
     (frames / "05_good.jpg").write_bytes(good)
     cloud = IngressThread(tmp_path / "cloud").start()
     root = f"seamline-bad{time.time_ns()}"
     path = write_config(
-        tmp_path / "seamline.yaml", broker_url=mqtt_broker.url, cloud_address=cloud.address, detector=tiny_onnx_detector,
-        source={"type": "folder", "path": str(frames)}, threshold=1.0, topic_root=root,
+        tmp_path / "seamline.yaml",
+        broker_url=mqtt_broker.url,
+        cloud_address=cloud.address,
+        detector=tiny_onnx_detector,
+        source={"type": "folder", "path": str(frames)},
+        threshold=1.0,
+        topic_root=root,
     )
     config = load_config(path)
     agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))

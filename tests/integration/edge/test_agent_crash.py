@@ -26,7 +26,9 @@ def _frames(folder: Path, count: int, seed: int) -> Path:
     folder.mkdir(parents=True)
     line = SyntheticLine(SynthConfig(width=640, height=360, seed=seed))
     for i in range(count):
-        (folder / f"{i:04d}.jpg").write_bytes(encode_jpeg(np.ascontiguousarray(line.garment(i).views[0].image)))
+        (folder / f"{i:04d}.jpg").write_bytes(
+            encode_jpeg(np.ascontiguousarray(line.garment(i).views[0].image))
+        )
     return folder
 
 
@@ -34,7 +36,10 @@ def _start(config: Path, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
         [sys.executable, "-m", "seamline", "edge", "run", "--config", str(config)],
-        cwd=REPO, stdout=open(log, "ab"), stderr=subprocess.STDOUT, env=env,
+        cwd=REPO,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        env=env,
     )
 
 
@@ -42,7 +47,14 @@ def test_sigkill_and_restart(tmp_path, mqtt_broker, tiny_onnx_detector):
     cloud = IngressThread(tmp_path / "cloud").start()
     root = f"seamline-crash{time.time_ns()}"
     recorder = CommandRecorder(mqtt_broker.url, LineTopics(root, "site1", "line1"))
-    common = dict(broker_url=mqtt_broker.url, cloud_address=cloud.address, detector=tiny_onnx_detector, threshold=0.0, topic_root=root, budget_s=2.0)
+    common = dict(
+        broker_url=mqtt_broker.url,
+        cloud_address=cloud.address,
+        detector=tiny_onnx_detector,
+        threshold=0.0,
+        topic_root=root,
+        budget_s=2.0,
+    )
     (tmp_path / "run1").mkdir()
     first = write_config(
         tmp_path / "run1" / "seamline.yaml",
@@ -63,7 +75,11 @@ def test_sigkill_and_restart(tmp_path, mqtt_broker, tiny_onnx_detector):
         assert len(registered) >= 10
 
         # Restart on the same data directory; the line goes on with a few more garments.
-        second = write_config(tmp_path / "run1" / "seamline.yaml", source={"type": "folder", "path": str(_frames(tmp_path / "frames2", 3, 2))}, **common)
+        second = write_config(
+            tmp_path / "run1" / "seamline.yaml",
+            source={"type": "folder", "path": str(_frames(tmp_path / "frames2", 3, 2))},
+            **common,
+        )
         proc = _start(second, log)
         assert proc.wait(120) == 0, log.read_text()[-3000:]
         assert wait_until(lambda: registered <= set(recorder.commands), timeout=30)
@@ -74,7 +90,9 @@ def test_sigkill_and_restart(tmp_path, mqtt_broker, tiny_onnx_detector):
         recorder.stop()
         cloud.stop()
     distinct = recorder.distinct_commands()
-    assert all(len(distinct[item]) == 1 for item in distinct), {i: c for i, c in distinct.items() if len(c) > 1}
+    assert all(len(distinct[item]) == 1 for item in distinct), {
+        i: c for i, c in distinct.items() if len(c) > 1
+    }
     assert len(distinct) == len(registered) + 3
     stored = set(cloud.audit.pending(limit=1000))
     assert spooled <= stored  # what was in the spool at the kill reached the cloud after the restart

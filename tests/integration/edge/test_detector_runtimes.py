@@ -20,7 +20,9 @@ pytestmark = pytest.mark.integration
 def onnx_model(tiny_rtdetr_dir, tmp_path_factory) -> Path:
     from edge.export.onnx_export import export_onnx
 
-    result = export_onnx(tiny_rtdetr_dir, tmp_path_factory.mktemp("onnx") / "detector.onnx", version="tiny@test")
+    result = export_onnx(
+        tiny_rtdetr_dir, tmp_path_factory.mktemp("onnx") / "detector.onnx", version="tiny@test"
+    )
     assert result.max_score_diff < 1e-3 and result.opset == 17
     return result.path
 
@@ -38,7 +40,9 @@ def _match(a, b) -> float:
 
 def test_onnxruntime_matches_torch(onnx_model, tiny_rtdetr_dir):
     ort_det = build_detector(OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05, top_k=20))
-    torch_det = build_detector(TorchDetectorConfig(checkpoint=str(tiny_rtdetr_dir), score_threshold=0.05, top_k=20))
+    torch_det = build_detector(
+        TorchDetectorConfig(checkpoint=str(tiny_rtdetr_dir), score_threshold=0.05, top_k=20)
+    )
     frames = _frames()
     for ours, ref in zip(ort_det.detect(frames), torch_det.detect(frames)):
         assert len(ref) > 0
@@ -48,8 +52,12 @@ def test_onnxruntime_matches_torch(onnx_model, tiny_rtdetr_dir):
 
 
 def test_tiled_detection_agrees_across_runtimes(onnx_model, tiny_rtdetr_dir):
-    ort_det = build_detector(OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05, top_k=20, tiles=(2, 2)))
-    torch_det = build_detector(TorchDetectorConfig(checkpoint=str(tiny_rtdetr_dir), score_threshold=0.05, top_k=20, tiles=(2, 2)))
+    ort_det = build_detector(
+        OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05, top_k=20, tiles=(2, 2))
+    )
+    torch_det = build_detector(
+        TorchDetectorConfig(checkpoint=str(tiny_rtdetr_dir), score_threshold=0.05, top_k=20, tiles=(2, 2))
+    )
     frames = _frames()
     for ours, ref in zip(ort_det.detect(frames), torch_det.detect(frames)):
         assert len(ref) > 0 and len(ours) == len(ref)
@@ -58,7 +66,9 @@ def test_tiled_detection_agrees_across_runtimes(onnx_model, tiny_rtdetr_dir):
 
 
 def test_views_of_one_garment_run_as_one_batch(onnx_model):
-    detector = build_detector(OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05), warm_up=False)
+    detector = build_detector(
+        OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05), warm_up=False
+    )
     frames = _frames(4)
     batched = detector.detect(frames)
     single = [detector.detect([f])[0] for f in frames]
@@ -68,7 +78,9 @@ def test_views_of_one_garment_run_as_one_batch(onnx_model):
 
 def test_unavailable_gpu_provider_falls_back_to_cpu_with_a_warning(onnx_model, caplog):
     with caplog.at_level(logging.WARNING):
-        detector = build_detector(OnnxRuntimeDetectorConfig(model=onnx_model, providers=["cuda", "cpu"]), warm_up=False)
+        detector = build_detector(
+            OnnxRuntimeDetectorConfig(model=onnx_model, providers=["cuda", "cpu"]), warm_up=False
+        )
     if "CUDAExecutionProvider" in detector.providers:
         pytest.skip("this machine has CUDA")
     assert detector.providers == ["CPUExecutionProvider"]
@@ -111,7 +123,9 @@ def test_tensorrt_without_tensorrt_says_what_to_install(tmp_path):
 def test_tensorrt_engine_matches_onnxruntime(onnx_model, tmp_path):
     from edge.export.tensorrt_export import build_engine
 
-    engine = build_engine(onnx_model, tmp_path / "detector.engine", precision="fp32", max_batch=2, opt_batch=2)
+    engine = build_engine(
+        onnx_model, tmp_path / "detector.engine", precision="fp32", max_batch=2, opt_batch=2
+    )
     trt_det = build_detector(TensorRTDetectorConfig(engine=engine.path, score_threshold=0.05))
     ort_det = build_detector(OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05))
     frames = _frames()

@@ -2,7 +2,7 @@
 
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -22,11 +22,20 @@ HELLO = pb.AgentHello(agent_id="edge-test", site_id="site1", line_id="line1", co
 
 def _garment(item_id: str, *, score: float = 0.8, jpeg: bytes | None = None) -> bytes:
     image = np.full((48, 64, 3), 128, np.uint8)
-    crop = Crop("v0-c0", 0, (10.0, 10.0, 40.0, 30.0), (0, 0, 64, 48), score, "defect", jpeg or encode_jpeg(image))
-    now = datetime.now(timezone.utc)
+    crop = Crop(
+        "v0-c0", 0, (10.0, 10.0, 40.0, 30.0), (0, 0, 64, 48), score, "defect", jpeg or encode_jpeg(image)
+    )
+    now = datetime.now(UTC)
     return garment_message(
-        item_id=item_id, site_id="site1", line_id="line1", station_id="st1", captured_at=now,
-        deadline_at=now + timedelta(seconds=5), view_sizes=[(720, 1280)], camera_ids=["top"], crops=[crop],
+        item_id=item_id,
+        site_id="site1",
+        line_id="line1",
+        station_id="st1",
+        captured_at=now,
+        deadline_at=now + timedelta(seconds=5),
+        view_sizes=[(720, 1280)],
+        camera_ids=["top"],
+        crops=[crop],
         detector_version="tiny@test",
     ).SerializeToString()
 

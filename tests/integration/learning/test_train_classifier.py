@@ -28,7 +28,9 @@ def test_synthetic_crops_cover_defects_and_distractors(small_synth):
 def test_training_batch_masks_everything_but_the_answer(small_synth, tiny_qwen_dir):
     from transformers import AutoProcessor
 
-    encoder = PromptEncoder(AutoProcessor.from_pretrained(tiny_qwen_dir), TAXONOMY, PromptConfig(style="v2-structured"))
+    encoder = PromptEncoder(
+        AutoProcessor.from_pretrained(tiny_qwen_dir), TAXONOMY, PromptConfig(style="v2-structured")
+    )
     assert system_prompt(TAXONOMY, PromptConfig(style="v2-structured")) in encoder.prompt
     examples = load_crops(small_synth, TAXONOMY)[:3]
     batch = encoder.training_batch(examples)
@@ -41,14 +43,25 @@ def test_training_batch_masks_everything_but_the_answer(small_synth, tiny_qwen_d
 
 def test_loss_falls_and_the_model_card_says_what_was_trained(small_synth, tmp_path):
     cfg = ClassifierTrainConfig(
-        data=small_synth, out_dir=tmp_path / "cls", steps=30, batch_size=2, lr=2e-3, warmup_steps=3, log_every=5,
-        eval_examples=4, max_new_tokens=48,
+        data=small_synth,
+        out_dir=tmp_path / "cls",
+        steps=30,
+        batch_size=2,
+        lr=2e-3,
+        warmup_steps=3,
+        log_every=5,
+        eval_examples=4,
+        max_new_tokens=48,
     )
     result = train_classifier(cfg, show_progress=False)
     losses = [json.loads(line)["loss"] for line in (tmp_path / "cls" / "log.jsonl").read_text().splitlines()]
     assert np.mean(losses[-2:]) < 0.6 * np.mean(losses[:2]), losses
     card = json.loads((result.model_dir / "seamline_model.json").read_text())
-    assert card["mode"] == "full" and card["prompt_style"] == "v2-structured" and card["metrics"]["examples"] == 4
+    assert (
+        card["mode"] == "full"
+        and card["prompt_style"] == "v2-structured"
+        and card["metrics"]["examples"] == 4
+    )
     assert "Defect-type accuracy" in (result.model_dir / "README.md").read_text()
 
     from transformers import AutoProcessor, Qwen2_5_VLForConditionalGeneration
@@ -59,12 +72,36 @@ def test_loss_falls_and_the_model_card_says_what_was_trained(small_synth, tmp_pa
 
 def test_cli_rejects_bad_settings(small_synth, tmp_path):
     run = subprocess.run(
-        [sys.executable, "-m", "seamline", "train", "classifier", str(small_synth), "-o", str(tmp_path), "--mode", "half"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "seamline",
+            "train",
+            "classifier",
+            str(small_synth),
+            "-o",
+            str(tmp_path),
+            "--mode",
+            "half",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 2 and "mode" in run.stderr
     run = subprocess.run(
-        [sys.executable, "-m", "seamline", "train", "classifier", str(tmp_path / "x.txt"), "-o", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "seamline",
+            "train",
+            "classifier",
+            str(tmp_path / "x.txt"),
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 2 and "expected a `seamline synth` folder or a .jsonl export" in run.stderr

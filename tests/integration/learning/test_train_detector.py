@@ -15,16 +15,32 @@ pytestmark = pytest.mark.integration
 
 
 def _seamline(*args, timeout=600):
-    return subprocess.run([sys.executable, "-m", "seamline", *args], capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "seamline", *args], capture_output=True, text=True, timeout=timeout
+    )
 
 
 def test_loss_falls_when_fitting_a_few_images(small_synth, tmp_path):
     cfg = DetectorTrainConfig(
-        data=small_synth, out_dir=tmp_path / "fit", steps=30, batch_size=2, lr=1e-3, warmup_steps=5, eval_every=0,
-        eval_images=4, log_every=5, checkpoint_every=1000, class_agnostic=True, augment=AugmentConfig(enabled=False),
+        data=small_synth,
+        out_dir=tmp_path / "fit",
+        steps=30,
+        batch_size=2,
+        lr=1e-3,
+        warmup_steps=5,
+        eval_every=0,
+        eval_images=4,
+        log_every=5,
+        checkpoint_every=1000,
+        class_agnostic=True,
+        augment=AugmentConfig(enabled=False),
     )
     result = train_detector(cfg, show_progress=False)
-    losses = [r["loss"] for r in map(json.loads, (tmp_path / "fit" / "log.jsonl").read_text().splitlines()) if "loss" in r]
+    losses = [
+        r["loss"]
+        for r in map(json.loads, (tmp_path / "fit" / "log.jsonl").read_text().splitlines())
+        if "loss" in r
+    ]
     assert len(losses) == 6
     assert np.mean(losses[-2:]) < 0.8 * np.mean(losses[:2]), losses
     assert (result.model_dir / "model.safetensors").exists() and result.steps == 30
@@ -32,8 +48,22 @@ def test_loss_falls_when_fitting_a_few_images(small_synth, tmp_path):
 
 def test_cli_checkpoints_resumes_and_writes_a_model_card(small_synth, tmp_path):
     out = tmp_path / "run"
-    common = ["train", "detector", str(small_synth), "-o", str(out), "--batch-size", "2", "--eval-every", "2",
-              "--checkpoint-every", "2", "--val-fraction", "0.3", "--no-progress"]
+    common = [
+        "train",
+        "detector",
+        str(small_synth),
+        "-o",
+        str(out),
+        "--batch-size",
+        "2",
+        "--eval-every",
+        "2",
+        "--checkpoint-every",
+        "2",
+        "--val-fraction",
+        "0.3",
+        "--no-progress",
+    ]
     first = _seamline(*common, "--steps", "4")
     assert first.returncode == 0, first.stderr[-2000:]
     # A state every 2 steps and at the end, so a finished run can be extended with a larger --steps.
@@ -56,19 +86,30 @@ def test_the_trained_checkpoint_runs_in_the_edge_torch_runtime(small_synth, tmp_
     from edge.detectors.torch_runtime import TorchDetector, TorchDetectorConfig
 
     cfg = DetectorTrainConfig(
-        data=small_synth, out_dir=tmp_path / "t", steps=2, batch_size=2, eval_every=0, eval_images=2, class_agnostic=True, tiles=(2, 2),
+        data=small_synth,
+        out_dir=tmp_path / "t",
+        steps=2,
+        batch_size=2,
+        eval_every=0,
+        eval_images=2,
+        class_agnostic=True,
+        tiles=(2, 2),
     )
     model_dir = train_detector(cfg, show_progress=False).model_dir
     detector = TorchDetector(TorchDetectorConfig(checkpoint=str(model_dir), score_threshold=0.0))
     image = read_rgb(next((small_synth / "images").iterdir()))
     [found] = detector.detect([image])
     # The tile grid it was trained for travels with the checkpoint: the edge slices frames the same way.
-    assert detector.meta.input_size == 320 and detector.meta.labels == ("defect",) and detector.tiles == (2, 2)
+    assert (
+        detector.meta.input_size == 320 and detector.meta.labels == ("defect",) and detector.tiles == (2, 2)
+    )
     assert len(found) > 0 and found.boxes[:, 2].max() <= image.shape[1] + 1
 
 
 def test_bad_data_is_a_clear_error(tmp_path):
-    missing = _seamline("train", "detector", str(tmp_path / "nope.json"), "-o", str(tmp_path / "o"), "--no-progress")
+    missing = _seamline(
+        "train", "detector", str(tmp_path / "nope.json"), "-o", str(tmp_path / "o"), "--no-progress"
+    )
     assert missing.returncode == 2 and "no such COCO file" in missing.stderr
     bad = _seamline("train", "detector", str(tmp_path), "-o", str(tmp_path / "o"), "--steps", "0")
     assert bad.returncode == 2 and "steps" in bad.stderr

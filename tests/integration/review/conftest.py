@@ -15,7 +15,11 @@ from tests.fixtures.review import ConsoleThread, write_config
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def audit_store(request, tmp_path: Path) -> Iterator[AuditStore]:
-    url = f"sqlite:///{tmp_path / 'audit.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    url = (
+        f"sqlite:///{tmp_path / 'audit.db'}"
+        if request.param == "sqlite"
+        else request.getfixturevalue("postgres_url")
+    )
     store = AuditStore.from_url(url)
     yield store
     store.engine.dispose()
@@ -29,7 +33,12 @@ def console_audit_url() -> str | None:
 
 @pytest.fixture
 def console(tmp_path: Path, mqtt_broker, console_audit_url) -> Iterator[ConsoleThread]:
-    config = write_config(tmp_path / "seamline.yaml", mqtt_url=mqtt_broker.url, data_dir=tmp_path / "data", audit_url=console_audit_url)
+    config = write_config(
+        tmp_path / "seamline.yaml",
+        mqtt_url=mqtt_broker.url,
+        data_dir=tmp_path / "data",
+        audit_url=console_audit_url,
+    )
     running = ConsoleThread(config).start()
     try:
         yield running
@@ -45,7 +54,10 @@ class Reviewer:
         self.http = httpx.Client(base_url=base_url, follow_redirects=False, timeout=30)
         page = self.http.get("/login")
         token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
-        answer = self.http.post("/login", data={"csrf_token": token, "reviewer_id": reviewer_id, "password": password, "next": "/"})
+        answer = self.http.post(
+            "/login",
+            data={"csrf_token": token, "reviewer_id": reviewer_id, "password": password, "next": "/"},
+        )
         assert answer.status_code == 303, answer.text
         self.csrf = re.search(r'name="csrf-token" content="([^"]+)"', self.http.get("/").text)[1]
 
@@ -88,9 +100,12 @@ class LineRecorder:
                 validate_payload(kind, data)
                 with self._lock:
                     into.append(data)
+
             return handler
 
-        self.bus = MqttBus(MqttConfig(url=broker_url), client_id=f"review-rec-{time.time_ns()}", persistent_session=False)
+        self.bus = MqttBus(
+            MqttConfig(url=broker_url), client_id=f"review-rec-{time.time_ns()}", persistent_session=False
+        )
         self.bus.subscribe(topics.verdicts, keep("verdicts", self.verdicts))
         self.bus.subscribe(topics.reviews, keep("reviews", self.reviews))
         self.bus.start()

@@ -14,14 +14,25 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.integration
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium must not reach out to Google's services from a machine with no route to them.
-ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+]
 
 
 @pytest.fixture
 def browser():
     if CHROMIUM is None:
-        pytest.skip("no system Chromium (Debian: apt-get install chromium; scripts/setup.sh does it where it can)")
+        pytest.skip(
+            "no system Chromium (Debian: apt-get install chromium; scripts/setup.sh does it where it can)"
+        )
     sync_api = pytest.importorskip("playwright.sync_api")
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
@@ -33,7 +44,9 @@ def browser():
 
 def test_log_in_take_an_item_correct_a_type_and_submit(console, recorder, browser, tmp_path):
     service = console.service
-    queue_garments(service.audit, service.crop_store, 3)  # rv-0000 is high priority: AI says c0 stain, c1 hole
+    queue_garments(
+        service.audit, service.crop_store, 3
+    )  # rv-0000 is high priority: AI says c0 stain, c1 hole
     service.reviewers.add("alice", "review-pass-1", "Alice Reviewer")
     page = browser.new_page()
     page.set_default_timeout(15_000)
@@ -50,7 +63,9 @@ def test_log_in_take_an_item_correct_a_type_and_submit(console, recorder, browse
     page.keyboard.press("n")  # take the next item
     page.wait_for_url("**/items/rv-0000")
     assert page.locator("svg.view image").count() == 2  # the crops placed on the view, with their boxes
-    assert page.locator("img.enlarged").evaluate_all("imgs => imgs.every(i => i.complete && i.naturalWidth > 0)")
+    assert page.locator("img.enlarged").evaluate_all(
+        "imgs => imgs.every(i => i.complete && i.naturalWidth > 0)"
+    )
     page.select_option("select[name=type-c0]", "tear")  # the AI said stain: it is a tear
     page.select_option("select[name=severity-c0]", "severe")
     page.keyboard.press("Escape")
@@ -63,14 +78,32 @@ def test_log_in_take_an_item_correct_a_type_and_submit(console, recorder, browse
 
     assert wait_until(lambda: any(v["item_id"] == "rv-0000" for v in recorder.verdicts), 15)
     verdict = next(v for v in recorder.verdicts if v["item_id"] == "rv-0000")
-    assert (verdict["source"], verdict["final"], verdict["decision"], verdict["reviewer_id"]) == ("review", True, "reject", "alice")
-    assert {d["crop_id"]: (d["type"], d["severity"]) for d in verdict["defects"]} == {"c0": ("tear", "severe"), "c1": ("hole", "severe")}
+    assert (verdict["source"], verdict["final"], verdict["decision"], verdict["reviewer_id"]) == (
+        "review",
+        True,
+        "reject",
+        "alice",
+    )
+    assert {d["crop_id"]: (d["type"], d["severity"]) for d in verdict["defects"]} == {
+        "c0": ("tear", "severe"),
+        "c1": ("hole", "severe"),
+    }
     with service.audit.engine.connect() as conn:
         rows = conn.execute(
-            sa.select(review_feedback.c.region_id, review_feedback.c.ai_type, review_feedback.c.human_type, review_feedback.c.outcome, review_feedback.c.reviewer_id)
-            .where(review_feedback.c.item_id == "rv-0000").order_by(review_feedback.c.region_id)
+            sa.select(
+                review_feedback.c.region_id,
+                review_feedback.c.ai_type,
+                review_feedback.c.human_type,
+                review_feedback.c.outcome,
+                review_feedback.c.reviewer_id,
+            )
+            .where(review_feedback.c.item_id == "rv-0000")
+            .order_by(review_feedback.c.region_id)
         ).all()
-    assert [tuple(r) for r in rows] == [("c0", "stain", "tear", "misclassification", "alice"), ("c1", "hole", "hole", "agreement", "alice")]
+    assert [tuple(r) for r in rows] == [
+        ("c0", "stain", "tear", "misclassification", "alice"),
+        ("c1", "hole", "hole", "agreement", "alice"),
+    ]
     # the queue page shows the two items left, live
     page.wait_for_selector("#queue-rows tr")
     assert page.locator("#queue-rows tr").count() == 2

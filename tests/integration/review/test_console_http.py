@@ -14,7 +14,13 @@ from tests.fixtures.review import queue_garments
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
-ALL_NORMAL = {"decision": "pass", "crops": [{"crop_id": "c0", "type": "normal", "severity": "none"}, {"crop_id": "c1", "type": "normal", "severity": "none"}]}
+ALL_NORMAL = {
+    "decision": "pass",
+    "crops": [
+        {"crop_id": "c0", "type": "normal", "severity": "none"},
+        {"crop_id": "c1", "type": "normal", "severity": "none"},
+    ],
+}
 
 
 def test_requests_without_a_session_are_refused(console):
@@ -23,12 +29,20 @@ def test_requests_without_a_session_are_refused(console):
     for path in ("/", "/items/rv-0000", "/report"):
         answer = anonymous.get(path)
         assert answer.status_code == 303 and answer.headers["location"].startswith("/login"), path
-    for method, path in [("GET", "/api/queue"), ("GET", "/events"), ("GET", "/crops/rv-0000/c0"), ("POST", "/api/take"),
-                         ("POST", "/api/items/rv-0000/decision"), ("GET", "/report/charts/daily.png")]:
+    for method, path in [
+        ("GET", "/api/queue"),
+        ("GET", "/events"),
+        ("GET", "/crops/rv-0000/c0"),
+        ("POST", "/api/take"),
+        ("POST", "/api/items/rv-0000/decision"),
+        ("GET", "/report/charts/daily.png"),
+    ]:
         answer = anonymous.request(method, path)
         assert answer.status_code == 401, path
         assert answer.headers["content-type"] == "application/problem+json"
-    forged = httpx.Client(base_url=console.url, cookies={"seamline_session": "made-up"}, follow_redirects=False)
+    forged = httpx.Client(
+        base_url=console.url, cookies={"seamline_session": "made-up"}, follow_redirects=False
+    )
     assert forged.get("/api/queue").status_code == 401
     assert anonymous.get("/healthz").json()["status"] == "ok"
 
@@ -56,7 +70,12 @@ def test_forms_and_api_calls_need_the_sessions_csrf_token(console, login):
     assert console.service.queue.snapshot()["in_review"] == []  # nothing was taken
     # the login form is protected too (double-submit cookie)
     stranger = httpx.Client(base_url=console.url, follow_redirects=False)
-    assert stranger.post("/login", data={"csrf_token": "x", "reviewer_id": "alice", "password": "review-pass-1"}).status_code == 403
+    assert (
+        stranger.post(
+            "/login", data={"csrf_token": "x", "reviewer_id": "alice", "password": "review-pass-1"}
+        ).status_code
+        == 403
+    )
     # and a token of one session is worthless in another
     bob = login("bob")
     assert bob.http.post("/api/take", headers={"X-CSRF-Token": alice.csrf}).status_code == 403
@@ -72,8 +91,15 @@ def test_a_reviewer_cannot_act_as_another(console, login):
     answer = bob.post(f"/api/items/{item}/decision", json={**ALL_NORMAL, "reviewer_id": "alice"})
     assert answer.status_code == 403 and answer.json()["title"] == "Cannot act as another reviewer"
     assert bob.post(f"/api/items/{item}/release").status_code == 409
-    form = {"csrf_token": bob.csrf, "reviewer_id": "alice", "decision": "pass", "type-c0": "normal", "severity-c0": "none",
-            "type-c1": "normal", "severity-c1": "none"}
+    form = {
+        "csrf_token": bob.csrf,
+        "reviewer_id": "alice",
+        "decision": "pass",
+        "type-c0": "normal",
+        "severity-c0": "none",
+        "type-c1": "normal",
+        "severity-c1": "none",
+    }
     assert bob.http.post(f"/items/{item}/decision", data=form).status_code == 403
     # alice's own decision goes through, in her name
     assert alice.post(f"/api/items/{item}/decision", json=ALL_NORMAL).status_code == 200
@@ -87,15 +113,34 @@ def test_bad_input_gets_a_precise_problem_and_the_console_keeps_serving(console,
     cases = [
         (b"{not json", 400, "Malformed JSON"),
         (json.dumps({"decision": "maybe", "crops": []}).encode(), 422, "decision"),
-        (json.dumps({**ALL_NORMAL, "crops": ALL_NORMAL["crops"][:1]}).encode(), 422, "no label for crop 'c1'"),
-        (json.dumps({**ALL_NORMAL, "missed": [{"view_index": 0, "box": [10, 10, 9999, 20], "type": "hole", "severity": "minor"}]}).encode(), 422, "missed[0].box"),
+        (
+            json.dumps({**ALL_NORMAL, "crops": ALL_NORMAL["crops"][:1]}).encode(),
+            422,
+            "no label for crop 'c1'",
+        ),
+        (
+            json.dumps(
+                {
+                    **ALL_NORMAL,
+                    "missed": [
+                        {"view_index": 0, "box": [10, 10, 9999, 20], "type": "hole", "severity": "minor"}
+                    ],
+                }
+            ).encode(),
+            422,
+            "missed[0].box",
+        ),
     ]
     for body, status, text in cases:
-        answer = alice.post(f"/api/items/{item}/decision", content=body, headers={"content-type": "application/json"})
+        answer = alice.post(
+            f"/api/items/{item}/decision", content=body, headers={"content-type": "application/json"}
+        )
         assert answer.status_code == status, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
         assert text in answer.json()["detail"] + answer.json()["title"]
-    too_big = alice.post(f"/api/items/{item}/decision", content=b"x" * (2 << 20), headers={"content-type": "application/json"})
+    too_big = alice.post(
+        f"/api/items/{item}/decision", content=b"x" * (2 << 20), headers={"content-type": "application/json"}
+    )
     assert too_big.status_code == 413 and too_big.json()["title"] == "Request too large"
     assert alice.http.get("/api/items/nope").status_code == 404
     assert alice.http.get(f"/crops/{item}/nope").status_code == 404
@@ -107,12 +152,23 @@ def test_decisions_publish_review_events_and_the_final_verdict(console, login, r
     queue_garments(console.service.audit, console.service.crop_store, 1)
     alice = login("alice")
     item = alice.post("/api/take").json()["item_id"]
-    decision = {"decision": "reject", "note": "Hole at the hem.", "crops": [
-        {"crop_id": "c0", "type": "hole", "severity": "severe"}, {"crop_id": "c1", "type": "normal", "severity": "none"}]}
+    decision = {
+        "decision": "reject",
+        "note": "Hole at the hem.",
+        "crops": [
+            {"crop_id": "c0", "type": "hole", "severity": "severe"},
+            {"crop_id": "c1", "type": "normal", "severity": "none"},
+        ],
+    }
     answer = alice.post(f"/api/items/{item}/decision", json=decision).json()
     assert wait_until(lambda: any(v["verdict_id"] == answer["verdict_id"] for v in recorder.verdicts), 15)
     verdict = next(v for v in recorder.verdicts if v["verdict_id"] == answer["verdict_id"])
-    assert (verdict["source"], verdict["final"], verdict["decision"], verdict["reviewer_id"]) == ("review", True, "reject", "alice")
+    assert (verdict["source"], verdict["final"], verdict["decision"], verdict["reviewer_id"]) == (
+        "review",
+        True,
+        "reject",
+        "alice",
+    )
     assert [(d["crop_id"], d["type"]) for d in verdict["defects"]] == [("c0", "hole"), ("c1", "normal")]
     assert wait_until(lambda: any(e["type"] == "end" for e in recorder.reviews), 10)
     kinds = [(e["type"], e["status"], e["reviewer_id"]) for e in recorder.reviews if e["item_id"] == item]
@@ -145,17 +201,31 @@ def test_the_queue_updates_live_over_server_sent_events(console, login, mqtt_bro
     assert wait_until(lambda: len(snapshots) >= 1, 10) and snapshots[0]["queued_total"] == 0
     # the classifier service queues a garment and announces it with a review event; the console hears it at once
     queue_garments(console.service.audit, console.service.crop_store, 1, prefix="live")
-    cloud = MqttBus(MqttConfig(url=mqtt_broker.url), client_id=f"fake-cloud-{time.time_ns()}", persistent_session=False)
+    cloud = MqttBus(
+        MqttConfig(url=mqtt_broker.url), client_id=f"fake-cloud-{time.time_ns()}", persistent_session=False
+    )
     cloud.start()
     assert cloud.wait_connected(10)
-    event = ReviewEvent(type="new", review_id="live-0000", item_id="live-0000", site_id="s1", line_id="l1", status="queued", priority="high")
+    event = ReviewEvent(
+        type="new",
+        review_id="live-0000",
+        item_id="live-0000",
+        site_id="s1",
+        line_id="l1",
+        status="queued",
+        priority="high",
+    )
     cloud.publish(LineTopics(console.config.mqtt.topic_root, "s1", "l1").reviews, event.to_json())
-    assert wait_until(lambda: snapshots[-1]["queued_total"] == 1, 5), "no live update within 5 s (heartbeat is 15 s)"
+    assert wait_until(lambda: snapshots[-1]["queued_total"] == 1, 5), (
+        "no live update within 5 s (heartbeat is 15 s)"
+    )
     assert snapshots[-1]["next"][0]["item_id"] == "live-0000"
     # another reviewer taking it shows up too
     bob = login("bob")
     bob.post("/api/take")
-    assert wait_until(lambda: snapshots[-1]["in_review"] and snapshots[-1]["in_review"][0]["claimed_by"] == "bob", 5)
+    assert wait_until(
+        lambda: snapshots[-1]["in_review"] and snapshots[-1]["in_review"][0]["claimed_by"] == "bob", 5
+    )
     # a stream outlives no session: once alice is deactivated, the next change ends hers
     console.service.reviewers.set_active("alice", False)
     bob.post("/api/items/live-0000/release")
@@ -170,7 +240,9 @@ def test_final_verdicts_not_acknowledged_are_published_at_the_next_start(tmp_pat
     from tests.integration.review.conftest import LineRecorder
 
     config = write_config(tmp_path / "seamline.yaml", mqtt_url=mqtt_broker.url, data_dir=tmp_path / "data")
-    first = ConsoleThread(config)  # not started: decide straight in the store, as if the process died before publishing
+    first = ConsoleThread(
+        config
+    )  # not started: decide straight in the store, as if the process died before publishing
     queue_garments(first.service.audit, first.service.crop_store, 1)
     first.service.queue.take_next("alice")
     result = first.service.queue.decide("alice", "rv-0000", HumanDecision.model_validate(ALL_NORMAL))
@@ -178,7 +250,9 @@ def test_final_verdicts_not_acknowledged_are_published_at_the_next_start(tmp_pat
     recorder = LineRecorder(mqtt_broker.url, first.config.mqtt.topic_root)
     console = ConsoleThread(config).start()
     try:
-        assert wait_until(lambda: any(v["verdict_id"] == result.verdict.verdict_id for v in recorder.verdicts), 15)
+        assert wait_until(
+            lambda: any(v["verdict_id"] == result.verdict.verdict_id for v in recorder.verdicts), 15
+        )
         assert wait_until(lambda: console.service.queue.unpublished() == [], 10)
     finally:
         console.stop()
@@ -191,7 +265,9 @@ def test_password_guessing_is_throttled_and_deactivation_ends_sessions(console, 
 
     def attempt(password: str) -> httpx.Response:
         token = re.search(r'name="csrf_token" value="([^"]+)"', guesser.get("/login").text)[1]
-        return guesser.post("/login", data={"csrf_token": token, "reviewer_id": "alice", "password": password})
+        return guesser.post(
+            "/login", data={"csrf_token": token, "reviewer_id": "alice", "password": password}
+        )
 
     assert [attempt(f"guess-{n}").status_code for n in range(5)] == [401] * 5
     blocked = attempt("review-pass-1")  # even the right password waits now

@@ -30,15 +30,41 @@ def reviewed(tmp_path):
     queue = ReviewQueue(store.engine, TAXONOMY)
     decisions = [
         # rv-0000 AI: c0 stain/moderate/review, c1 hole/severe/reject -> reject; person agrees: agreement
-        HumanDecision(decision="reject", crops=[CropLabel(crop_id="c0", type="stain", severity="moderate"), CropLabel(crop_id="c1", type="hole", severity="severe")]),
+        HumanDecision(
+            decision="reject",
+            crops=[
+                CropLabel(crop_id="c0", type="stain", severity="moderate"),
+                CropLabel(crop_id="c1", type="hole", severity="severe"),
+            ],
+        ),
         # rv-0001 AI: c0 hole/reject, c1 normal/pass -> reject; person passes: false positive
-        HumanDecision(decision="pass", crops=[CropLabel(crop_id="c0", type="normal", severity="none"), CropLabel(crop_id="c1", type="normal", severity="none")]),
+        HumanDecision(
+            decision="pass",
+            crops=[
+                CropLabel(crop_id="c0", type="normal", severity="none"),
+                CropLabel(crop_id="c1", type="normal", severity="none"),
+            ],
+        ),
         # rv-0002 AI: c0 normal/pass, c1 tear/minor/review -> review; person: tear is a stain, plus a missed hole inside c0
-        HumanDecision(decision="reject", crops=[CropLabel(crop_id="c0", type="normal", severity="none"), CropLabel(crop_id="c1", type="stain", severity="minor")],
-                      missed=[MissedDefect(view_index=0, box=(70, 95, 110, 135), type="hole", severity="moderate"),
-                              MissedDefect(view_index=0, box=(500, 400, 560, 460), type="hole", severity="minor")]),
+        HumanDecision(
+            decision="reject",
+            crops=[
+                CropLabel(crop_id="c0", type="normal", severity="none"),
+                CropLabel(crop_id="c1", type="stain", severity="minor"),
+            ],
+            missed=[
+                MissedDefect(view_index=0, box=(70, 95, 110, 135), type="hole", severity="moderate"),
+                MissedDefect(view_index=0, box=(500, 400, 560, 460), type="hole", severity="minor"),
+            ],
+        ),
         # rv-0003 AI: c0 tear/minor/review, c1 stain/moderate/review -> review; person: a tear is a tear, c1 fine: FP region
-        HumanDecision(decision="pass", crops=[CropLabel(crop_id="c0", type="tear", severity="minor"), CropLabel(crop_id="c1", type="normal", severity="none")]),
+        HumanDecision(
+            decision="pass",
+            crops=[
+                CropLabel(crop_id="c0", type="tear", severity="minor"),
+                CropLabel(crop_id="c1", type="normal", severity="none"),
+            ],
+        ),
     ]
     for d in decisions:
         item, _ = queue.take_next("alice")
@@ -51,10 +77,22 @@ def test_weekly_report_counts(reviewed):
     start = iso_week("2026-W48")
     report = weekly_report(store.engine, start, TAXONOMY)
     assert report["total_reviews"] == 4
-    assert report["garments"] == {"agreement": 1, "false_positive": 2, "false_negative": 1, "misclassification": 0, "unanswered": 0}
+    assert report["garments"] == {
+        "agreement": 1,
+        "false_positive": 2,
+        "false_negative": 1,
+        "misclassification": 0,
+        "unanswered": 0,
+    }
     assert report["agreement_rate"] == 0.25
     assert report["regions"]["false_negative"] == 2 and report["regions"]["misclassification"] == 1
-    assert report["per_class"]["hole"] == {"tp": 1, "predicted": 2, "actual": 3, "precision": 0.5, "recall": round(1 / 3, 4)}
+    assert report["per_class"]["hole"] == {
+        "tp": 1,
+        "predicted": 2,
+        "actual": 3,
+        "precision": 0.5,
+        "recall": round(1 / 3, 4),
+    }
     assert report["per_class"]["stain"]["predicted"] == 2 and report["per_class"]["stain"]["tp"] == 1
     patterns = {(p["kind"], p["ai"], p["human"]): p["count"] for p in report["top_error_patterns"]}
     assert patterns[("false_negative", "(missed by detector)", "hole")] == 2
@@ -79,7 +117,9 @@ def test_coco_export_holds_crops_and_every_verified_box_inside_them(reviewed, tm
     hole = coco.getCatIds(catNms=["hole"])[0]
     rv2_c0 = next(i for i in coco.dataset["images"] if i["file_name"].endswith("rv-0002__c0.jpg"))
     anns = coco.loadAnns(coco.getAnnIds(imgIds=[rv2_c0["id"]]))
-    assert [a["category_id"] for a in anns] == [hole]  # the normal crop label is not a box; the missed hole is
+    assert [a["category_id"] for a in anns] == [
+        hole
+    ]  # the normal crop label is not a box; the missed hole is
     x, y, w, h = anns[0]["bbox"]
     assert (x, y, w, h) == (10.0, 11.0, 40.0, 40.0)  # (70, 95)-(110, 135) in a crop cut at (60, 84), scale 1
     assert (tmp_path / "coco" / rv2_c0["file_name"]).read_bytes()[:2] == b"\xff\xd8"
@@ -91,7 +131,11 @@ def test_jsonl_export_is_what_classifier_training_reads(reviewed, tmp_path):
     examples = jsonl_crops(tmp_path / "jsonl" / "crops.jsonl", TAXONOMY)
     assert len(examples) == 8
     targets = sorted((e.key, e.target["type"], e.target["severity"]) for e in examples)
-    assert ("images/rv-0002__c1.jpg", "stain", "minor") in targets and ("images/rv-0001__c0.jpg", "normal", "none") in targets
+    assert ("images/rv-0002__c1.jpg", "stain", "minor") in targets and (
+        "images/rv-0001__c0.jpg",
+        "normal",
+        "none",
+    ) in targets
 
 
 def test_label_studio_export(reviewed, tmp_path):
@@ -104,7 +148,7 @@ def test_label_studio_export(reviewed, tmp_path):
     assert [b["value"]["rectanglelabels"] for b in boxes] == [["hole"]]
     v = boxes[0]["value"]
     assert all(0 <= v[k] <= 100 for k in ("x", "y", "width", "height"))
-    assert "<RectangleLabels name=\"defect\"" in (tmp_path / "ls" / "label_config.xml").read_text()
+    assert '<RectangleLabels name="defect"' in (tmp_path / "ls" / "label_config.xml").read_text()
     with pytest.raises(ExportError, match="choose one of"):
         export_verified(store.engine, crops, TAXONOMY, tmp_path / "x", "yolo")
 
@@ -114,18 +158,38 @@ def test_report_and_export_commands(reviewed, tmp_path, mqtt_broker):
     config = write_config(root / "seamline.yaml", mqtt_url=mqtt_broker.url, data_dir=root / "data")
 
     def seamline(*args):
-        return subprocess.run([sys.executable, "-m", "seamline", *args], capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "seamline", *args], capture_output=True, text=True, timeout=120
+        )
 
-    done = seamline("report", "weekly", "-c", str(config), "--week", "2026-W48", "--out", str(tmp_path / "report"))
+    done = seamline(
+        "report", "weekly", "-c", str(config), "--week", "2026-W48", "--out", str(tmp_path / "report")
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["total_reviews"] == 4
-    assert {p.name for p in (tmp_path / "report").iterdir()} == {"report.json", "report.md", "daily.png", "trend.png", "errors.png", "classes.png"}
+    assert {p.name for p in (tmp_path / "report").iterdir()} == {
+        "report.json",
+        "report.md",
+        "daily.png",
+        "trend.png",
+        "errors.png",
+        "classes.png",
+    }
     bad = seamline("report", "weekly", "-c", str(config), "--week", "2026-48")
     assert bad.returncode == 2 and "YYYY-Www" in bad.stderr
-    done = seamline("review", "export", "-c", str(config), "--format", "coco", "--out", str(tmp_path / "export"))
+    done = seamline(
+        "review", "export", "-c", str(config), "--format", "coco", "--out", str(tmp_path / "export")
+    )
     assert done.returncode == 0 and json.loads(done.stdout)["images"] == 8
-    bad = seamline("review", "export", "-c", str(config), "--format", "yolo", "--out", str(tmp_path / "export2"))
+    bad = seamline(
+        "review", "export", "-c", str(config), "--format", "yolo", "--out", str(tmp_path / "export2")
+    )
     assert bad.returncode == 2 and "choose one of" in bad.stderr
-    added = subprocess.run([sys.executable, "-m", "seamline", "review", "add-reviewer", "carol", "-c", str(config)],
-                           input="short\n", capture_output=True, text=True, timeout=60)
+    added = subprocess.run(
+        [sys.executable, "-m", "seamline", "review", "add-reviewer", "carol", "-c", str(config)],
+        input="short\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert added.returncode == 2 and "at least 8 characters" in added.stderr

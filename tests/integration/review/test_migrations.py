@@ -20,9 +20,13 @@ def test_a_store_made_before_migrations_is_stamped_and_upgraded(tmp_path):
     engine = sa.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     upgrade(engine, "0001")  # issue 4's schema, then forget Alembic was ever there
     with engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO garments (item_id, site_id, line_id, station_id, agent_id, captured_at, received_at, "
-                             "detector_version, views, sensor_readings, status) VALUES ('old-1', 's', 'l', 'st', 'a', "
-                             "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 'd', '[]', '{}', 'published')"))
+        conn.execute(
+            sa.text(
+                "INSERT INTO garments (item_id, site_id, line_id, station_id, agent_id, captured_at, received_at, "
+                "detector_version, views, sensor_readings, status) VALUES ('old-1', 's', 'l', 'st', 'a', "
+                "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 'd', '[]', '{}', 'published')"
+            )
+        )
         conn.execute(sa.text("DROP TABLE alembic_version"))
     engine.dispose()
     store = AuditStore.from_url(f"sqlite:///{tmp_path / 'old.db'}")

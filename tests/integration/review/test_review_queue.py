@@ -56,19 +56,26 @@ def test_expired_leases_return_items_to_their_place(queued):
     assert [e.item_id for e in expired] == [item.item_id]
     assert taken.item_id == item.item_id  # it kept its priority and age
     with pytest.raises(ItemConflict, match="held by another reviewer"):
-        queue.decide("alice", item.item_id, labels("pass", ("c0", "normal", "none"), ("c1", "normal", "none")))
+        queue.decide(
+            "alice", item.item_id, labels("pass", ("c0", "normal", "none"), ("c1", "normal", "none"))
+        )
 
 
 def test_one_reviewer_clicking_take_twice_at_once_holds_one_item(queued):
     queue, _ = queued
     for _ in range(5):
         results: list = []
-        threads = [threading.Thread(target=lambda out=results: out.append(queue.take_next("alice")[0])) for _ in range(4)]
+        threads = [
+            threading.Thread(target=lambda out=results: out.append(queue.take_next("alice")[0]))
+            for _ in range(4)
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        assert len(results) == 4 and len({r.item_id for r in results}) == 1, "parallel takes gave one reviewer two items"
+        assert len(results) == 4 and len({r.item_id for r in results}) == 1, (
+            "parallel takes gave one reviewer two items"
+        )
         assert [i["claimed_by"] for i in queue.snapshot()["in_review"]] == ["alice"]
         queue.release("alice", results[0].item_id)
 
@@ -85,23 +92,51 @@ def test_release_keeps_the_place_in_line(queued):
 def test_a_decision_records_feedback_labels_and_the_final_verdict_in_one_go(queued):
     queue, _ = queued
     item, _ = queue.take_next("alice")  # ids[0]: AI c0 stain/moderate/review, c1 hole/severe/reject
-    decision = labels("reject", ("c0", "tear", "moderate"), ("c1", "hole", "severe"),
-                      missed=[MissedDefect(view_index=0, box=(400, 300, 440, 340), type="stain", severity="minor")])
+    decision = labels(
+        "reject",
+        ("c0", "tear", "moderate"),
+        ("c1", "hole", "severe"),
+        missed=[MissedDefect(view_index=0, box=(400, 300, 440, 340), type="stain", severity="minor")],
+    )
     result = queue.decide("alice", item.item_id, decision)
     assert result.outcome.value == "false_negative"  # the missed stain outranks the tear/stain mix-up
     assert [region for region, _ in result.regions] == ["c0", "c1", "missed#1"]
     assert [o.value for _, o in result.regions] == ["misclassification", "agreement", "false_negative"]
     with queue.engine.connect() as conn:
-        row = conn.execute(sa.select(review_decisions).where(review_decisions.c.item_id == item.item_id)).mappings().one()
-        feedback = conn.execute(sa.select(review_feedback).where(review_feedback.c.item_id == item.item_id).order_by(review_feedback.c.region_id)).mappings().all()
-        verified = conn.execute(sa.select(verified_labels).where(verified_labels.c.item_id == item.item_id)).mappings().all()
-    assert row["reviewer_id"] == "alice" and row["ai_call"] == "reject" and row["verdict"]["source"] == "review"
+        row = (
+            conn.execute(sa.select(review_decisions).where(review_decisions.c.item_id == item.item_id))
+            .mappings()
+            .one()
+        )
+        feedback = (
+            conn.execute(
+                sa.select(review_feedback)
+                .where(review_feedback.c.item_id == item.item_id)
+                .order_by(review_feedback.c.region_id)
+            )
+            .mappings()
+            .all()
+        )
+        verified = (
+            conn.execute(sa.select(verified_labels).where(verified_labels.c.item_id == item.item_id))
+            .mappings()
+            .all()
+        )
+    assert (
+        row["reviewer_id"] == "alice" and row["ai_call"] == "reject" and row["verdict"]["source"] == "review"
+    )
     assert row["published_at"] is None
     assert [(f["region_id"], f["ai_type"], f["human_type"], f["outcome"]) for f in feedback] == [
-        ("c0", "stain", "tear", "misclassification"), ("c1", "hole", "hole", "agreement"), ("missed#1", None, "stain", "false_negative"),
+        ("c0", "stain", "tear", "misclassification"),
+        ("c1", "hole", "hole", "agreement"),
+        ("missed#1", None, "stain", "false_negative"),
     ]
     assert feedback[1]["severity_agrees"] is True
-    assert sorted((v["region_id"], v["type"], v["reviewer_id"]) for v in verified) == [("c0", "tear", "alice"), ("c1", "hole", "alice"), ("missed#1", "stain", "alice")]
+    assert sorted((v["region_id"], v["type"], v["reviewer_id"]) for v in verified) == [
+        ("c0", "tear", "alice"),
+        ("c1", "hole", "alice"),
+        ("missed#1", "stain", "alice"),
+    ]
     assert queue.unpublished() == [row["verdict"]]
     queue.mark_published(item.item_id)
     assert queue.unpublished() == []

@@ -15,8 +15,12 @@ pytestmark = pytest.mark.integration
 
 def test_review_serve_starts_and_stops_on_sigterm(tmp_path, mqtt_broker):
     config = write_config(tmp_path / "seamline.yaml", mqtt_url=mqtt_broker.url, data_dir=tmp_path / "data")
-    proc = subprocess.Popen([sys.executable, "-m", "seamline", "review", "serve", "-c", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "seamline", "review", "serve", "-c", str(config)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         url = None
         for line in proc.stdout:  # type: ignore[union-attr]

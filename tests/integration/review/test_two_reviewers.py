@@ -35,8 +35,10 @@ def test_two_reviewers_100_items_none_taken_twice_none_lost(console, login, reco
             item = answer.json()
             taken[reviewer.reviewer_id].append(item["item_id"])
             crop = item["crops"][0]["crop_id"]
-            decision = {"decision": "reject" if len(taken[reviewer.reviewer_id]) % 2 else "pass",
-                        "crops": [{"crop_id": crop, "type": "stain", "severity": "minor"}]}
+            decision = {
+                "decision": "reject" if len(taken[reviewer.reviewer_id]) % 2 else "pass",
+                "crops": [{"crop_id": crop, "type": "stain", "severity": "minor"}],
+            }
             done = reviewer.post(f"/api/items/{item['item_id']}/decision", json=decision)
             if done.status_code != 200:
                 failures.append(f"decide {item['item_id']}: {done.status_code} {done.text}")
@@ -53,7 +55,9 @@ def test_two_reviewers_100_items_none_taken_twice_none_lost(console, login, reco
     assert sorted(both) == sorted(ids) and len(both) == ITEMS  # each exactly once
     assert taken["alice"] and taken["bob"], "both reviewers should have had work"
     with console.service.audit.engine.connect() as conn:
-        decided = dict(conn.execute(sa.select(review_decisions.c.item_id, review_decisions.c.reviewer_id)).all())
+        decided = dict(
+            conn.execute(sa.select(review_decisions.c.item_id, review_decisions.c.reviewer_id)).all()
+        )
         feedback = conn.execute(sa.select(sa.func.count()).select_from(review_feedback)).scalar()
     assert decided == {i: who for who, items in taken.items() for i in items}
     assert feedback == ITEMS

@@ -13,8 +13,23 @@ pytestmark = pytest.mark.integration
 
 def _record(item_id: str) -> GarmentRecord:
     now = datetime.now(UTC)
-    crop = CropRecord("v0-c0", 0, (1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 8.0, 8.0), 0.7, "defect", "jpeg", b"x", 8, 8)
-    return GarmentRecord(item_id, "site1", "line1", "st1", "edge", now, None, now, "d@1", ((0, 1280, 720),), (crop,), sensor_readings=(("k", "v"),))
+    crop = CropRecord(
+        "v0-c0", 0, (1.0, 2.0, 3.0, 4.0), (0.0, 0.0, 8.0, 8.0), 0.7, "defect", "jpeg", b"x", 8, 8
+    )
+    return GarmentRecord(
+        item_id,
+        "site1",
+        "line1",
+        "st1",
+        "edge",
+        now,
+        None,
+        now,
+        "d@1",
+        ((0, 1280, 720),),
+        (crop,),
+        sensor_readings=(("k", "v"),),
+    )
 
 
 def _exercise(store: AuditStore) -> None:
@@ -22,8 +37,12 @@ def _exercise(store: AuditStore) -> None:
     assert store.accept(_record("a"), {"v0-c0": "file:///a"}) is False  # idempotent
     store.accept(_record("b"), {"v0-c0": "file:///b"})
     assert store.pending() == ["a", "b"]
-    store.record_verdict("a", "v1", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="low")
-    store.record_verdict("b", "v2", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="high")
+    store.record_verdict(
+        "a", "v1", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="low"
+    )
+    store.record_verdict(
+        "b", "v2", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="high"
+    )
     assert [q["item_id"] for q in store.review_queue()] == ["b", "a"]  # high first
     store.mark_published("a")
     assert store.counts() == {"published": 1, "classified": 1}

@@ -19,7 +19,9 @@ def test_put_then_get_round_trips_and_lands_as_an_object(s3_server):
     uri = store.put("site1/line1/2026-11-28/item-1/v0-c0", b"\xff\xd8jpeg", "jpeg")
     assert uri == "s3://seamline-crops/prod/site1/line1/2026-11-28/item-1/v0-c0.jpg"
     assert store.get(uri) == b"\xff\xd8jpeg"
-    assert (s3_server.root / "seamline-crops/prod/site1/line1/2026-11-28/item-1/v0-c0.jpg").read_bytes() == b"\xff\xd8jpeg"
+    assert (
+        s3_server.root / "seamline-crops/prod/site1/line1/2026-11-28/item-1/v0-c0.jpg"
+    ).read_bytes() == b"\xff\xd8jpeg"
     with pytest.raises(ValueError, match="outside the crop store"):
         store.get("s3://another-bucket/prod/x.jpg")
     with pytest.raises(botocore.exceptions.ClientError):
@@ -30,7 +32,11 @@ def test_put_then_get_round_trips_and_lands_as_an_object(s3_server):
 
 @pytest.mark.parametrize(
     "url, message",
-    [("s3:///prefix", "name a bucket"), ("s3://b/p?endpoint=http://x&colour=red", "unknown option"), ("ftp://host/x", "use a directory")],
+    [
+        ("s3:///prefix", "name a bucket"),
+        ("s3://b/p?endpoint=http://x&colour=red", "unknown option"),
+        ("ftp://host/x", "use a directory"),
+    ],
 )
 def test_bad_urls_are_configuration_errors(url, message):
     with pytest.raises(ConfigError, match=message):

@@ -8,7 +8,9 @@ from seamline.domain import Decision, Priority, Route, Severity
 M, MO, S = Severity.MINOR, Severity.MODERATE, Severity.SEVERE
 
 
-def region(crop="c0", *, det=0.8, type="stain", sev=MO, suggested=Decision.REJECT, conf=0.99, agree=None, error=None):
+def region(
+    crop="c0", *, det=0.8, type="stain", sev=MO, suggested=Decision.REJECT, conf=0.99, agree=None, error=None
+):
     return RegionResult(crop, det, type, sev, suggested, conf, agree, error)
 
 
@@ -24,18 +26,30 @@ def test_confident_reject_is_automatic(policy):
 
 
 def test_confident_pass_is_automatic(policy):
-    d = policy.decide([region(type="normal", sev=None, suggested=Decision.PASS), region("c1", sev=M, suggested=Decision.PASS)])
+    d = policy.decide(
+        [
+            region(type="normal", sev=None, suggested=Decision.PASS),
+            region("c1", sev=M, suggested=Decision.PASS),
+        ]
+    )
     assert (d.decision, d.route, d.final) == (Decision.PASS, Route.AUTO, True)
 
 
 def test_pass_needs_every_region_sure(policy):
-    d = policy.decide([region(sev=M, suggested=Decision.PASS, conf=0.99), region("c1", sev=M, suggested=Decision.PASS, conf=0.80)])
+    d = policy.decide(
+        [
+            region(sev=M, suggested=Decision.PASS, conf=0.99),
+            region("c1", sev=M, suggested=Decision.PASS, conf=0.80),
+        ]
+    )
     assert (d.decision, d.route, d.priority) == (Decision.REVIEW, Route.HUMAN, Priority.MEDIUM)
     assert d.confidence == pytest.approx(0.80)
 
 
 def test_reject_needs_only_one_sure_unsellable_region(policy):
-    d = policy.decide([region(conf=0.97), region("c1", type="normal", sev=None, suggested=Decision.PASS, conf=0.4)])
+    d = policy.decide(
+        [region(conf=0.97), region("c1", type="normal", sev=None, suggested=Decision.PASS, conf=0.4)]
+    )
     assert (d.decision, d.route) == (Decision.REJECT, Route.AUTO)
 
 
@@ -56,13 +70,20 @@ def test_severe_priority_can_be_turned_off():
 
 
 def test_classifier_failure_is_never_a_silent_pass(policy):
-    d = policy.decide([region(type="unknown", sev=None, suggested=Decision.REVIEW, conf=None, error="timeout")])
+    d = policy.decide(
+        [region(type="unknown", sev=None, suggested=Decision.REVIEW, conf=None, error="timeout")]
+    )
     assert (d.decision, d.route, d.priority, d.final) == (Decision.REVIEW, Route.HUMAN, Priority.HIGH, False)
     assert "timeout" in d.reasons[0]
 
 
 def test_one_failed_region_sends_the_garment_to_people(policy):
-    d = policy.decide([region(conf=0.99), region("c1", type="unknown", sev=None, suggested=Decision.REVIEW, conf=None, error="bad json")])
+    d = policy.decide(
+        [
+            region(conf=0.99),
+            region("c1", type="unknown", sev=None, suggested=Decision.REVIEW, conf=None, error="bad json"),
+        ]
+    )
     assert d.route is Route.HUMAN and d.priority is Priority.HIGH
 
 
@@ -93,7 +114,10 @@ def test_decision_contradicting_severity_is_not_trusted(policy):
     d = policy.decide([region(type="tear", sev=S, suggested=Decision.PASS, conf=0.99)])
     assert d.route is Route.HUMAN and d.priority is Priority.HIGH and "contradicts" in d.reasons[0]
     d = policy.decide([region(sev=MO, suggested=Decision.REJECT, conf=0.99, type="stain")])
-    assert (d.decision, d.route) == (Decision.REJECT, Route.AUTO)  # moderate + reject is consistent (reject_at = moderate)
+    assert (d.decision, d.route) == (
+        Decision.REJECT,
+        Route.AUTO,
+    )  # moderate + reject is consistent (reject_at = moderate)
 
 
 def test_minor_with_reject_suggestion_is_inconsistent(policy):
@@ -125,6 +149,7 @@ def test_bands_must_be_ordered():
 @pytest.mark.parametrize("threshold, route", [(0.97, Route.HUMAN), (0.95, Route.AUTO), (0.90, Route.AUTO)])
 def test_auto_threshold_is_configurable(threshold, route):
     policy = RoutingPolicy(
-        RoutingPolicyConfig(auto_threshold=threshold, medium_priority_below=min(0.85, threshold)), reject_at=Severity.MODERATE
+        RoutingPolicyConfig(auto_threshold=threshold, medium_priority_below=min(0.85, threshold)),
+        reject_at=Severity.MODERATE,
     )
     assert policy.decide([region(conf=0.96)]).route is route

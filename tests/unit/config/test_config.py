@@ -45,7 +45,9 @@ def test_misspelt_key_is_named_with_its_line(tmp_path):
     )
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert err.value.problems == [f"{path}:5: mqtt.topic_roott: unknown key (check the spelling; see `seamline validate-config --help`)"]
+    assert err.value.problems == [
+        f"{path}:5: mqtt.topic_roott: unknown key (check the spelling; see `seamline validate-config --help`)"
+    ]
 
 
 def test_every_problem_is_reported_with_its_own_line(tmp_path):
@@ -124,7 +126,9 @@ def test_every_config_field_is_titled_and_described():
         seen.add(model)
         for name, field in model.model_fields.items():
             assert field.title, f"{model.__name__}.{name} has no title"
-            assert field.description or model.__name__ in ("LocalizedNames",), f"{model.__name__}.{name} has no description"
+            assert field.description or model.__name__ in ("LocalizedNames",), (
+                f"{model.__name__}.{name} has no description"
+            )
             for arg in getattr(field.annotation, "__args__", (field.annotation,)):
                 for inner in getattr(arg, "__args__", (arg,)):
                     if isinstance(inner, type) and issubclass(inner, BaseModel):

@@ -45,5 +45,10 @@ def test_generate_writes_importable_stubs(tmp_path):
     out = tmp_path / "out"
     written = codegen.generate(codegen.PROTO_ROOT, out)
     names = {p.name for p in written}
-    assert {"inspection_pb2.py", "inspection_pb2.pyi", "inspection_pb2_grpc.py", "verdict.schema.json"} <= names
+    assert {
+        "inspection_pb2.py",
+        "inspection_pb2.pyi",
+        "inspection_pb2_grpc.py",
+        "verdict.schema.json",
+    } <= names
     assert codegen.check_stubs(codegen.PROTO_ROOT, out) == []

@@ -1,7 +1,7 @@
 """Topic layout and payload schemas (the MQTT half of the contract)."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -17,7 +17,7 @@ from seamline.contract.mqtt import (
 
 
 def _verdict(**overrides) -> m.Verdict:
-    now = datetime(2026, 11, 28, 7, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 28, 7, 0, tzinfo=UTC)
     fields = dict(
         item_id="line1-0-000001",
         site_id="site1",
@@ -41,7 +41,9 @@ def _verdict(**overrides) -> m.Verdict:
                 scores={"detector": 0.61, "classifier": 0.7},
             ),
         ),
-        models=m.ModelVersions(detector="rtdetr@1", classifier="qwen2.5-vl-7b@1", prompt="v3@en", policy="p1"),
+        models=m.ModelVersions(
+            detector="rtdetr@1", classifier="qwen2.5-vl-7b@1", prompt="v3@en", policy="p1"
+        ),
         timings_ms={"detect": 12.0, "classify": 410.0, "total": 480.0},
         timestamps=m.VerdictTimestamps(captured_at=now, decided_at=now, deadline_at=now),
     )
@@ -80,20 +82,31 @@ def test_every_topic_names_an_existing_schema():
 def test_payload_models_produce_schema_valid_json():
     validate_payload("verdicts", json.loads(_verdict().to_json()))
     command = m.LineCommand(
-        item_id="line1-0-000001", site_id="site1", line_id="line1", station_id="st1",
-        action="divert_review", cause="deadline_missed",
+        item_id="line1-0-000001",
+        site_id="site1",
+        line_id="line1",
+        station_id="st1",
+        action="divert_review",
+        cause="deadline_missed",
     )
     validate_payload("commands", json.loads(command.to_json()))
     event = m.ReviewEvent(
-        type="new", review_id="r1", item_id="line1-0-000001", site_id="site1", line_id="line1",
-        status="queued", priority="high",
+        type="new",
+        review_id="r1",
+        item_id="line1-0-000001",
+        site_id="site1",
+        line_id="line1",
+        status="queued",
+        priority="high",
     )
     validate_payload("reviews", json.loads(event.to_json()))
     validate_payload("edge_availability", "online")
 
 
 def test_edge_pass_verdict_with_no_defects_is_valid():
-    verdict = _verdict(source="edge", final=True, decision="pass", route="auto", priority="none", confidence=1.0, defects=())
+    verdict = _verdict(
+        source="edge", final=True, decision="pass", route="auto", priority="none", confidence=1.0, defects=()
+    )
     validate_payload("verdicts", json.loads(verdict.to_json()))
 
 

@@ -47,7 +47,9 @@ def test_uplink_and_downlink_are_oneofs():
     up = pb.UplinkMessage(garment=_garment())
     assert up.WhichOneof("kind") == "garment"
     down = pb.DownlinkMessage(
-        refusal=pb.GarmentRefusal(item_id="x", code=pb.REFUSAL_CODE_INVALID, reason="crops[0].box", retryable=False)
+        refusal=pb.GarmentRefusal(
+            item_id="x", code=pb.REFUSAL_CODE_INVALID, reason="crops[0].box", retryable=False
+        )
     )
     assert down.WhichOneof("kind") == "refusal"
     assert pb.DownlinkMessage.FromString(down.SerializeToString()).refusal.reason == "crops[0].box"
@@ -56,7 +58,9 @@ def test_uplink_and_downlink_are_oneofs():
 def test_service_is_bidirectional_streaming():
     method = pb.DESCRIPTOR.services_by_name["InspectionService"].methods_by_name["StreamGarments"]
     assert method.client_streaming and method.server_streaming
-    assert hasattr(pb_grpc, "InspectionServiceStub") and hasattr(pb_grpc, "add_InspectionServiceServicer_to_server")
+    assert hasattr(pb_grpc, "InspectionServiceStub") and hasattr(
+        pb_grpc, "add_InspectionServiceServicer_to_server"
+    )
 
 
 def test_package_is_versioned():

@@ -11,7 +11,9 @@ from seamline.synth import SynthConfig, SyntheticLine
 
 
 def test_the_generated_config_validates_for_edge_and_cloud(tmp_path):
-    settings = DemoSettings(garments=5, rate_hz=3.0, views=2, out_dir=tmp_path, auto_threshold=0.93, high_priority_below=0.6)
+    settings = DemoSettings(
+        garments=5, rate_hz=3.0, views=2, out_dir=tmp_path, auto_threshold=0.93, high_priority_below=0.6
+    )
     config = demo_config(settings, mqtt_url="mqtt://127.0.0.1:1999", grpc_port=50123, vllm_port=8123)
     path = tmp_path / "seamline.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -19,7 +21,11 @@ def test_the_generated_config_validates_for_edge_and_cloud(tmp_path):
     edge = load_section(path, loaded, "edge", EdgeConfig)
     cloud = load_section(path, loaded, "cloud", CloudConfig)
     assert edge.source.count == 5 and edge.source.synth.views == 2 and edge.metrics_port is None
-    assert cloud.local_vllm.port == 8123 and cloud.routing.auto_threshold == 0.93 and cloud.routing.high_priority_below == 0.6
+    assert (
+        cloud.local_vllm.port == 8123
+        and cloud.routing.auto_threshold == 0.93
+        and cloud.routing.high_priority_below == 0.6
+    )
     assert cloud.classifier.prompt.style == "v1-compact" and loaded.grpc.cloud_address == "127.0.0.1:50123"
 
 

@@ -13,10 +13,19 @@ def _iso(seconds: float) -> str:
     return (T0 + timedelta(seconds=seconds)).isoformat().replace("+00:00", "Z")
 
 
-def _verdict(item, captured, *, source="cloud", route="auto", decision="pass", detect=20.0, classify=100.0, error=None):
+def _verdict(
+    item, captured, *, source="cloud", route="auto", decision="pass", detect=20.0, classify=100.0, error=None
+):
     timings = {"detect": detect} if source == "edge" else {"edge_detect": detect, "classify": classify}
-    return {"item_id": item, "source": source, "route": route, "decision": decision, "timings_ms": timings,
-            "timestamps": {"captured_at": _iso(captured)}, "error": error}
+    return {
+        "item_id": item,
+        "source": source,
+        "route": route,
+        "decision": decision,
+        "timings_ms": timings,
+        "timestamps": {"captured_at": _iso(captured)},
+        "error": error,
+    }
 
 
 def _command(item, issued, action, cause="verdict"):
@@ -50,7 +59,9 @@ def test_a_late_verdict_fills_in_the_latency_of_a_diverted_garment():
     assert monitor.stats().latency_ms["n"] == 0
     monitor.on_verdict(_verdict("x", 0.0, route="human", decision="review"))
     stats = monitor.stats()
-    assert stats.latency_ms["p50"] == pytest.approx(5700.0, abs=1e-3) and stats.overhead_ms["n"] == 0  # no overhead for misses
+    assert (
+        stats.latency_ms["p50"] == pytest.approx(5700.0, abs=1e-3) and stats.overhead_ms["n"] == 0
+    )  # no overhead for misses
     assert stats.auto_share == 0.0 and stats.auto_accuracy is None
 
 

@@ -64,7 +64,10 @@ def test_follow_up_verdict_does_not_flip(setup):
     controller, sink, clock, ledger = setup
     controller.track("g1", "st1", deadline_at=clock.now + 5)
     controller.on_verdict(_verdict(decision="review", final=False, verdict_id="v1"))
-    assert controller.on_verdict(_verdict(decision="pass", final=True, verdict_id="v2")) is VerdictOutcome.ALREADY_COMMANDED
+    assert (
+        controller.on_verdict(_verdict(decision="pass", final=True, verdict_id="v2"))
+        is VerdictOutcome.ALREADY_COMMANDED
+    )
     assert [c.action for c in sink.sent] == [LineAction.DIVERT_REVIEW]
     assert ledger.counts()["late_verdicts"] == 1
 

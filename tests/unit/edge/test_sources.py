@@ -26,7 +26,12 @@ def _png_bomb() -> bytes:
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(b"\0" * 99)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 50_000, 50_000, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 99))
+        + chunk(b"IEND", b"")
+    )
 
 
 def _ids():
@@ -51,7 +56,9 @@ def test_folder_source_skips_bad_files_and_goes_on(tmp_path):
     (tmp_path / "01_good_v0.jpg").write_bytes(encode_jpeg(image))
     (tmp_path / "01_good_v1.png").write_bytes(encode_png(image))
     (tmp_path / "02_empty.jpg").write_bytes(b"")
-    (tmp_path / "03_truncated.jpg").write_bytes(encode_jpeg(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))[:2000])
+    (tmp_path / "03_truncated.jpg").write_bytes(
+        encode_jpeg(np.random.default_rng(0).integers(0, 255, (256, 256, 3), dtype=np.uint8))[:2000]
+    )
     (tmp_path / "04_bomb.png").write_bytes(_png_bomb())
     (tmp_path / "05_garbage.webp").write_bytes(b"RIFF....WEBPnonsense")
     (tmp_path / "06_good.jpg").write_bytes(encode_jpeg(image))

@@ -8,7 +8,9 @@ from edge.detectors.meta import DetectorMeta
 from edge.detectors.tiling import suppress_duplicates, tile_size, tile_windows
 
 
-@pytest.mark.parametrize("width, height, cols, rows", [(1280, 720, 2, 2), (1280, 720, 3, 2), (640, 480, 1, 1), (1000, 333, 4, 3)])
+@pytest.mark.parametrize(
+    "width, height, cols, rows", [(1280, 720, 2, 2), (1280, 720, 3, 2), (640, 480, 1, 1), (1000, 333, 4, 3)]
+)
 def test_tiles_cover_the_frame_and_overlap(width, height, cols, rows):
     windows = tile_windows(width, height, cols, rows, 0.15)
     assert len(windows) == cols * rows
@@ -23,7 +25,10 @@ def test_tiles_cover_the_frame_and_overlap(width, height, cols, rows):
 
 
 def test_duplicates_in_the_overlap_are_suppressed_per_label():
-    boxes = np.array([[10, 10, 50, 50], [12, 11, 51, 49], [15, 15, 30, 30], [100, 100, 120, 120], [12, 11, 51, 49]], np.float32)
+    boxes = np.array(
+        [[10, 10, 50, 50], [12, 11, 51, 49], [15, 15, 30, 30], [100, 100, 120, 120], [12, 11, 51, 49]],
+        np.float32,
+    )
     scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5], np.float32)
     labels = np.array([0, 0, 0, 0, 1])
     keep = suppress_duplicates(boxes, scores, labels)
@@ -49,7 +54,9 @@ def test_tiled_detection_maps_boxes_back_to_the_frame():
     [found] = detector.detect([frame])
     assert len(found) == 4
     centres = sorted(((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in found.boxes)
-    expected = sorted(((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in tile_windows(1280, 720, 2, 2, 0.15))
+    expected = sorted(
+        ((x1 + x2) / 2, (y1 + y2) / 2) for x1, y1, x2, y2 in tile_windows(1280, 720, 2, 2, 0.15)
+    )
     assert np.allclose(centres, expected, atol=1.0)
     whole = CentreDetector(DetectorMeta("c@1", 64, ("defect",)), score_threshold=0.1, tiles=(1, 1))
     assert len(whole.detect([frame])[0]) == 1  # the config's (1, 1) overrides nothing here: whole frames

@@ -5,7 +5,9 @@ import pytest
 
 from cloud.learning.augment import AugmentConfig, augment
 
-NO_COLOUR = dict(brightness=(1.0, 1.0), contrast=(1.0, 1.0), hue_shift=0.0, saturation=(1.0, 1.0), blur=0.0, noise=0.0)
+NO_COLOUR = dict(
+    brightness=(1.0, 1.0), contrast=(1.0, 1.0), hue_shift=0.0, saturation=(1.0, 1.0), blur=0.0, noise=0.0
+)
 
 
 def _scene():
@@ -22,7 +24,12 @@ def _white_bbox(image, box):
     pad = 3
     region = image[max(0, y1 - pad) : y2 + pad, max(0, x1 - pad) : x2 + pad, 0] > 128
     ys, xs = np.nonzero(region)
-    return xs.min() + max(0, x1 - pad), ys.min() + max(0, y1 - pad), xs.max() + max(0, x1 - pad) + 1, ys.max() + max(0, y1 - pad) + 1
+    return (
+        xs.min() + max(0, x1 - pad),
+        ys.min() + max(0, y1 - pad),
+        xs.max() + max(0, x1 - pad) + 1,
+        ys.max() + max(0, y1 - pad) + 1,
+    )
 
 
 @pytest.mark.parametrize("kind", ["hflip", "vflip", "zoom", "rotate"])
@@ -37,13 +44,17 @@ def test_boxes_follow_the_pixels(kind):
         for box in moved:
             assert 0 <= box[0] < box[2] <= out.shape[1] and 0 <= box[1] < box[3] <= out.shape[0]
             bx1, by1, bx2, by2 = _white_bbox(out, box)
-            tolerance = 4 if kind != "rotate" else 12  # a rotated rectangle's enclosing box is loose by design
+            tolerance = (
+                4 if kind != "rotate" else 12
+            )  # a rotated rectangle's enclosing box is loose by design
             assert abs(bx1 - box[0]) <= tolerance and abs(by1 - box[1]) <= tolerance
             assert abs(bx2 - box[2]) <= tolerance and abs(by2 - box[3]) <= tolerance
 
 
 def test_zoom_drops_boxes_mostly_cut_off_and_keeps_labels_aligned():
-    cfg = AugmentConfig(**NO_COLOUR, hflip=0, vflip=0, rotate=0, zoom=1.0, min_zoom_scale=0.3, min_visible=0.5)
+    cfg = AugmentConfig(
+        **NO_COLOUR, hflip=0, vflip=0, rotate=0, zoom=1.0, min_zoom_scale=0.3, min_visible=0.5
+    )
     seen_drop = False
     for seed in range(40):
         image, boxes, labels = _scene()

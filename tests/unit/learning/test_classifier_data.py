@@ -12,19 +12,35 @@ TAXONOMY = default_taxonomy()
 
 
 def test_targets_follow_the_reject_rule():
-    assert target_for(TAXONOMY, "stain", "minor") == {"type": "stain", "severity": "minor", "decision": "pass", "reason": "Stain, minor."}
+    assert target_for(TAXONOMY, "stain", "minor") == {
+        "type": "stain",
+        "severity": "minor",
+        "decision": "pass",
+        "reason": "Stain, minor.",
+    }
     assert target_for(TAXONOMY, "tear", "moderate")["decision"] == "reject"  # reject_at_severity: moderate
-    assert target_for(TAXONOMY, "normal", None) == {"type": "normal", "severity": "none", "decision": "pass", "reason": NORMAL_REASON}
+    assert target_for(TAXONOMY, "normal", None) == {
+        "type": "normal",
+        "severity": "none",
+        "decision": "pass",
+        "reason": NORMAL_REASON,
+    }
 
 
 def test_target_json_is_compact_in_schema_order():
     example = CropExample("k", b"", target_for(TAXONOMY, "hole", "severe"))
-    assert example.target_json() == '{"type":"hole","severity":"severe","decision":"reject","reason":"Hole, severe."}'
+    assert (
+        example.target_json()
+        == '{"type":"hole","severity":"severe","decision":"reject","reason":"Hole, severe."}'
+    )
 
 
 def test_jsonl_export_loads_and_bad_lines_are_named(tmp_path):
     (tmp_path / "a.jpg").write_bytes(b"jpeg")
-    good = {"image": "a.jpg", "target": {"type": "snag", "severity": "minor", "decision": "pass", "reason": "A pulled loop."}}
+    good = {
+        "image": "a.jpg",
+        "target": {"type": "snag", "severity": "minor", "decision": "pass", "reason": "A pulled loop."},
+    }
     path = tmp_path / "verified.jsonl"
     path.write_text(json.dumps(good) + "\n")
     [example] = jsonl_crops(path, TAXONOMY)

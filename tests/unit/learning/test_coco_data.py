@@ -9,12 +9,40 @@ from cloud.learning.coco_data import DatasetError, load_coco, read_rgb, repeat_f
 
 
 def _coco(tmp_path, images=40, rare_every=10):
-    doc = {"images": [], "annotations": [], "categories": [{"id": 1, "name": "stain"}, {"id": 2, "name": "hole"}]}
+    doc = {
+        "images": [],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "stain"}, {"id": 2, "name": "hole"}],
+    }
     for i in range(images):
-        doc["images"].append({"id": i + 1, "file_name": f"images/g{i // 2}_v{i % 2}.jpg", "width": 100, "height": 80, "item_id": f"g{i // 2}"})
-        doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": i + 1, "category_id": 1, "bbox": [10, 10, 20, 15], "iscrowd": 0})
+        doc["images"].append(
+            {
+                "id": i + 1,
+                "file_name": f"images/g{i // 2}_v{i % 2}.jpg",
+                "width": 100,
+                "height": 80,
+                "item_id": f"g{i // 2}",
+            }
+        )
+        doc["annotations"].append(
+            {
+                "id": len(doc["annotations"]) + 1,
+                "image_id": i + 1,
+                "category_id": 1,
+                "bbox": [10, 10, 20, 15],
+                "iscrowd": 0,
+            }
+        )
         if i % rare_every == 0:
-            doc["annotations"].append({"id": len(doc["annotations"]) + 1, "image_id": i + 1, "category_id": 2, "bbox": [50, 40, 5, 5], "iscrowd": 0})
+            doc["annotations"].append(
+                {
+                    "id": len(doc["annotations"]) + 1,
+                    "image_id": i + 1,
+                    "category_id": 2,
+                    "bbox": [50, 40, 5, 5],
+                    "iscrowd": 0,
+                }
+            )
     path = tmp_path / "annotations.json"
     path.write_text(json.dumps(doc))
     return path
@@ -48,7 +76,10 @@ def test_rare_labels_are_oversampled(tmp_path):
     assert set(repeat_factors(data, 0.0)) == {1.0}
 
 
-@pytest.mark.parametrize("content, message", [("{", "not a COCO detection file"), ('{"images": [], "categories": []}', "no categories")])
+@pytest.mark.parametrize(
+    "content, message",
+    [("{", "not a COCO detection file"), ('{"images": [], "categories": []}', "no categories")],
+)
 def test_bad_files_are_named(tmp_path, content, message):
     path = tmp_path / "bad.json"
     path.write_text(content)

@@ -50,7 +50,9 @@ def _data(tmp_path, n):
     for i in range(n):
         path = tmp_path / f"{i}.png"
         cv2.imwrite(str(path), np.zeros((100, 100, 3), np.uint8))
-        images.append(CocoImage(i + 1, path, f"g{i}", np.array([[10, 10, 40, 40]], np.float32), np.array([0]), 100, 100))
+        images.append(
+            CocoImage(i + 1, path, f"g{i}", np.array([[10, 10, 40, 40]], np.float32), np.array([0]), 100, 100)
+        )
     return CocoData(images, ("defect",), {0: 1}, tmp_path / "annotations.json")
 
 

@@ -2,7 +2,13 @@ import pytest
 
 from cloud.review.feedback import Outcome, ai_call, garment_outcome, region_outcome
 
-A, FP, FN, MIS, UN = Outcome.AGREEMENT, Outcome.FALSE_POSITIVE, Outcome.FALSE_NEGATIVE, Outcome.MISCLASSIFICATION, Outcome.UNANSWERED
+A, FP, FN, MIS, UN = (
+    Outcome.AGREEMENT,
+    Outcome.FALSE_POSITIVE,
+    Outcome.FALSE_NEGATIVE,
+    Outcome.MISCLASSIFICATION,
+    Outcome.UNANSWERED,
+)
 
 
 @pytest.mark.parametrize(

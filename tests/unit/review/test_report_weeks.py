@@ -31,8 +31,17 @@ def test_charts_drawn_in_parallel_threads_are_the_same_as_one_by_one():
 
     report = {
         "daily": [{"label": f"2026-11-{23 + i}", "reviews": i, "agreement_rate": 0.5} for i in range(7)],
-        "trend": [{"label": f"2026-W{41 + i}", "reviews": 3 * i, "agreement_rate": None if i == 0 else 0.8} for i in range(8)],
-        "garments": {"agreement": 3, "false_positive": 2, "false_negative": 1, "misclassification": 1, "unanswered": 0},
+        "trend": [
+            {"label": f"2026-W{41 + i}", "reviews": 3 * i, "agreement_rate": None if i == 0 else 0.8}
+            for i in range(8)
+        ],
+        "garments": {
+            "agreement": 3,
+            "false_positive": 2,
+            "false_negative": 1,
+            "misclassification": 1,
+            "unanswered": 0,
+        },
         "per_class": {"stain": {"predicted": 2, "actual": 1, "precision": 0.5, "recall": 1.0}},
     }
     alone = [render_chart(name, report) for name in CHARTS]

@@ -42,7 +42,9 @@ def upgrade() -> None:
     op.create_index("garments_status", "garments", ["status", "received_at"])
     op.create_table(
         "crops",
-        sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("crop_id", sa.String(64), primary_key=True),
         sa.Column("view_index", sa.Integer, nullable=False),
         sa.Column("box", sa.JSON, nullable=False),
@@ -58,7 +60,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "review_items",
-        sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("site_id", sa.String(64), nullable=False),
         sa.Column("line_id", sa.String(64), nullable=False),
         sa.Column("priority", sa.String(8), nullable=False),

@@ -26,8 +26,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("decided_at", TZ))
     # A reviewer holds at most one item: two "take next" clicks at once cannot both claim.
     in_review = sa.text("status = 'in_review'")
-    op.create_index("review_items_one_per_reviewer", "review_items", ["claimed_by"], unique=True,
-                    sqlite_where=in_review, postgresql_where=in_review)
+    op.create_index(
+        "review_items_one_per_reviewer",
+        "review_items",
+        ["claimed_by"],
+        unique=True,
+        sqlite_where=in_review,
+        postgresql_where=in_review,
+    )
 
     op.create_table(
         "reviewers",
@@ -40,7 +46,12 @@ def upgrade() -> None:
     op.create_table(
         "review_sessions",
         sa.Column("token_hash", sa.String(64), primary_key=True),
-        sa.Column("reviewer_id", sa.String(64), sa.ForeignKey("reviewers.reviewer_id", ondelete="CASCADE"), nullable=False),
+        sa.Column(
+            "reviewer_id",
+            sa.String(64),
+            sa.ForeignKey("reviewers.reviewer_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("csrf_token", sa.String(64), nullable=False),
         sa.Column("created_at", TZ, nullable=False),
         sa.Column("expires_at", TZ, nullable=False),
@@ -48,7 +59,9 @@ def upgrade() -> None:
     op.create_index("review_sessions_reviewer", "review_sessions", ["reviewer_id"])
     op.create_table(
         "review_decisions",
-        sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("reviewer_id", sa.String(64), nullable=False),
         sa.Column("decision", sa.String(8), nullable=False),
         sa.Column("note", sa.Text),
@@ -63,7 +76,9 @@ def upgrade() -> None:
     op.create_index("review_decisions_decided", "review_decisions", ["decided_at"])
     op.create_table(
         "review_feedback",
-        sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("region_id", sa.String(64), primary_key=True),
         sa.Column("crop_id", sa.String(64)),
         sa.Column("view_index", sa.Integer, nullable=False),
@@ -82,7 +97,9 @@ def upgrade() -> None:
     op.create_index("review_feedback_decided", "review_feedback", ["decided_at"])
     op.create_table(
         "verified_labels",
-        sa.Column("item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True),
+        sa.Column(
+            "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+        ),
         sa.Column("region_id", sa.String(64), primary_key=True),
         sa.Column("crop_id", sa.String(64)),
         sa.Column("view_index", sa.Integer, nullable=False),
