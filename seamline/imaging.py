@@ -39,7 +39,10 @@ class ImageInfo:
 
 
 def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Read only the header: format and size. Raises ImageDecodeError for empty, unknown or oversized images."""
+    """Read only the header: format and size.
+
+    Raises ImageDecodeError for empty, unknown or oversized images.
+    """
     if not data:
         raise ImageDecodeError("image is empty (0 bytes)")
     try:
@@ -116,7 +119,7 @@ Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in pixels
 def pad_box(
     box: Box, *, width: int, height: int, pad: float = 0.15, min_size: int = 32
 ) -> tuple[int, int, int, int]:
-    """Grow ``box`` by ``pad`` of its size on each side, to at least ``min_size`` square, clamped to the image.
+    """Grow ``box`` by ``pad`` of its size per side, to at least ``min_size`` square, clamped to the image.
 
     Returns integer pixel bounds usable as ``image[y1:y2, x1:x2]``; never empty for a box inside the image.
     """

@@ -1,8 +1,9 @@
 """The classifier's answer for one region: its JSON Schema (from the taxonomy) and its parsed form.
 
-The schema is what vLLM's structured outputs enforce, so every answer parses; its enums come from the taxonomy
-configuration. Field order is deliberate: ``type`` and ``severity`` come first so their tokens are chosen before
-the free-text ``reason`` can steer them, and their token probabilities are the confidence the routing policy uses.
+The schema is what vLLM's structured outputs enforce, so every answer parses; its enums come from the
+taxonomy configuration. Field order is deliberate: ``type`` and ``severity`` come first so their tokens are
+chosen before the free-text ``reason`` can steer them, and their token probabilities are the confidence the
+routing policy uses.
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
 
 
 class AnswerError(ValueError):
-    """The model's text is not a valid answer (should not happen with structured outputs; never trusted blindly)."""
+    """The model's text is not a valid answer.
+
+    This should not happen with structured outputs, but an answer is never trusted blindly.
+    """
 
 
 @dataclass(frozen=True)
@@ -105,7 +109,10 @@ def garment_answer_schema(taxonomy: Taxonomy, crop_ids: list[str]) -> dict[str, 
 
 
 def target_for(taxonomy: Taxonomy, type_id: str, severity: str | None) -> dict[str, str]:
-    """The answer a correct classifier gives for a crop of ``type_id`` at ``severity`` (training targets, exports)."""
+    """The answer a correct classifier gives for a crop of ``type_id`` at ``severity``.
+
+    Used as training targets and in exports.
+    """
     if type_id == taxonomy.normal.id or severity in (None, NO_SEVERITY):
         return {
             "type": taxonomy.normal.id,

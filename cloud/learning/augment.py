@@ -87,8 +87,11 @@ def window(
     defect_bias: float = 0.8,
     min_visible: float = 0.4,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Cut a ``size`` (width, height) window: with probability ``defect_bias`` one holding a random defect, else
-    anywhere. Boxes are shifted into the window, clipped, and dropped when less than ``min_visible`` remains."""
+    """Cut a ``size`` (width, height) window.
+
+    With probability ``defect_bias`` the window holds a random defect, else it lies anywhere. Boxes are
+    shifted into the window, clipped, and dropped when less than ``min_visible`` remains.
+    """
     height, width = image.shape[:2]
     cw, ch = min(size[0], width), min(size[1], height)
     if boxes.shape[0] and rng.random() < defect_bias:

@@ -2,12 +2,12 @@
 
 Two sources, one shape (``CropExample``):
 
-- a synthetic data set folder (``seamline synth``: images/ + truth.jsonl). Every true defect becomes a crop cut
-  the way the edge cuts them (padding, minimum size) with its box jittered like a detector's, and every
+- a synthetic data set folder (``seamline synth``: images/ + truth.jsonl). Every true defect becomes a crop
+  cut the way the edge cuts them (padding, minimum size) with its box jittered like a detector's, and every
   distractor (tag, wrinkle, shadow, belt mark) becomes a ``normal`` crop: the detector's false positives are
   what the classifier must learn to let pass;
-- a JSONL file of ``{"image": path, "target": {type, severity, decision, reason}}`` lines, the verified store's
-  export format (paths relative to the file).
+- a JSONL file of ``{"image": path, "target": {type, severity, decision, reason}}`` lines, the verified
+  store's export format (paths relative to the file).
 
 The target is the compact JSON (schema field order, no spaces) that structured outputs make vLLM emit, so the
 model learns exactly the text it will be asked to produce.
@@ -57,7 +57,10 @@ def synthetic_crops(
     seed: int = 0,
     limit: int | None = None,
 ) -> list[CropExample]:
-    """Crops of a ``seamline synth`` folder's defects and distractors (``normal`` capped at a share of all)."""
+    """Crops of a ``seamline synth`` folder's defects and distractors.
+
+    ``normal`` crops are capped at a share of all.
+    """
     truth = Path(folder) / "truth.jsonl"
     if not truth.exists():
         raise DatasetError(f"{folder}: no truth.jsonl (write one with `seamline synth`)")

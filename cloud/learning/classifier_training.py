@@ -71,7 +71,8 @@ class ClassifierTrainConfig(TrainRunConfig):
     base: str = Field(
         default="tiny",
         title="Base model",
-        description="tiny or small (built from config, random weights) or a checkpoint folder / hub id (e.g. Qwen/Qwen2.5-VL-3B-Instruct).",
+        description="tiny or small (built from config, random weights) or a checkpoint folder / hub id "
+        "(e.g. Qwen/Qwen2.5-VL-3B-Instruct).",
     )
     mode: Literal["auto", "full", "lora"] = Field(
         default="auto", title="Mode", description="full or LoRA training; auto: LoRA above 200 M parameters."
@@ -110,9 +111,10 @@ class ClassifierTrainConfig(TrainRunConfig):
         default=1.0,
         ge=0,
         title="Vision auxiliary loss",
-        description="Full training only: weight of a defect-type cross-entropy on the vision tower's pooled features "
-        "(a temporary linear head, dropped after training). A vision tower trained from scratch gets its signal "
-        "directly instead of only through the language model's answer tokens. 0 disables.",
+        description="Full training only: weight of a defect-type cross-entropy on the vision tower's "
+        "pooled features (a temporary linear head, dropped after training). A vision tower trained from "
+        "scratch gets its signal directly instead of only through the language model's answer tokens. "
+        "0 disables.",
     )
     max_examples: int | None = Field(
         default=None, ge=1, title="Most examples", description="Cap on training crops read."
@@ -142,7 +144,8 @@ class ClassifierMetrics:
         rows += [f"{name:<16}{v['accuracy']:>9.3f}{int(v['n']):>6}" for name, v in self.per_type.items()]
         rows.append(
             f"type accuracy {self.type_accuracy:.3f}, severity agreement {self.severity_agreement:.3f}, "
-            f"decision agreement {self.decision_agreement:.3f}, valid JSON {self.valid_json:.3f} ({self.examples} crops)"
+            f"decision agreement {self.decision_agreement:.3f}, valid JSON {self.valid_json:.3f} "
+            f"({self.examples} crops)"
         )
         return "\n".join(rows)
 

@@ -1,8 +1,8 @@
 """COCO detection data for training and evaluation: load, map categories to labels, split by garment.
 
-A split never separates the views of one garment: the held-out share is chosen per ``item_id`` (the synthetic
-line's images carry it; for a user's COCO file without it, per image) by a stable hash, so a re-run or a resumed
-run holds out the same images.
+A split never separates the views of one garment: the held-out share is chosen per ``item_id`` (the
+synthetic line's images carry it; for a user's COCO file without it, per image) by a stable hash, so a re-run
+or a resumed run holds out the same images.
 """
 
 from __future__ import annotations

@@ -66,7 +66,8 @@ class DetectorTrainConfig(TrainRunConfig):
     init: str = Field(
         default="tiny",
         title="Initial model",
-        description="tiny, r18 or l (built from config, random weights), or a checkpoint folder / hub id to fine-tune.",
+        description="tiny, r18 or l (built from config, random weights), or a checkpoint folder / hub id "
+        "to fine-tune.",
     )
     input_size: int | None = Field(
         default=None,
@@ -83,8 +84,8 @@ class DetectorTrainConfig(TrainRunConfig):
     tiles: tuple[int, int] = Field(
         default=(1, 1),
         title="Tiles",
-        description="Train on tile-sized windows for [columns, rows] sliced inference (small defects on large frames); "
-        "recorded in the model so the edge slices frames the same way.",
+        description="Train on tile-sized windows for [columns, rows] sliced inference "
+        "(small defects on large frames); recorded in the model so the edge slices frames the same way.",
     )
     tile_overlap: float = Field(
         default=0.15, ge=0, lt=0.5, title="Tile overlap", description="Overlap of neighbouring tiles."

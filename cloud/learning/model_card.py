@@ -21,7 +21,8 @@ def detector_card(card: dict[str, Any]) -> str:
     m = card["metrics"]
     t = card["training"]
     rows = "\n".join(
-        f"| {name} | {c['ap50']:.3f} | {c['ap50_95']:.3f} | {c['precision']:.3f} | {c['recall']:.3f} | {c['instances']} |"
+        f"| {name} | {c['ap50']:.3f} | {c['ap50_95']:.3f} | {c['precision']:.3f} | {c['recall']:.3f} | "
+        f"{c['instances']} |"
         for name, c in m["per_class"].items()
     )
     return (
@@ -36,15 +37,17 @@ def detector_card(card: dict[str, Any]) -> str:
         )
         + ".\n\n"
         "## Data\n\n"
-        f"- Training: `{card['data']['source']}`, {card['data']['train_images']} images; instances per label: "
-        f"{card['data']['train_instances']}.\n"
+        f"- Training: `{card['data']['source']}`, {card['data']['train_images']} images; "
+        f"instances per label: {card['data']['train_instances']}.\n"
         f"- Held out: {card['data']['held_out_images']} images"
         + (f" from `{t['val_data']}`" if t.get("val_data") else f" ({t['val_fraction']:.0%} of garments)")
         + ".\n\n"
         "## Training\n\n"
-        f"{card['steps']} steps of {t['batch_size']} images, AdamW lr {t['lr']}, warm-up {t['warmup_steps']}, "
-        f"focal alpha {t['focal_alpha']} / gamma {t['focal_gamma']}, repeat-factor threshold {t['repeat_threshold']}, "
-        f"augmentation {'on' if t['augment']['enabled'] else 'off'}; {card['seconds'] / 60:.1f} min on {card['device']}.\n\n"
+        f"{card['steps']} steps of {t['batch_size']} images, AdamW lr {t['lr']}, "
+        f"warm-up {t['warmup_steps']}, focal alpha {t['focal_alpha']} / gamma {t['focal_gamma']}, "
+        f"repeat-factor threshold {t['repeat_threshold']}, "
+        f"augmentation {'on' if t['augment']['enabled'] else 'off'}; "
+        f"{card['seconds'] / 60:.1f} min on {card['device']}.\n\n"
         f"## Held-out metrics (precision and recall at score {m['threshold']})\n\n"
         "| class | AP50 | AP50-95 | precision | recall | instances |\n|---|---|---|---|---|---|\n"
         f"{rows}\n| **all** | **{m['map50']:.3f}** | **{m['map50_95']:.3f}** | **{m['precision']:.3f}** | "
@@ -63,9 +66,11 @@ def classifier_card(card: dict[str, Any]) -> str:
         f"Base: `{t['base']}` ({card['parameters'] / 1e6:.1f} M parameters, {card['mode']} training). "
         "Answers Seamline's verdict JSON for one defect crop.\n\n"
         "## Data\n\n"
-        f"- {card['data']['train']} training crops, {card['data']['held_out']} held out; source `{card['data']['source']}`.\n\n"
+        f"- {card['data']['train']} training crops, {card['data']['held_out']} held out; "
+        f"source `{card['data']['source']}`.\n\n"
         "## Training\n\n"
-        f"{card['steps']} steps of {t['batch_size']}, lr {t['lr']}; {card['seconds'] / 60:.1f} min on {card['device']}.\n\n"
+        f"{card['steps']} steps of {t['batch_size']}, lr {t['lr']}; "
+        f"{card['seconds'] / 60:.1f} min on {card['device']}.\n\n"
         "## Held-out metrics\n\n"
         f"- Defect-type accuracy: **{m['type_accuracy']:.3f}**\n"
         f"- Severity agreement: **{m['severity_agreement']:.3f}**\n"

@@ -20,7 +20,8 @@ from seamline.domain import Decision, Priority, Route
 from seamline.errors import SeamlineError
 
 SeverityName = Literal["none", "minor", "moderate", "severe"]
-# Region ids of boxes reviewers draw: "missed#1", ... ('#' is outside the crop-id alphabet, so no crop collides).
+# Region ids of boxes reviewers draw: "missed#1", ...
+# ('#' is outside the crop-id alphabet, so no crop collides).
 MISSED_PREFIX = "missed#"
 MAX_MISSED = 32
 
@@ -115,7 +116,10 @@ def final_verdict(
     decided_at: datetime,
     normal_id: str,
 ) -> Verdict:
-    """The garment's final verdict (source review): the person's decision and labels, the AI's model versions."""
+    """The garment's final verdict (source review).
+
+    It holds the person's decision and labels, and the AI's model versions.
+    """
     by_crop = {c["crop_id"]: c for c in garment["crops"]}
     region_decision = Decision.REJECT if decision.decision == "reject" else Decision.PASS
     reason = (decision.note or "").strip()[:500]

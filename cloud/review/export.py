@@ -1,10 +1,10 @@
 """Export the verified store for training and relabelling: COCO (detector), JSONL (classifier), Label Studio.
 
-Only crops leave the edge, so the cloud holds crop pixels, not whole frames. Every export is therefore built on
-crop images: each verified crop is written once under ``images/``, and every verified defect box of the same
-view that overlaps it (the crop's own box and boxes reviewers drew for missed defects) becomes an annotation in
-the crop's pixels. A drawn box that overlaps no crop has no pixels in the cloud; it is counted in the summary
-(``labels_without_pixels``), not silently dropped.
+Only crops leave the edge, so the cloud holds crop pixels, not whole frames. Every export is therefore built
+on crop images: each verified crop is written once under ``images/``, and every verified defect box of the
+same view that overlaps it (the crop's own box and boxes reviewers drew for missed defects) becomes an
+annotation in the crop's pixels. A drawn box that overlaps no crop has no pixels in the cloud; it is counted
+in the summary (``labels_without_pixels``), not silently dropped.
 """
 
 from __future__ import annotations
@@ -132,7 +132,10 @@ def _crops(engine: sa.Engine, item_ids: set[str]) -> dict[tuple[str, str], dict[
 
 
 def _to_crop_pixels(box: list[float], crop: dict[str, Any]) -> tuple[float, float, float, float] | None:
-    """``box`` (view pixels) clipped to the crop and scaled to the crop image's pixels; None if they barely meet."""
+    """``box`` (view pixels) clipped to the crop and scaled to the crop image's pixels.
+
+    None if they barely meet.
+    """
     cx1, cy1, cx2, cy2 = crop["crop_box"]
     x1, y1, x2, y2 = max(box[0], cx1), max(box[1], cy1), min(box[2], cx2), min(box[3], cy2)
     own_area = max(1e-9, (box[2] - box[0]) * (box[3] - box[1]))
@@ -192,7 +195,10 @@ def _write_jsonl(out: Path, images: list[dict[str, Any]], taxonomy: Taxonomy) ->
 
 
 def _write_label_studio(out: Path, images: list[dict[str, Any]], taxonomy: Taxonomy) -> None:
-    """Label Studio tasks (JSON import) with the verified boxes as annotations, and the matching label config."""
+    """Label Studio tasks (JSON import) with the verified boxes as annotations.
+
+    Also writes the matching label config.
+    """
     tasks = []
     for image in images:
         width, height = image["width"], image["height"]
@@ -248,6 +254,7 @@ def _write_label_studio(out: Path, images: list[dict[str, Any]], taxonomy: Taxon
     (out / "label_config.xml").write_text(
         '<View>\n  <Image name="image" value="$image"/>\n  <RectangleLabels name="defect" toName="image">\n'
         f'{choices}  </RectangleLabels>\n  <Choices name="severity" toName="image" perRegion="true">\n'
-        '    <Choice value="minor"/>\n    <Choice value="moderate"/>\n    <Choice value="severe"/>\n  </Choices>\n</View>\n',
+        '    <Choice value="minor"/>\n    <Choice value="moderate"/>\n    <Choice value="severe"/>\n'
+        "  </Choices>\n</View>\n",
         encoding="utf-8",
     )

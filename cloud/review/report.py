@@ -147,9 +147,17 @@ def _per_class(regions: list[Any], labels: list[str]) -> dict[str, dict[str, Any
 
 
 _ACTIONS = {
-    Outcome.FALSE_POSITIVE.value: "Add hard negatives that look like {ai} (prints, shadows, lint) to the training data; stronger photometric augmentation.",
-    Outcome.FALSE_NEGATIVE.value: "Add verified {human} examples; check the detector's recall and threshold for this look.",
-    Outcome.MISCLASSIFICATION.value: "Sharpen the prompt's {ai} vs {human} descriptions; add contrasting few-shot examples and training crops.",
+    Outcome.FALSE_POSITIVE.value: (
+        "Add hard negatives that look like {ai} (prints, shadows, lint) to the training data; "
+        "stronger photometric augmentation."
+    ),
+    Outcome.FALSE_NEGATIVE.value: (
+        "Add verified {human} examples; check the detector's recall and threshold for this look."
+    ),
+    Outcome.MISCLASSIFICATION.value: (
+        "Sharpen the prompt's {ai} vs {human} descriptions; "
+        "add contrasting few-shot examples and training crops."
+    ),
 }
 
 
@@ -203,7 +211,8 @@ def _retrain(report: dict[str, Any]) -> dict[str, Any]:
             and s["precision"] < RETRAIN_MIN_PRECISION
         ):
             reasons.append(
-                f"{label} precision {s['precision']:.2f} (< {RETRAIN_MIN_PRECISION} on {s['predicted']} predictions)"
+                f"{label} precision {s['precision']:.2f} "
+                f"(< {RETRAIN_MIN_PRECISION} on {s['predicted']} predictions)"
             )
     return {"triggered": bool(reasons), "reasons": reasons}
 
@@ -212,14 +221,19 @@ def report_markdown(report: dict[str, Any]) -> str:
     """A short human-readable version of the report."""
     g = report["garments"]
     rate = report["agreement_rate"]
+    decisions = report["decisions"]
+    retrain = report["retrain"]
     lines = [
         f"# Review report {report['week']}",
         "",
-        f"- Reviews: **{report['total_reviews']}** (pass {report['decisions']['pass']}, reject {report['decisions']['reject']})",
+        f"- Reviews: **{report['total_reviews']}** (pass {decisions['pass']}, reject {decisions['reject']})",
         f"- AI-human agreement: **{'n/a' if rate is None else f'{rate:.1%}'}**",
-        f"- False positives {g['false_positive']}, false negatives {g['false_negative']}, misclassifications {g['misclassification']}, unanswered {g['unanswered']}",
+        (
+            f"- False positives {g['false_positive']}, false negatives {g['false_negative']}, "
+            f"misclassifications {g['misclassification']}, unanswered {g['unanswered']}"
+        ),
         f"- New verified labels: {report['new_verified_labels']}",
-        f"- Retrain: **{'yes' if report['retrain']['triggered'] else 'no'}** {'; '.join(report['retrain']['reasons'])}",
+        f"- Retrain: **{'yes' if retrain['triggered'] else 'no'}** {'; '.join(retrain['reasons'])}",
         "",
         "## Per class (reviewed regions)",
         "",

@@ -1,4 +1,7 @@
-"""Crops around the synthetic line's true defects: ready-made classifier inputs for tests, benchmarks and demos."""
+"""Crops around the synthetic line's true defects.
+
+Ready-made classifier inputs for tests, benchmarks and demos.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The edge's runtime path must not drag in the cloud's or the trainer's heavy libraries, and the sides stay apart."""
+"""Import boundaries: the edge and the cloud stay apart.
+
+The edge's runtime path must not drag in the cloud's or the trainer's heavy libraries.
+"""
 
 import ast
 import subprocess
@@ -52,8 +55,9 @@ def _imported_top_levels(
 
 def test_edge_and_cloud_never_import_each_other():
     assert "cloud" not in _imported_top_levels(REPO / "edge")
-    # cloud/learning is the one exception: it trains and scores the edge's detector through the edge's own
-    # pre- and post-processing (exactly what the edge will run). It is a tool the ML team runs, not the service.
+    # cloud/learning is the one exception: it trains and scores the edge's detector through the
+    # edge's own pre- and post-processing (exactly what the edge will run). It is a tool the ML
+    # team runs, not the service.
     assert "edge" not in _imported_top_levels(REPO / "cloud", skip_dirs=("learning",))
     assert "edge" in _imported_top_levels(
         REPO / "cloud" / "learning"
@@ -63,7 +67,8 @@ def test_edge_and_cloud_never_import_each_other():
 def test_the_cloud_service_loads_neither_the_edge_nor_training():
     code = (
         "import sys\nimport cloud.service, cloud.cli\n"
-        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] == 'edge' or m.startswith('cloud.learning'))))\n"
+        "print(','.join(sorted(m for m in sys.modules "
+        "if m.split('.')[0] == 'edge' or m.startswith('cloud.learning'))))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120

@@ -1,4 +1,4 @@
-"""``seamline train classifier``: crops from a synthetic set, the production prompt, loss on the answer only."""
+"""``seamline train classifier``: crops from a synthetic set, production prompt, loss on the answer only."""
 
 import json
 import subprocess

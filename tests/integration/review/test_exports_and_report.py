@@ -1,4 +1,4 @@
-"""Verified data leaves as COCO, classifier JSONL and Label Studio tasks; the weekly report counts it right."""
+"""Verified data leaves as COCO, classifier JSONL, Label Studio tasks; the weekly report counts it right."""
 
 import json
 import subprocess
@@ -45,7 +45,8 @@ def reviewed(tmp_path):
                 CropLabel(crop_id="c1", type="normal", severity="none"),
             ],
         ),
-        # rv-0002 AI: c0 normal/pass, c1 tear/minor/review -> review; person: tear is a stain, plus a missed hole inside c0
+        # rv-0002 AI: c0 normal/pass, c1 tear/minor/review -> review;
+        # person: tear is a stain, plus a missed hole inside c0
         HumanDecision(
             decision="reject",
             crops=[
@@ -57,7 +58,8 @@ def reviewed(tmp_path):
                 MissedDefect(view_index=0, box=(500, 400, 560, 460), type="hole", severity="minor"),
             ],
         ),
-        # rv-0003 AI: c0 tear/minor/review, c1 stain/moderate/review -> review; person: a tear is a tear, c1 fine: FP region
+        # rv-0003 AI: c0 tear/minor/review, c1 stain/moderate/review -> review;
+        # person: a tear is a tear, c1 fine: FP region
         HumanDecision(
             decision="pass",
             crops=[

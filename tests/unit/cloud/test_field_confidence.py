@@ -31,7 +31,8 @@ def test_tokens_straddling_the_value_count():
 
 
 def test_broken_characters_in_free_text_do_not_shift_the_values():
-    # a token holding half of a multi-byte character shows as "" or U+FFFD; the enum values are found all the same
+    # a token holding half of a multi-byte character shows as "" or U+FFFD;
+    # the enum values are found all the same
     tokens = _tokens(
         ('{"crop_id":"a","type":"hole","severity":"minor","reason":"', 0.0),
         ("", -1.0),

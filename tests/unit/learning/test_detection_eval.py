@@ -18,7 +18,8 @@ def test_match_counts_true_and_false_positives_per_label():
     scores = np.array([0.9, 0.8, 0.7, 0.1], np.float32)
     labels = np.array([0, 0, 0, 1])
     tp, fp, n = match_at_threshold(gt, gt_labels, boxes, scores, labels, 0.25, 2)
-    # The duplicate of box 0 is a false positive; the right box with the wrong label too; 0.1 is below threshold.
+    # The duplicate of box 0 is a false positive; the right box with the wrong label too;
+    # 0.1 is below threshold.
     assert tp.tolist() == [1, 0] and fp.tolist() == [2, 0] and n.tolist() == [1, 1]
 
 
