@@ -1,9 +1,9 @@
 """The InspectionService implementation: one long-lived stream per edge agent.
 
-Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_ARGUMENT), the ServerHello grants
-limits, then each garment is validated, stored durably (crops, then the audit row) and only then acked; a
-garment that breaks the contract is refused with a precise reason and the stream goes on. A re-sent item id is
-acked as a duplicate and not handed on again.
+Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_ARGUMENT), the ServerHello
+grants limits, then each garment is validated, stored durably (crops, then the audit row) and only then acked;
+a garment that breaks the contract is refused with a precise reason and the stream goes on. A re-sent item id
+is acked as a duplicate and not handed on again.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import grpc
 from cloud.ingress.records import GarmentRecord
 from cloud.ingress.validation import GarmentInvalid, IngressLimits, check_hello, validate_garment
 from cloud.storage.audit import AuditStore
-from cloud.storage.crop_store import CropStore
+from cloud.storage.crop_store import CropKeyError, CropStore
 from seamline import __version__
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
@@ -46,7 +46,8 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         crop_store: where crop bytes go.
         audit: where garment and crop records go.
         limits: what is accepted.
-        on_accepted: called (in the event loop) with each newly accepted garment, e.g. to queue classification.
+        on_accepted: called (in the event loop) with each newly accepted garment, e.g. to queue
+            classification.
     """
 
     def __init__(
@@ -95,6 +96,12 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             return _refusal(item_id[:128], exc.code, exc.reason, retryable=False)
         try:
             new = await asyncio.to_thread(self._store, record)
+        except CropKeyError as exc:  # validation should have caught it; the store's guard did
+            self.refused += 1
+            logger.warning("refused garment from %s: %s", hello.agent_id, exc, extra={"item_id": item_id})
+            return _refusal(
+                item_id, pb.REFUSAL_CODE_INVALID, f"cannot store its crops: {exc}", retryable=False
+            )
         except Exception:
             logger.exception("could not store garment", extra={"item_id": item_id})
             return _refusal(

@@ -67,6 +67,12 @@ class GarmentInvalid(ValueError):
         self.reason = reason
 
 
+def _names_nothing(value: str) -> bool:
+    """True for ids made only of dots: legal characters, but as a file or URL path segment ``.`` is the folder
+    itself and ``..`` its parent, so such an id cannot name a stored garment or crop."""
+    return not value.strip(".")
+
+
 def _invalid(reason: str) -> GarmentInvalid:
     return GarmentInvalid(pb.REFUSAL_CODE_INVALID, reason)
 
@@ -117,6 +123,8 @@ def validate_garment(
         raise _too_large(f"garment is {size} bytes, over the limit of {limits.max_garment_bytes}")
     if not _ITEM_ID.match(garment.item_id):
         raise _invalid(f"item_id {garment.item_id[:140]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if _names_nothing(garment.item_id):
+        raise _invalid(f"item_id {garment.item_id!r} is only dots; it needs a letter, digit, '_', ':' or '-'")
     if garment.site_id != hello.site_id or garment.line_id != hello.line_id:
         raise _invalid(
             f"site_id/line_id {garment.site_id!r}/{garment.line_id!r} differ from the stream's hello "
@@ -176,6 +184,10 @@ def validate_garment(
             raise _invalid(
                 f"{path}.crop_id {crop.crop_id[:70]!r} must be 1-64 characters of A-Z a-z 0-9 . _ : -"
             )
+        if _names_nothing(crop.crop_id):
+            raise _invalid(
+                f"{path}.crop_id {crop.crop_id!r} is only dots; it needs a letter, digit, '_', ':' or '-'"
+            )
         if crop.crop_id in seen:
             raise _invalid(f"{path}.crop_id {crop.crop_id!r} is repeated")
         seen.add(crop.crop_id)
@@ -192,10 +204,11 @@ def validate_garment(
         if len(crop.detector_label) > 64:
             raise _invalid(f"{path}.detector_label is longer than 64 characters")
         if crop.encoding not in _ENCODINGS:
+            known = crop.encoding in pb.ImageEncoding.values()
+            name = pb.ImageEncoding.Name(crop.encoding) if known else crop.encoding
             raise GarmentInvalid(
                 pb.REFUSAL_CODE_UNDECODABLE_IMAGE,
-                f"{path}.encoding {pb.ImageEncoding.Name(crop.encoding) if crop.encoding in pb.ImageEncoding.values() else crop.encoding} "
-                "is not supported (JPEG, PNG or WEBP)",
+                f"{path}.encoding {name} is not supported (JPEG, PNG or WEBP)",
             )
         if len(crop.image) > limits.max_crop_bytes:
             raise _too_large(

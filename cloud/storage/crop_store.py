@@ -1,11 +1,12 @@
-"""Where crop images live: a local directory by default (fsync'd before the garment is acked), or an S3-compatible
-object store for scale-out (AWS S3, MinIO, Ceph RGW, rclone serve s3...). The URL in configuration picks one:
+"""Where crop images live: a local directory by default (fsync'd before the garment is acked), or an
+S3-compatible object store for scale-out (AWS S3, MinIO, Ceph RGW, rclone serve s3...). The URL in
+configuration picks one:
 
 - ``crops``, ``/var/lib/seamline/crops`` or ``file:///...``: a directory;
-- ``s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1``: objects ``prefix/<key>.<ext>`` in a bucket.
-  Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a profile, an
-  instance role), never from the URL. A PUT that S3 answers with success is durable, so ``put`` returning means
-  stored, as the ingress requires before it acks.
+- ``s3://bucket/prefix?endpoint=http://minio:9000&region=us-east-1``: objects ``prefix/<key>.<ext>`` in a
+  bucket. Credentials come from boto3's usual chain (``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY``, a
+  profile, an instance role), never from the URL. A PUT that S3 answers with success is durable, so ``put``
+  returning means stored, as the ingress requires before it acks.
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from seamline.errors import ConfigError
+from seamline.errors import ConfigError, SeamlineError
 
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
+
+
+class CropKeyError(SeamlineError, ValueError):
+    """A key that names no place inside the store (empty, or a ``.``/``..`` segment): retrying cannot help."""
+
+
+def _key_parts(key: str) -> list[str]:
+    """The key's path segments; CropKeyError if one would stay in or climb out of its folder."""
+    parts = [p for p in key.split("/") if p]
+    if not parts or any(p in (".", "..") for p in parts):
+        raise CropKeyError(f"bad crop key {key!r}: it names no place in the store")
+    return parts
 
 
 class CropStore(ABC):
@@ -26,7 +39,11 @@ class CropStore(ABC):
 
     @abstractmethod
     def put(self, key: str, data: bytes, encoding: str) -> str:
-        """Store durably (on stable storage when this returns); return its URI."""
+        """Store durably (on stable storage when this returns); return its URI.
+
+        Raises CropKeyError for a key that names no place in the store (not worth retrying); anything else
+        raised means the store is unavailable.
+        """
 
     @abstractmethod
     def get(self, uri: str) -> bytes:
@@ -41,10 +58,7 @@ class LocalCropStore(CropStore):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str, encoding: str) -> Path:
-        parts = [p for p in key.split("/") if p]
-        if not parts or any(p in (".", "..") for p in parts):
-            raise ValueError(f"bad crop key {key!r}")
-        return self.root.joinpath(*parts).with_suffix("." + _EXTENSIONS[encoding])
+        return self.root.joinpath(*_key_parts(key)).with_suffix("." + _EXTENSIONS[encoding])
 
     def put(self, key: str, data: bytes, encoding: str) -> str:
         path = self._path(key, encoding)
@@ -102,10 +116,8 @@ class S3CropStore(CropStore):
         self.prefix = prefix.strip("/")
 
     def _key(self, key: str, encoding: str) -> str:
-        parts = [p for p in key.split("/") if p]
-        if not parts or any(p in (".", "..") for p in parts):
-            raise ValueError(f"bad crop key {key!r}")
-        return "/".join([*([self.prefix] if self.prefix else []), *parts]) + "." + _EXTENSIONS[encoding]
+        parts = [*([self.prefix] if self.prefix else []), *_key_parts(key)]
+        return "/".join(parts) + "." + _EXTENSIONS[encoding]
 
     def put(self, key: str, data: bytes, encoding: str) -> str:
         object_key = self._key(key, encoding)

@@ -91,6 +91,10 @@ CASES = [
     (garment(item_id=""), pb.REFUSAL_CODE_INVALID, "item_id"),
     (garment(item_id="bad id with spaces"), pb.REFUSAL_CODE_INVALID, "item_id"),
     (garment(item_id="x" * 200), pb.REFUSAL_CODE_INVALID, "item_id"),
+    # legal characters that name nothing: a '.' or '..' path segment in the crop store
+    (garment(item_id="."), pb.REFUSAL_CODE_INVALID, "item_id '.' is only dots"),
+    (garment(item_id=".."), pb.REFUSAL_CODE_INVALID, "item_id '..' is only dots"),
+    (garment(item_id="..."), pb.REFUSAL_CODE_INVALID, "item_id '...' is only dots"),
     (garment(site_id="site2"), pb.REFUSAL_CODE_INVALID, "differ from the stream's hello"),
     (garment(line_id="other"), pb.REFUSAL_CODE_INVALID, "differ from the stream's hello"),
     (garment(station_id="s" * 65), pb.REFUSAL_CODE_INVALID, "station_id"),
@@ -122,6 +126,8 @@ CASES = [
         "must be 1-64 characters of A-Z",
     ),
     (garment(crops__0__crop_id="c 1#x"), pb.REFUSAL_CODE_INVALID, "must be 1-64 characters of A-Z"),
+    (garment(crops__0__crop_id="."), pb.REFUSAL_CODE_INVALID, "crops[0].crop_id '.' is only dots"),
+    (garment(crops__0__crop_id=".."), pb.REFUSAL_CODE_INVALID, "crops[0].crop_id '..' is only dots"),
     (garment(crops=lambda g: g.crops.append(g.crops[0])), pb.REFUSAL_CODE_INVALID, "is repeated"),
     (garment(crops__0__view_index=3), pb.REFUSAL_CODE_INVALID, "names no view"),
     (garment(crops__0__box__x2=5.0), pb.REFUSAL_CODE_INVALID, "x2 > x1"),
@@ -293,6 +299,22 @@ def test_second_hello_and_empty_message_mid_stream(ingress):
             assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in err.value.details()
         finally:
             stream.close()
+
+
+def test_an_id_past_validation_that_names_nothing_is_refused_by_the_store_not_retried(ingress, monkeypatch):
+    # Should validation ever let such an id through, the crop store's path guard refuses it: INVALID and not
+    # retryable (an edge would otherwise re-send it for ever), never "storage unavailable".
+    monkeypatch.setattr("cloud.ingress.validation._names_nothing", lambda value: False)
+    stream = Stream(ingress.address)
+    try:
+        for bad in (garment(item_id=".."), garment(item_id="guard-1", crops__0__crop_id="..")):
+            refusal = stream.send(pb.UplinkMessage(garment=bad)).refusal
+            assert refusal.code == pb.REFUSAL_CODE_INVALID and not refusal.retryable, refusal
+            assert "bad crop key" in refusal.reason and "names no place in the store" in refusal.reason
+        assert stream.send(pb.UplinkMessage(garment=garment(item_id="guard-ok"))).WhichOneof("kind") == "ack"
+    finally:
+        stream.close()
+    assert not ingress.audit.has("..") and not ingress.audit.has("guard-1")
 
 
 def test_duplicate_is_acked_again_not_accepted_twice(ingress):

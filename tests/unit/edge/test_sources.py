@@ -1,5 +1,6 @@
 """Sources: grouping, bad files skipped, states, drop strategies, video and synthetic."""
 
+import re
 import struct
 import zlib
 
@@ -43,6 +44,8 @@ def test_item_ids_are_unique_and_sortable():
     values = [ids.next() for _ in range(100)]
     assert len(set(values)) == 100 and values == sorted(values)
     assert all(v.startswith("line1-st1-") for v in values)
+    # within the contract's id alphabet, and never an id that names nothing ("." or "..")
+    assert all(re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", v) and v.strip(".") for v in values)
 
 
 def test_views_are_grouped_by_name(tmp_path):
