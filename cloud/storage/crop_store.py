@@ -58,7 +58,10 @@ class LocalCropStore(CropStore):
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str, encoding: str) -> Path:
-        return self.root.joinpath(*_key_parts(key)).with_suffix("." + _EXTENSIONS[encoding])
+        # Append the extension (as the S3 store does): with_suffix would replace ".c1" in crop id "v0.c1", so
+        # crops "v0.c1" and "v0.c2" would overwrite each other in "v0.jpg".
+        path = self.root.joinpath(*_key_parts(key))
+        return path.with_name(f"{path.name}.{_EXTENSIONS[encoding]}")
 
     def put(self, key: str, data: bytes, encoding: str) -> str:
         path = self._path(key, encoding)

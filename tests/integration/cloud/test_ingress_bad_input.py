@@ -317,6 +317,25 @@ def test_an_id_past_validation_that_names_nothing_is_refused_by_the_store_not_re
     assert not ingress.audit.has("..") and not ingress.audit.has("guard-1")
 
 
+def test_crop_ids_that_differ_after_a_dot_are_stored_apart(ingress):
+    other = encode_jpeg(np.full((40, 60, 3), 200, np.uint8))
+
+    def second_crop(g):
+        g.crops.add().CopyFrom(g.crops[0])
+        g.crops[0].crop_id, g.crops[1].crop_id, g.crops[1].image = "v0.c1", "v0.c2", other
+
+    stream = Stream(ingress.address)
+    try:
+        answer = stream.send(pb.UplinkMessage(garment=garment(item_id="dotted-1", crops=second_crop)))
+    finally:
+        stream.close()
+    assert answer.WhichOneof("kind") == "ack"
+    crops = {c["crop_id"]: c["uri"] for c in ingress.audit.garment("dotted-1")["crops"]}
+    store = ingress.servicer.crop_store
+    assert len(set(crops.values())) == 2
+    assert store.get(crops["v0.c1"]) == JPEG and store.get(crops["v0.c2"]) == other
+
+
 def test_duplicate_is_acked_again_not_accepted_twice(ingress):
     stream = Stream(ingress.address)
     try:
