@@ -12,6 +12,7 @@ configuration picks one:
 from __future__ import annotations
 
 import os
+import uuid
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
@@ -66,12 +67,19 @@ class LocalCropStore(CropStore):
     def put(self, key: str, data: bytes, encoding: str) -> str:
         path = self._path(key, encoding)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        # A temporary name of each writer's own: the same garment sent on several streams at once has several
+        # writers of one file, and with a shared name one writer's rename took the file from under another.
+        # "x" (create, never reuse) keeps the umask's permissions, unlike tempfile's 0600.
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            with open(tmp, "xb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)  # atomic: readers see the old file or the whole new one
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)  # make the rename itself durable

@@ -347,6 +347,52 @@ def test_duplicate_is_acked_again_not_accepted_twice(ingress):
     assert not first.ack.duplicate and again.ack.duplicate
 
 
+def test_the_same_garment_on_8_streams_at_once_is_acked_on_each_and_stored_once(ingress):
+    # As after an edge reconnect racing its old stream, or a fleet re-sending one spool: writers of the same
+    # crop files at the same moment must not take each other's temporary file ("storage unavailable").
+    def many_crops(g):
+        _crops(12)(g)
+        for crop in g.crops:
+            crop.image = JPEG
+
+    streams = [
+        Stream(
+            ingress.address, hello=pb.AgentHello(agent_id=f"edge-dup{n}", site_id="site1", line_id="line1")
+        )
+        for n in range(8)
+    ]
+    try:
+        for round_ in range(5):
+            item_id = f"race-{round_}"
+            message = pb.UplinkMessage(garment=garment(item_id=item_id, crops=many_crops))
+            start = threading.Barrier(len(streams))
+            answers: list = [None] * len(streams)
+
+            def send(n, message=message, start=start, answers=answers):
+                start.wait()
+                answers[n] = streams[n].send(message)
+
+            threads = [threading.Thread(target=send, args=(n,)) for n in range(len(streams))]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(60)
+            refusals = [a.refusal for a in answers if a.WhichOneof("kind") != "ack"]
+            assert refusals == [], refusals
+            assert [a.ack.item_id for a in answers] == [item_id] * len(streams)
+            assert sum(not a.ack.duplicate for a in answers) == 1
+            stored = ingress.audit.garment(item_id)
+            assert len(stored["crops"]) == 12
+            assert all(ingress.servicer.crop_store.get(c["uri"]) == JPEG for c in stored["crops"])
+    finally:
+        for stream in streams:
+            stream.close()
+    assert sorted(r.item_id for r in ingress.accepted if r.item_id.startswith("race-")) == [  # handed on once
+        f"race-{n}" for n in range(5)
+    ]
+    assert list((ingress.root / "crops").rglob("*.tmp")) == []
+
+
 def test_concurrent_streams_with_bad_input_do_not_disturb_each_other(ingress):
     errors = []
 
