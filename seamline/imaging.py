@@ -29,6 +29,10 @@ class ImageDecodeError(SeamlineError, ValueError):
         self.reason = reason
 
 
+class ImageTooLargeError(ImageDecodeError):
+    """The image's header declares more pixels than allowed: well formed perhaps, but too large to decode."""
+
+
 @dataclass(frozen=True)
 class ImageInfo:
     """What the header of an encoded image says."""
@@ -41,7 +45,8 @@ class ImageInfo:
 def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageInfo:
     """Read only the header: format and size.
 
-    Raises ImageDecodeError for empty, unknown or oversized images.
+    Raises ImageDecodeError for empty or unknown images, its subclass ImageTooLargeError for oversized
+    ones.
     """
     if not data:
         raise ImageDecodeError("image is empty (0 bytes)")
@@ -51,7 +56,7 @@ def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
             with Image.open(io.BytesIO(data)) as img:
                 fmt, (width, height) = img.format, img.size
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageDecodeError(f"image declares too many pixels (limit {max_pixels})") from None
+        raise ImageTooLargeError(f"image declares too many pixels (limit {max_pixels})") from None
     except Exception as exc:  # PIL raises many types for garbage
         if "truncated" in str(exc).lower():
             raise ImageDecodeError(f"image data is truncated ({exc})") from None
@@ -61,7 +66,7 @@ def probe_image(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageIn
     if width <= 0 or height <= 0:
         raise ImageDecodeError(f"image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageDecodeError(
+        raise ImageTooLargeError(
             f"image is {width}x{height} = {width * height} pixels, over the limit of {max_pixels}"
         )
     return ImageInfo(_FORMATS[fmt], width, height)
@@ -78,7 +83,8 @@ def decode_image(
         max_pixels: refuse images whose header declares more pixels than this.
 
     Raises:
-        ImageDecodeError: empty, unknown format, mismatched, oversized, truncated or corrupt data.
+        ImageDecodeError: empty, unknown format, mismatched, truncated or corrupt data; ImageTooLargeError
+            (a subclass) when the header declares more than ``max_pixels`` pixels.
     """
     info = probe_image(data, max_pixels=max_pixels)
     if expected is not None and info.encoding != expected:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from cloud.ingress.records import GarmentRecord
 from cloud.ingress.validation import GarmentInvalid, IngressLimits, check_hello, validate_garment
@@ -37,6 +38,34 @@ def _refusal(item_id: str, code: int, reason: str, retryable: bool) -> pb.Downli
     return pb.DownlinkMessage(
         refusal=pb.GarmentRefusal(item_id=item_id, code=code, reason=reason, retryable=retryable)
     )
+
+
+async def _uplink_messages(
+    request_iterator: AsyncIterator[pb.UplinkMessage], context: grpc.aio.ServicerContext
+) -> AsyncIterator[pb.UplinkMessage]:
+    """The stream's messages; bytes that do not parse as an UplinkMessage end it with INVALID_ARGUMENT.
+
+    gRPC parses each request as it is read and raises protobuf's DecodeError from the iterator; left alone it
+    ends the stream as UNKNOWN with Python's error text (and a traceback in the log).
+    """
+    received = 0
+    messages = aiter(request_iterator)
+    while True:
+        try:
+            message = await anext(messages)
+        except StopAsyncIteration:
+            return
+        except DecodeError:
+            logger.warning(
+                "message %d from %s does not parse as an UplinkMessage", received + 1, context.peer()
+            )
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"message {received + 1} on the stream is not an UplinkMessage: its bytes do not parse as "
+                "protobuf",
+            )
+        received += 1
+        yield message
 
 
 class InspectionServicer(pb_grpc.InspectionServiceServicer):
@@ -118,8 +147,9 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
     async def StreamGarments(
         self, request_iterator: AsyncIterator[pb.UplinkMessage], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.DownlinkMessage]:
+        messages = _uplink_messages(request_iterator, context)
         try:
-            first = await anext(aiter(request_iterator))
+            first = await anext(messages)
         except StopAsyncIteration:
             return
         if first.WhichOneof("kind") != "hello":
@@ -147,7 +177,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
                 max_in_flight=self.limits.max_in_flight,
             )
         )
-        async for message in request_iterator:
+        async for message in messages:
             kind = message.WhichOneof("kind")
             if kind == "garment":
                 yield await self._handle(message.garment, hello)

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from cloud.ingress.records import CropRecord, GarmentRecord
 from seamline.config.base import StrictModel
-from seamline.imaging import ImageDecodeError, decode_image
+from seamline.imaging import ImageDecodeError, ImageTooLargeError, decode_image
 from seamline.inspection.v1 import inspection_pb2 as pb
 
 _ITEM_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -219,6 +219,8 @@ def validate_garment(
         encoding = _ENCODINGS[crop.encoding]
         try:
             pixels = decode_image(crop.image, expected=encoding, max_pixels=limits.max_crop_pixels)
+        except ImageTooLargeError as exc:  # a decompression bomb, or simply over the pixel limit
+            raise _too_large(f"{path}.image: {exc.reason}") from None
         except ImageDecodeError as exc:
             raise GarmentInvalid(pb.REFUSAL_CODE_UNDECODABLE_IMAGE, f"{path}.image: {exc.reason}") from None
         crops.append(

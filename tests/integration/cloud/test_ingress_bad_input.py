@@ -21,13 +21,15 @@ HELLO = pb.AgentHello(agent_id="edge-bad", site_id="site1", line_id="line1", con
 JPEG = encode_jpeg(np.full((40, 60, 3), 90, np.uint8))
 
 
-def _png_bomb() -> bytes:
+def _png_bomb(width: int = 40_000, height: int = 40_000) -> bytes:
+    """A valid PNG header declaring ``width`` x ``height`` pixels, small on the wire."""
+
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
     return (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", 40_000, 40_000, 8, 2, 0, 0, 0))
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
         + chunk(b"IDAT", zlib.compress(b"\0" * 64))
         + chunk(b"IEND", b"")
     )
@@ -147,10 +149,21 @@ CASES = [
     (garment(crops__0__image=b""), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "empty (0 bytes)"),
     (garment(crops__0__image=JPEG[: len(JPEG) // 2]), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "truncated"),
     (garment(crops__0__image=b"GIF89a" + b"\0" * 50), pb.REFUSAL_CODE_UNDECODABLE_IMAGE, "crops[0].image"),
+    # over the pixel limit (inspection.proto: TOO_LARGE), however small on the wire
     (
         garment(crops__0__image=_png_bomb(), crops__0__encoding=pb.IMAGE_ENCODING_PNG),
-        pb.REFUSAL_CODE_UNDECODABLE_IMAGE,
-        "pixels",
+        pb.REFUSAL_CODE_TOO_LARGE,
+        "crops[0].image: image declares too many pixels",
+    ),
+    (
+        garment(crops__0__image=_png_bomb(30_000, 30_000), crops__0__encoding=pb.IMAGE_ENCODING_PNG),
+        pb.REFUSAL_CODE_TOO_LARGE,
+        "crops[0].image: image declares too many pixels",
+    ),
+    (
+        garment(crops__0__image=_png_bomb(2_001, 2_000), crops__0__encoding=pb.IMAGE_ENCODING_PNG),
+        pb.REFUSAL_CODE_TOO_LARGE,
+        "2001x2000 = 4002000 pixels, over the limit of 4000000",
     ),
     (
         garment(crops__0__image=encode_png(np.zeros((8, 8, 3), np.uint8))),
@@ -285,6 +298,32 @@ def test_protocol_violations_end_the_stream_with_invalid_argument(ingress, first
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and fragment in err.value.details()
     finally:
         stream.close()
+
+
+@pytest.mark.parametrize("after_hello", [False, True])
+def test_bytes_that_are_not_an_uplink_message_end_the_stream_with_invalid_argument(ingress, after_hello):
+    hello = pb.UplinkMessage(hello=HELLO).SerializeToString()
+    garbage = b"\xff\xff\xff\xff not protobuf"
+    channel = grpc.insecure_channel(ingress.address)
+    raw = channel.stream_stream(
+        "/seamline.inspection.v1.InspectionService/StreamGarments"
+    )  # bytes as they are
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            list(raw(iter([hello, garbage] if after_hello else [garbage]), timeout=30))
+    finally:
+        channel.close()
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    number = 2 if after_hello else 1
+    assert err.value.details() == (
+        f"message {number} on the stream is not an UplinkMessage: its bytes do not parse as protobuf"
+    )
+    stream = Stream(ingress.address)  # the server goes on serving
+    try:
+        answer = stream.send(pb.UplinkMessage(garment=garment(item_id=f"after-garbage-{number}")))
+    finally:
+        stream.close()
+    assert answer.WhichOneof("kind") == "ack"
 
 
 def test_second_hello_and_empty_message_mid_stream(ingress):

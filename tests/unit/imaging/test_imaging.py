@@ -10,6 +10,7 @@ from PIL import Image
 
 from seamline.imaging import (
     ImageDecodeError,
+    ImageTooLargeError,
     box_iou,
     decode_image,
     encode_jpeg,
@@ -87,8 +88,15 @@ def test_unsupported_format_is_named():
 
 def test_pixel_limit_is_configurable():
     data = encode_png(_image(100, 100))
-    with pytest.raises(ImageDecodeError, match="over the limit"):
+    with pytest.raises(ImageTooLargeError, match="100x100 = 10000 pixels, over the limit of 5000"):
         decode_image(data, max_pixels=5000)
+
+
+@pytest.mark.parametrize("width, height", [(60_000, 60_000), (30_000, 30_000), (2_001, 2_000)])
+def test_too_many_pixels_is_told_apart_from_bytes_that_do_not_decode(width, height):
+    # the ingress refuses the first as TOO_LARGE, the second as UNDECODABLE_IMAGE
+    with pytest.raises(ImageTooLargeError, match="pixels"):
+        decode_image(_png_bomb(width, height), max_pixels=4_000_000)
 
 
 def test_pad_box_grows_clamps_and_keeps_a_minimum():
