@@ -22,10 +22,16 @@ def serve(
     from cloud.config import CloudConfig
     from cloud.service import CloudService
     from seamline.config.models import load_config, load_section
+    from seamline.errors import ConfigError
     from seamline.logs import setup_logging
 
     seamline_config = load_config(config)
     cloud_config = load_section(config, seamline_config, "cloud", CloudConfig)
+    if not cloud_config.lines:
+        raise ConfigError(
+            f"{config}: cloud.lines names no line; list the lines this service serves, "
+            "e.g. lines: [{site_id: site1, line_id: line1}]"
+        )
     setup_logging(seamline_config.logging.level, seamline_config.logging.json_lines)
     vllm = None
     base_url = None

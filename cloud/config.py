@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from cloud.classifiers.vllm_backend import VllmClassifierConfig
 from cloud.ingress.validation import IngressLimits
 from cloud.routing.policy import RoutingPolicyConfig
 from seamline.config.base import StrictModel
+from seamline.contract.mqtt import check_level
 
 
 class LocalVllmConfig(StrictModel):
-    """Start a vLLM server on this machine (the single-machine default; production points classifier.base_url at a URL)."""
+    """Start a vLLM server on this machine.
+
+    The single-machine default; production points classifier.base_url at a URL instead.
+    """
 
     model: Path = Field(
         title="Model directory", description="A local Qwen2.5-VL checkpoint (or the demo/tiny model)."
@@ -29,13 +33,38 @@ class LocalVllmConfig(StrictModel):
     )
 
 
+class ServedLine(StrictModel):
+    """One conveyor line whose edge agent the cloud service accepts."""
+
+    site_id: str = Field(title="Site id", description="The site, as the line's edge agent names it.")
+    line_id: str = Field(title="Line id", description="The line, as its edge agent names it.")
+
+    @field_validator("site_id", "line_id")
+    @classmethod
+    def _level(cls, value: str, info: ValidationInfo) -> str:
+        return check_level(value, info.field_name or "id")
+
+
 class CloudConfig(StrictModel):
     """The cloud classifier service."""
+
+    lines: list[ServedLine] = Field(
+        default_factory=list,
+        title="Served lines",
+        description=(
+            "The site/line pairs this service serves: it accepts streams only from their edge agents and "
+            "publishes verdicts only on their topics; any other line's hello is refused with "
+            "PERMISSION_DENIED. `seamline cloud serve` needs at least one."
+        ),
+    )
 
     crop_store: str = Field(
         default="crops",
         title="Crop store",
-        description="Directory (relative to storage.data_dir), file:// URL, or s3://bucket/prefix?endpoint=...&region=... for an S3-compatible store.",
+        description=(
+            "Directory (relative to storage.data_dir), file:// URL, or "
+            "s3://bucket/prefix?endpoint=...&region=... for an S3-compatible store."
+        ),
     )
     audit_url: str | None = Field(
         default=None,
@@ -73,6 +102,21 @@ class CloudConfig(StrictModel):
         title="Shutdown grace (s)",
         description="Time to drain in-flight streams on SIGTERM.",
     )
+
+    @field_validator("lines")
+    @classmethod
+    def _distinct(cls, lines: list[ServedLine]) -> list[ServedLine]:
+        seen = set()
+        for line in lines:
+            key = (line.site_id, line.line_id)
+            if key in seen:
+                raise ValueError(f"{line.site_id}/{line.line_id} is listed twice")
+            seen.add(key)
+        return lines
+
+    def served_lines(self) -> frozenset[tuple[str, str]]:
+        """``(site_id, line_id)`` of every line this service serves."""
+        return frozenset((line.site_id, line.line_id) for line in self.lines)
 
     @model_validator(mode="after")
     def _resolve_paths(self, info: ValidationInfo) -> CloudConfig:

@@ -1,7 +1,7 @@
 """The cloud service: ingress -> classifier -> routing -> audit -> MQTT verdicts (and the review queue).
 
 One asyncio loop. The ingress acks a garment once it is stored and puts it on the work queue; workers classify
-its crops concurrently, route it, record the verdict (and queue it for review if people must decide) in the audit
+its crops concurrently, route it, record the verdict (queue it for review if people must decide) in the audit
 store, and only then publish it (QoS 1). A restart resumes from the audit store: verdicts recorded but not
 acknowledged by the broker are published again with the same id, garments accepted but not classified are
 classified.
@@ -74,6 +74,7 @@ class CloudService:
             crop_store=self.crop_store,
             audit=self.audit,
             limits=self.cloud.limits,
+            lines=self.cloud.served_lines(),
             on_accepted=self.queue.put_nowait,
         )
         self.servicer = servicer

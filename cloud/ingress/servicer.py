@@ -1,9 +1,9 @@
 """The InspectionService implementation: one long-lived stream per edge agent.
 
-Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_ARGUMENT), the ServerHello
-grants limits, then each garment is validated, stored durably (crops, then the audit row) and only then acked;
-a garment that breaks the contract is refused with a precise reason and the stream goes on. A re-sent item id
-is acked as a duplicate and not handed on again.
+Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_ARGUMENT, one for a line not
+served here with PERMISSION_DENIED), the ServerHello grants limits, then each garment is validated, stored
+durably (crops, then the audit row) and only then acked; a garment that breaks the contract is refused with a
+precise reason and the stream goes on. A re-sent item id is acked as a duplicate and not handed on again.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import UTC, datetime
 
 import grpc
@@ -75,6 +75,8 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         crop_store: where crop bytes go.
         audit: where garment and crop records go.
         limits: what is accepted.
+        lines: ``(site_id, line_id)`` of the lines served; a hello from any other is refused with
+            PERMISSION_DENIED (its verdicts would go out on a line nobody configured).
         on_accepted: called (in the event loop) with each newly accepted garment, e.g. to queue
             classification.
     """
@@ -85,12 +87,16 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         crop_store: CropStore,
         audit: AuditStore,
         limits: IngressLimits,
+        lines: Iterable[tuple[str, str]],
         on_accepted: Callable[[GarmentRecord], None] | None = None,
         server_id: str | None = None,
     ) -> None:
         self.crop_store = crop_store
         self.audit = audit
         self.limits = limits
+        self.lines = frozenset(lines)
+        if not self.lines:
+            raise ValueError("the ingress serves no line: name at least one (cloud.lines)")
         self.on_accepted = on_accepted or (lambda record: None)
         self.server_id = server_id or f"cloud-{uuid.uuid4().hex[:8]}"
         self.accepted = 0
@@ -161,6 +167,20 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             check_hello(hello)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if (hello.site_id, hello.line_id) not in self.lines:
+            logger.warning(
+                "refused edge agent %s (%s): line %s/%s is not served here (serving %s)",
+                hello.agent_id,
+                context.peer(),
+                hello.site_id,
+                hello.line_id,
+                ", ".join(f"{site}/{line}" for site, line in sorted(self.lines)),
+            )
+            await context.abort(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"line {hello.site_id}/{hello.line_id} is not served by this cloud service "
+                "(it serves the lines in its configuration's cloud.lines)",
+            )
         logger.info(
             "edge agent %s connected (%s/%s, %s)",
             hello.agent_id,

@@ -5,9 +5,9 @@ Each part runs as its own process from the same ``seamline`` commands a deployme
 serve``, ``seamline review serve``, ``seamline edge run``), on one generated configuration file; this process
 only starts them, watches the line over MQTT like a dashboard, draws the live view and writes the summary.
 Nothing is mocked: the broker is Mosquitto (or the embedded amqtt), the detector runs in ONNX Runtime, the
-classifier in vLLM. Garments routed to people wait in the review console; a simulated reviewer (a bot using the
-console's HTTP API, deciding from the synthetic truth) works the queue so the feedback loop and the weekly report
-have data, and a person can log in beside it.
+classifier in vLLM. Garments routed to people wait in the review console; a simulated reviewer (a bot using
+the console's HTTP API, deciding from the synthetic truth) works the queue so the feedback loop and the weekly
+report have data, and a person can log in beside it.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ def demo_config(
             "metrics_port": None,
         },
         "cloud": {
+            "lines": [{"site_id": SITE, "line_id": LINE}],
             "classifier": {
                 "model": "seamline-demo-classifier",
                 "max_concurrency": 16,
@@ -147,7 +148,8 @@ class _Process:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             env=env,
-            start_new_session=True,  # Ctrl-C in the terminal reaches only the demo, which stops the children in order
+            # Ctrl-C in the terminal reaches only the demo, which stops the children in order
+            start_new_session=True,
         )
         self._log = log_path.open("wb")
         self._thread = threading.Thread(target=self._pump, name=f"{name}-log", daemon=True)
@@ -232,7 +234,8 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
 
         dashboard = Dashboard(settings, live=live)
         dashboard.phase(
-            f"broker: {broker.kind} at {broker.url}; starting the cloud service and its vLLM (about a minute) ..."
+            f"broker: {broker.kind} at {broker.url}; "
+            "starting the cloud service and its vLLM (about a minute) ..."
         )
         cloud = _Process(
             "cloud",

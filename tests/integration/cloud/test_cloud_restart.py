@@ -50,6 +50,7 @@ def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
                 "grpc": {"listen_address": f"127.0.0.1:{port}"},
                 "storage": {"data_dir": str(tmp_path / "data")},
                 "cloud": {
+                    "lines": [{"site_id": "site1", "line_id": "line1"}],
                     "classifier": {"base_url": vllm_server.openai_base_url, "model": vllm_server.model},
                     "max_garments_in_flight": 2,
                 },
@@ -126,6 +127,7 @@ def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
                 "grpc": {"listen_address": f"127.0.0.1:{port}"},
                 "storage": {"data_dir": str(tmp_path / "data")},
                 "cloud": {
+                    "lines": [{"site_id": "site1", "line_id": "line1"}],
                     "classifier": {"model": "tiny"},
                     "local_vllm": {"model": str(tiny_qwen_dir), "port": vllm_port},
                 },

@@ -87,6 +87,7 @@ def test_200_garments_from_4_edges_all_acked_classified_routed_published(tmp_pat
     )
     cloud = CloudConfig.model_validate(
         {
+            "lines": [{"site_id": "site1", "line_id": line_id} for line_id in LINES],
             "classifier": {"base_url": vllm_server.openai_base_url, "model": vllm_server.model},
             "max_garments_in_flight": 16,
         }

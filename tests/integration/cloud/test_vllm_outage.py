@@ -38,6 +38,7 @@ def test_vllm_killed_mid_run_then_back(tmp_path, tiny_qwen_dir, mqtt_broker):
     )
     cloud = CloudConfig.model_validate(
         {
+            "lines": [{"site_id": "site1", "line_id": "line1"}],
             "classifier": {
                 "base_url": vllm.openai_base_url,
                 "model": "tiny",

@@ -1,4 +1,4 @@
-"""The configuration the demo writes is valid for both sides, and its truth function follows the edge's ids."""
+"""The configuration the demo writes is valid for both sides; its truth function follows the edge's ids."""
 
 import yaml
 
@@ -27,6 +27,8 @@ def test_the_generated_config_validates_for_edge_and_cloud(tmp_path):
         and cloud.routing.high_priority_below == 0.6
     )
     assert cloud.classifier.prompt.style == "v1-compact" and loaded.grpc.cloud_address == "127.0.0.1:50123"
+    # the cloud serves exactly the line the demo's edge agent runs
+    assert cloud.served_lines() == {(loaded.site.site_id, loaded.site.line_id)}
 
 
 def test_truth_follows_the_edge_item_sequence():
