@@ -2,24 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from cloud.classifiers.vllm_backend import VllmClassifierConfig
 from cloud.ingress.validation import IngressLimits
 from cloud.routing.policy import RoutingPolicyConfig
 from seamline.config.base import StrictModel
+from seamline.config.paths import ConfigPath
 from seamline.contract.mqtt import check_level
 
 
 class LocalVllmConfig(StrictModel):
     """Start a vLLM server on this machine.
 
-    The single-machine default; production points classifier.base_url at a URL instead.
+    The single-machine default; production points ``classifier.base_url`` at a URL instead.
     """
 
-    model: Path = Field(
+    model: ConfigPath = Field(
         title="Model directory", description="A local Qwen2.5-VL checkpoint (or the demo/tiny model)."
     )
     port: int = Field(
@@ -118,9 +117,3 @@ class CloudConfig(StrictModel):
         """``(site_id, line_id)`` of every line this service serves."""
         return frozenset((line.site_id, line.line_id) for line in self.lines)
 
-    @model_validator(mode="after")
-    def _resolve_paths(self, info: ValidationInfo) -> CloudConfig:
-        source = (info.context or {}).get("source")
-        if source is not None and self.local_vllm is not None and not self.local_vllm.model.is_absolute():
-            self.local_vllm.model = Path(source).resolve().parent / self.local_vllm.model
-        return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, ValidationInfo, model_validator
+from pydantic import Field, model_validator
 
 from edge.crops import CropConfig
 from edge.detectors import DetectorConfig
@@ -113,23 +113,3 @@ class EdgeConfig(StrictModel):
     metrics_host: str = Field(
         default="127.0.0.1", title="Metrics host", description="Address the metrics endpoint binds."
     )
-
-    @model_validator(mode="after")
-    def _resolve_paths(self, info: ValidationInfo) -> EdgeConfig:
-        source = (info.context or {}).get("source")
-        if source is None:
-            return self
-        base = Path(source).resolve().parent
-        detector = self.detector
-        for attr in ("model", "engine"):
-            value = getattr(detector, attr, None)
-            if isinstance(value, Path) and not value.is_absolute():
-                setattr(detector, attr, base / value)
-        checkpoint = getattr(detector, "checkpoint", None)
-        if checkpoint and not Path(checkpoint).is_absolute() and (base / checkpoint).exists():
-            detector.checkpoint = str(base / checkpoint)
-        for attr in ("path",):
-            value = getattr(self.source, attr, None)
-            if isinstance(value, Path) and not value.is_absolute():
-                setattr(self.source, attr, base / value)
-        return self

@@ -18,6 +18,7 @@ from typing import Literal
 from pydantic import Field
 
 from seamline.config.base import StrictModel
+from seamline.config.paths import ConfigPath
 from seamline.config.taxonomy import Language, Taxonomy
 from seamline.domain import Severity
 
@@ -146,7 +147,7 @@ class PromptConfig(StrictModel):
         title="Examples by type",
         description="Overrides per type id (the seed gave its rarest, hardest class pilling 5).",
     )
-    examples_dir: Path | None = Field(
+    examples_dir: ConfigPath | None = Field(
         default=None,
         title="Image examples",
         description="Verified crops as few-shot examples: <dir>/<type id>/<severity>/*.jpg|png "

@@ -49,6 +49,7 @@ from cloud.learning.loop import (
     warmup_cosine,
 )
 from cloud.learning.model_card import classifier_card, write_card
+from seamline.config.paths import ConfigPath
 from seamline.config.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy, load_taxonomy
 
 logger = logging.getLogger(__name__)
@@ -60,10 +61,10 @@ LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", 
 class ClassifierTrainConfig(TrainRunConfig):
     """Everything a classifier training run depends on (recorded in the model card)."""
 
-    data: Path = Field(
+    data: ConfigPath = Field(
         title="Training data", description="A `seamline synth` folder, or a verified-store JSONL export."
     )
-    val_data: Path | None = Field(
+    val_data: ConfigPath | None = Field(
         default=None,
         title="Held-out data",
         description="Separate held-out data; default: hold out val_fraction of the source images.",
@@ -77,7 +78,7 @@ class ClassifierTrainConfig(TrainRunConfig):
     mode: Literal["auto", "full", "lora"] = Field(
         default="auto", title="Mode", description="full or LoRA training; auto: LoRA above 200 M parameters."
     )
-    taxonomy: Path = Field(
+    taxonomy: ConfigPath = Field(
         default=DEFAULT_TAXONOMY_PATH,
         title="Taxonomy",
         description="Taxonomy file (types, severities, reject rule).",

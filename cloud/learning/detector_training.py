@@ -21,7 +21,6 @@ import logging
 import shutil
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +45,7 @@ from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.meta import DetectorMeta
 from edge.detectors.processing import preprocess
 from edge.detectors.tiling import tile_size
+from seamline.config.paths import ConfigPath
 
 logger = logging.getLogger(__name__)
 
@@ -55,10 +55,10 @@ MODEL_SIZES = ("tiny", "r18", "l")
 class DetectorTrainConfig(TrainRunConfig):
     """Everything a detector training run depends on (recorded in the model card)."""
 
-    data: Path = Field(
+    data: ConfigPath = Field(
         title="Training data", description="A COCO file, or a folder holding annotations.json."
     )
-    val_data: Path | None = Field(
+    val_data: ConfigPath | None = Field(
         default=None,
         title="Held-out data",
         description="A separate COCO set to evaluate on; default: hold out val_fraction of the garments.",

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from cloud.learning.coco_data import DatasetError
 from seamline.config.base import StrictModel
+from seamline.config.paths import ConfigPath
 
 STATE_FILE = "seamline_state.json"
 
@@ -30,7 +31,9 @@ class TrainRunConfig(StrictModel):
         title="Held-out share",
         description="Share held out when no separate held-out data is given (the seed: 20 %).",
     )
-    out_dir: Path = Field(title="Output folder", description="Model, checkpoints, log and metrics go here.")
+    out_dir: ConfigPath = Field(
+        title="Output folder", description="Model, checkpoints, log and metrics go here."
+    )
     steps: int = Field(default=2000, ge=1, title="Steps", description="Optimizer steps.")
     batch_size: int = Field(default=8, ge=1, title="Batch size", description="Examples per step.")
     lr: float = Field(default=2e-4, gt=0, title="Learning rate", description="AdamW peak learning rate.")

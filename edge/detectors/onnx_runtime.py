@@ -13,6 +13,7 @@ from pydantic import Field
 from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.config import BaseDetectorConfig
 from edge.detectors.meta import DetectorLoadError, read_sidecar
+from seamline.config.paths import ConfigPath
 from seamline.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -30,15 +31,15 @@ class OnnxRuntimeDetectorConfig(BaseDetectorConfig):
     """Run an exported ONNX detector with ONNX Runtime."""
 
     type: Literal["onnxruntime"] = Field(default="onnxruntime", title="Runtime", description="onnxruntime")
-    model: Path = Field(
+    model: ConfigPath = Field(
         title="ONNX model", description="Path to detector.onnx (its .json sidecar beside it)."
     )
     providers: list[Provider] = Field(
         default_factory=lambda: ["cpu"],
         min_length=1,
         title="Execution providers",
-        description="In order of preference, e.g. [tensorrt, cuda, cpu]. Providers not built into the installed "
-        "onnxruntime are skipped with a warning; the ones in use are logged.",
+        description="In order of preference, e.g. [tensorrt, cuda, cpu]. Providers not built into the "
+        "installed onnxruntime are skipped with a warning; the ones in use are logged.",
     )
     intra_op_threads: int = Field(
         default=0,
@@ -49,7 +50,7 @@ class OnnxRuntimeDetectorConfig(BaseDetectorConfig):
     tensorrt_fp16: bool = Field(
         default=True, title="TensorRT EP fp16", description="Let the TensorRT EP use fp16."
     )
-    tensorrt_cache_dir: Path | None = Field(
+    tensorrt_cache_dir: ConfigPath | None = Field(
         default=None,
         title="TensorRT EP cache",
         description="Where the TensorRT EP caches engines and timing data.",
@@ -97,7 +98,8 @@ class OnnxRuntimeDetector(DetectorRuntime):
         if not providers:
             raise DetectorLoadError(
                 f"none of the configured providers {config.providers} is available in this onnxruntime "
-                f"({sorted(available)}); install onnxruntime-gpu for cuda/tensorrt (pip install 'seamline[edge-gpu]')"
+                f"({sorted(available)}); install onnxruntime-gpu for cuda/tensorrt "
+                "(pip install 'seamline[edge-gpu]')"
             )
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

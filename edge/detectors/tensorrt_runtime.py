@@ -7,7 +7,6 @@ alongside TensorRT); pre- and post-processing stay the shared numpy code.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -16,6 +15,7 @@ from pydantic import Field
 from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.config import BaseDetectorConfig
 from edge.detectors.meta import DetectorLoadError, read_sidecar
+from seamline.config.paths import ConfigPath
 from seamline.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -27,7 +27,9 @@ class TensorRTDetectorConfig(BaseDetectorConfig):
     """Run a TensorRT engine built by `seamline edge export --tensorrt`."""
 
     type: Literal["tensorrt"] = Field(default="tensorrt", title="Runtime", description="tensorrt")
-    engine: Path = Field(title="Engine", description="Path to detector.engine (its .json sidecar beside it).")
+    engine: ConfigPath = Field(
+        title="Engine", description="Path to detector.engine (its .json sidecar beside it)."
+    )
     device: int = Field(default=0, ge=0, title="GPU", description="CUDA device index.")
 
 
@@ -79,7 +81,8 @@ class TensorRTDetector(DetectorRuntime):
         self.engine = runtime.deserialize_cuda_engine(config.engine.read_bytes())
         if self.engine is None:
             raise DetectorLoadError(
-                f"{config.engine}: TensorRT could not deserialize it (built for another GPU or TensorRT version?)"
+                f"{config.engine}: TensorRT could not deserialize it "
+                "(built for another GPU or TensorRT version?)"
             )
         self.context = self.engine.create_execution_context()
         self.stream = _check(cudart.cudaStreamCreate())

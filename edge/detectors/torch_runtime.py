@@ -15,6 +15,7 @@ from pydantic import Field
 from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.config import BaseDetectorConfig
 from edge.detectors.meta import DetectorLoadError, DetectorMeta, read_hf_checkpoint_meta
+from seamline.config.paths import ConfigPathOrName
 from seamline.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,7 @@ class TorchDetectorConfig(BaseDetectorConfig):
     """Run a Hugging Face RT-DETR / RT-DETRv2 checkpoint with PyTorch."""
 
     type: Literal["torch"] = Field(default="torch", title="Runtime", description="torch")
-    checkpoint: str = Field(
+    checkpoint: ConfigPathOrName = Field(
         title="Checkpoint",
         description="A local checkpoint directory, or a hub id (on machines that reach the hub).",
     )

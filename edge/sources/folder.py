@@ -1,7 +1,7 @@
 """A folder of images: one file per garment, or ``<garment>_v<k>.<ext>`` files grouped into views.
 
-Unreadable files (corrupt, truncated, empty, decompression bombs, too large) are logged and skipped; the source
-goes on with the next garment.
+Unreadable files (corrupt, truncated, empty, decompression bombs, too large) are logged and skipped; the
+source goes on with the next garment.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pydantic import Field
 
 from edge.sources.base import CapturedGarment, GarmentSource, ItemIds
 from seamline.config.base import StrictModel
+from seamline.config.paths import ConfigPath
 from seamline.imaging import ImageDecodeError, decode_image
 
 logger = logging.getLogger(__name__)
@@ -29,7 +30,7 @@ class FolderSourceConfig(StrictModel):
     """Images from a folder, in name order."""
 
     type: Literal["folder"] = Field(default="folder", title="Source", description="folder")
-    path: Path = Field(
+    path: ConfigPath = Field(
         title="Folder", description="Folder searched recursively for .jpg/.jpeg/.png/.webp files."
     )
     interval_s: float = Field(

@@ -62,7 +62,7 @@ def _line_for(loc: KeyPath, lines: dict[KeyPath, int]) -> int | None:
 def format_validation_error(
     exc: ValidationError, lines: dict[KeyPath, int], source: str, prefix: KeyPath = ()
 ) -> list[str]:
-    """One line per pydantic error: ``file:line: key.path: message`` (``prefix``: the section the model read)."""
+    """One line per pydantic error: ``file:line: key.path: message`` (``prefix``: the section read)."""
     problems = []
     for err in exc.errors():
         # Drop pydantic's union/tag bookkeeping segments from the location.
@@ -80,7 +80,7 @@ def format_validation_error(
 
 
 def load_yaml_model(path: Path, model: type[M], *, text: str | None = None) -> M:
-    """Read ``path`` (or ``text``) and validate it as ``model``; ConfigError lists every problem with its line."""
+    """Read ``path`` (or ``text``) and validate it as ``model``; ConfigError lists each problem and line."""
     source = str(path)
     if text is None:
         try:
@@ -100,7 +100,8 @@ def load_yaml_model(path: Path, model: type[M], *, text: str | None = None) -> M
 def validate_section(path: Path, key: str, section: dict[str, Any], model: type[M]) -> M:
     """Validate one top-level section of a file (already parsed) as ``model``, with line-numbered errors.
 
-    The model receives ``{"source": path}`` as validation context so it can resolve relative paths.
+    The model receives ``{"source": path}`` as validation context, from which its ``ConfigPath`` fields
+    resolve relative paths (``seamline.config.paths``).
     """
     source = str(path)
     try:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
 from seamline.config.base import StrictModel
+from seamline.config.paths import ConfigPath
 from seamline.config.secrets import Secret
 from seamline.config.taxonomy import DEFAULT_TAXONOMY_PATH, Taxonomy, load_taxonomy
 from seamline.contract.mqtt import check_level
@@ -39,13 +40,13 @@ class SiteConfig(StrictModel):
 class TlsConfig(StrictModel):
     """TLS material (mutual TLS when a client certificate is given)."""
 
-    ca_file: Path | None = Field(
+    ca_file: ConfigPath | None = Field(
         default=None, title="CA file", description="CA bundle that signs the peer's certificate."
     )
-    cert_file: Path | None = Field(
+    cert_file: ConfigPath | None = Field(
         default=None, title="Certificate", description="This side's certificate (PEM)."
     )
-    key_file: Path | None = Field(
+    key_file: ConfigPath | None = Field(
         default=None, title="Private key", description="This side's private key (PEM)."
     )
 
@@ -143,8 +144,9 @@ class GrpcConfig(StrictModel):
 class StorageConfig(StrictModel):
     """Where local state lives (edge spool, cloud stores default under it)."""
 
-    data_dir: Path = Field(
+    data_dir: ConfigPath = Field(
         default=Path("data"),
+        validate_default=True,  # the default, too, is relative to the file
         title="Data directory",
         description="Root for local state; relative to this file.",
     )
@@ -171,12 +173,16 @@ class SeamlineConfig(StrictModel):
         default_factory=MqttConfig, title="MQTT", description="Broker connection and topic root."
     )
     grpc: GrpcConfig = Field(default_factory=GrpcConfig, title="gRPC", description="Edge -> cloud link.")
-    taxonomy: Path | Taxonomy = Field(
+    taxonomy: ConfigPath | Taxonomy = Field(
         default=DEFAULT_TAXONOMY_PATH,
         title="Taxonomy",
-        description="Path to a taxonomy YAML (relative to this file), or the taxonomy inline. Default: Seamline's 12 types.",
+        description="Path to a taxonomy YAML (relative to this file), or the taxonomy inline. "
+        "Default: Seamline's 12 types.",
     )
-    storage: StorageConfig = Field(default_factory=StorageConfig, title="Storage", description="Local state.")
+    # Validated from {} when absent (not built by StorageConfig()), so its data_dir default sees the file.
+    storage: StorageConfig = Field(
+        default_factory=dict, validate_default=True, title="Storage", description="Local state."
+    )
     logging: LoggingConfig = Field(default_factory=LoggingConfig, title="Logging", description="Log output.")
     # Each side validates its own section with its own models (edge/config.py, cloud/config.py), so the core
     # needs neither side's code; `seamline validate-config` checks both.
@@ -191,19 +197,6 @@ class SeamlineConfig(StrictModel):
         title="Review console",
         description="The review console's settings (see cloud/review/config.py).",
     )
-
-    @model_validator(mode="after")
-    def _resolve_paths(self, info: ValidationInfo) -> SeamlineConfig:
-        # Relative paths in a file (defaults included) mean "relative to that file", wherever the process runs.
-        source = (info.context or {}).get("source")
-        if source is None:
-            return self
-        base = Path(source).resolve().parent
-        if isinstance(self.taxonomy, Path) and not self.taxonomy.is_absolute():
-            self.taxonomy = base / self.taxonomy
-        if not self.storage.data_dir.is_absolute():
-            self.storage.data_dir = base / self.storage.data_dir
-        return self
 
     def load_taxonomy(self) -> Taxonomy:
         """The taxonomy this file selects (loading it from its path if needed)."""
@@ -227,7 +220,8 @@ def load_config(path: Path | str) -> SeamlineConfig:
 def load_section(path: Path | str, config: SeamlineConfig, key: str, model: type[M]) -> M:
     """Validate section ``key`` of the file at ``path`` as ``model`` (errors carry ``key.`` paths and lines).
 
-    Relative paths inside the section are resolved against the file's folder, as for the core sections.
+    Relative paths inside the section are resolved against the file's folder (``ConfigPath``), as for the
+    core sections.
     """
     from seamline.config.loader import validate_section
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
 
 from seamline.config.base import StrictModel
+from seamline.config.paths import ConfigPath
 from seamline.errors import ConfigError
 
 
@@ -17,7 +17,7 @@ class Secret(StrictModel):
     env: str | None = Field(
         default=None, title="Environment variable", description="Read the secret from this variable."
     )
-    file: Path | None = Field(
+    file: ConfigPath | None = Field(
         default=None, title="File", description="Read the secret from this file (trailing newline stripped)."
     )
 
