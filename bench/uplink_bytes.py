@@ -2,16 +2,17 @@
 
 Run: .venv/bin/python bench/uplink_bytes.py [--garments 200]
 
-The regions are the synthetic line's true defect boxes, i.e. what a trained detector finds; a garment with none
-passes at the edge and sends nothing. Both sides encode JPEG at the same quality (90). The crop side is the whole
-serialized ``Garment`` message (protobuf framing, ids, boxes, scores included), built by the agent's own code.
+The regions are the synthetic line's true defect boxes, i.e. what a trained detector finds; a garment with
+none passes at the edge and sends nothing. Both sides encode JPEG at the same quality (90). The crop side is
+the whole serialized ``Garment`` message (protobuf framing, ids, boxes, scores included), built by the agent's
+own code.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import numpy as np
 from rich.console import Console
@@ -20,6 +21,7 @@ from rich.table import Table
 from edge.crops import CropConfig, make_crops
 from edge.detectors.base import Detections
 from edge.uplink.convert import garment_message
+from seamline.clock import utcnow
 from seamline.imaging import encode_jpeg
 from seamline.synth import SynthConfig, SyntheticLine
 
@@ -48,7 +50,7 @@ def measure(views: int, garments: int) -> dict[str, float]:
         crops = make_crops(images, detections, ("defect",), crop_config)
         if not crops:
             continue
-        now = datetime.now(UTC)
+        now = utcnow()
         message = garment_message(
             item_id=g.item_id,
             site_id="site1",
@@ -79,7 +81,8 @@ def main() -> None:
     parser.add_argument("--garments", type=int, default=200)
     args = parser.parse_args()
     table = Table(
-        title=f"Bytes per garment edge -> cloud, 1280x720, JPEG q{QUALITY}, {args.garments} synthetic garments"
+        title=f"Bytes per garment edge -> cloud, 1280x720, JPEG q{QUALITY}, "
+        f"{args.garments} synthetic garments"
     )
     for column in (
         "views",

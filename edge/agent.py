@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from edge.config import EdgeConfig
 from edge.crops import make_crops
@@ -25,6 +25,7 @@ from edge.uplink.client import Uplink, insecure_channel_factory, tls_channel_fac
 from edge.uplink.convert import garment_message
 from edge.uplink.spool import Spool, SpoolFull
 from seamline import __version__
+from seamline.clock import utcnow
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import ModelVersions, Verdict, VerdictTimestamps
@@ -237,9 +238,7 @@ class EdgeAgent:
             crops=crops,
             detector_version=self.detector.meta.version,
             edge_timings_ms={
-                "wait": max(
-                    0.0, (datetime.now(UTC) - garment.captured_at).total_seconds() - detect_s - crops_s
-                )
+                "wait": max(0.0, (utcnow() - garment.captured_at).total_seconds() - detect_s - crops_s)
                 * 1000,
                 "detect": detect_s * 1000,
                 "crops": crops_s * 1000,
@@ -259,7 +258,7 @@ class EdgeAgent:
         self, garment: CapturedGarment, top_score: float, detect_s: float, deadline_at: datetime
     ) -> None:
         """Nothing found: the edge decides pass itself, publishes that verdict and commands pass."""
-        now = datetime.now(UTC)
+        now = utcnow()
         assert self.detector is not None
         verdict = Verdict(
             item_id=garment.item_id,
@@ -295,7 +294,7 @@ class EdgeAgent:
     def _verdict_outcome(self, verdict: dict, outcome: VerdictOutcome) -> None:
         captured = self.captured_at.pop(verdict["item_id"], None)
         if captured is not None and outcome in (VerdictOutcome.COMMANDED, VerdictOutcome.LATE):
-            self.metrics.verdict_latency.observe((datetime.now(UTC) - captured).total_seconds())
+            self.metrics.verdict_latency.observe((utcnow() - captured).total_seconds())
         if outcome is VerdictOutcome.LATE:
             self.metrics.late_verdicts.inc()
 
@@ -314,7 +313,7 @@ class EdgeAgent:
     def _gauges_loop(self) -> None:
         while not self._stop.is_set():
             # Capture times only serve the verdict-latency metric; forget garments whose verdict never came.
-            horizon = datetime.now(UTC) - timedelta(seconds=self.edge.timing.budget_s + 600)
+            horizon = utcnow() - timedelta(seconds=self.edge.timing.budget_s + 600)
             for item_id, captured in list(self.captured_at.items()):
                 if captured < horizon:
                     self.captured_at.pop(item_id, None)

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from datetime import UTC, datetime
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -22,6 +21,7 @@ from cloud.ingress.validation import GarmentInvalid, IngressLimits, check_hello,
 from cloud.storage.audit import AuditStore
 from cloud.storage.crop_store import CropKeyError, CropStore
 from seamline import __version__
+from seamline.clock import utcnow
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
 
@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 def _ack(item_id: str, duplicate: bool) -> pb.DownlinkMessage:
     ack = pb.GarmentAck(item_id=item_id, duplicate=duplicate)
-    ack.accepted_at.FromDatetime(datetime.now(UTC))
+    ack.accepted_at.FromDatetime(utcnow())
     return pb.DownlinkMessage(ack=ack)
 
 

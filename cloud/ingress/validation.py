@@ -13,13 +13,14 @@ from datetime import UTC, datetime
 from pydantic import Field
 
 from cloud.ingress.records import CropRecord, GarmentRecord
+from seamline.clock import utcnow
 from seamline.config.base import StrictModel
+from seamline.contract.mqtt import TOPIC_LEVEL
 from seamline.imaging import ImageDecodeError, ImageTooLargeError, decode_image
 from seamline.inspection.v1 import inspection_pb2 as pb
 
 _ITEM_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _CROP_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # crop ids name files, URLs and export images
-_LEVEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _ENCODINGS = {pb.IMAGE_ENCODING_JPEG: "jpeg", pb.IMAGE_ENCODING_PNG: "png", pb.IMAGE_ENCODING_WEBP: "webp"}
 _TIMING_KEY = re.compile(r"^[a-z_]{1,32}$")
 MAX_EDGE_TIMINGS = 8
@@ -87,7 +88,7 @@ def check_hello(hello: pb.AgentHello) -> None:
         raise ValueError("hello.agent_id must be 1-128 characters")
     for name in ("site_id", "line_id"):
         value = getattr(hello, name)
-        if not _LEVEL.match(value):
+        if not TOPIC_LEVEL.match(value):
             raise ValueError(f"hello.{name} {value!r} must be 1-64 characters of a-z, 0-9 and '-'")
     if hello.contract_version not in ("", "v1"):
         raise ValueError(
@@ -246,7 +247,7 @@ def validate_garment(
         agent_id=agent_id,
         captured_at=captured_at,
         deadline_at=deadline_at,
-        received_at=datetime.now(UTC),
+        received_at=utcnow(),
         detector_version=garment.detector_model_version,
         views=tuple((i, *views[i]) for i in sorted(views)),
         crops=tuple(crops),

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from cloud.classifiers.vllm_backend import RegionClassification
 from cloud.ingress.records import GarmentRecord
 from cloud.routing.policy import UNKNOWN, RegionResult, RoutingDecision
+from seamline.clock import utcnow
 from seamline.contract.messages import DefectVerdict, ModelVersions, Verdict, VerdictError, VerdictTimestamps
 from seamline.domain import Decision
 
@@ -67,7 +66,7 @@ def build_verdict(
             )
         )
     failures = [r.error for r in classified if r.error]
-    now = datetime.now(UTC)
+    now = utcnow()
     return Verdict(
         item_id=record.item_id,
         site_id=record.site_id,

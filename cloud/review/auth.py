@@ -16,12 +16,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from cloud.storage.tables import review_sessions, reviewers
+from seamline.clock import utcnow
 from seamline.errors import SeamlineError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -78,8 +79,11 @@ class LoginThrottle:
         self._lock = threading.Lock()
 
     def attempt(self, name: str) -> float:
-        """Count a login attempt for ``name`` as failed until ``succeeded`` says otherwise, in one step (so
-        parallel guesses cannot all slip past the check); returns 0, or the seconds to wait if over the limit."""
+        """Count a login attempt for ``name`` as failed until ``succeeded`` says otherwise, in one step.
+
+        One step, so parallel guesses cannot all slip past the check. Returns 0, or the seconds to wait if
+        over the limit.
+        """
         with self._lock:
             recent = self._recent(name)
             if len(recent) >= self.limit:
@@ -112,7 +116,8 @@ class Reviewers:
     def add(self, reviewer_id: str, password: str, display_name: str | None = None) -> None:
         if not _ID.match(reviewer_id):
             raise ReviewerError(
-                f"reviewer id {reviewer_id!r}: 1-64 characters of a-z, 0-9, '.', '_', '-', starting with a letter or digit"
+                f"reviewer id {reviewer_id!r}: 1-64 characters of a-z, 0-9, '.', '_', '-', "
+                "starting with a letter or digit"
             )
         if len(password) < MIN_PASSWORD:
             raise ReviewerError(f"password: at least {MIN_PASSWORD} characters")
@@ -124,7 +129,7 @@ class Reviewers:
                         display_name=display_name or reviewer_id,
                         password_hash=hash_password(password),
                         active=True,
-                        created_at=_now(),
+                        created_at=utcnow(),
                     )
                 )
         except IntegrityError as exc:
@@ -168,7 +173,7 @@ class Reviewers:
         """A new session for an authenticated reviewer: (cookie token, session)."""
         token = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)
-        now = _now()
+        now = utcnow()
         with self.engine.begin() as conn:
             conn.execute(review_sessions.delete().where(review_sessions.c.expires_at < now))
             conn.execute(
@@ -185,7 +190,7 @@ class Reviewers:
         return token, session
 
     def session(self, token: str | None) -> Session | None:
-        """The live session for a cookie token, or None (unknown, expired, or the reviewer was deactivated)."""
+        """The live session for a cookie token, or None (unknown, expired, or the reviewer deactivated)."""
         if not token:
             return None
         with self.engine.connect() as conn:
@@ -201,7 +206,7 @@ class Reviewers:
             ).first()
         if row is None:
             return None
-        if row[3] <= _now():
+        if row[3] <= utcnow():
             return None
         return Session(row[0], row[1], row[2], row[3])
 
@@ -211,7 +216,3 @@ class Reviewers:
                 conn.execute(
                     review_sessions.delete().where(review_sessions.c.token_hash == token_hash(token))
                 )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import typer
 
+from seamline.clock import utcnow
+
 app = typer.Typer(
     help="The human review console, reviewer accounts and verified-data exports.", no_args_is_help=True
 )
@@ -165,7 +167,7 @@ def weekly(
 
     seamline_config, _, store = _store(config)
     try:
-        start = iso_week(week or datetime.now(UTC).strftime("%G-W%V"))
+        start = iso_week(week or utcnow().strftime("%G-W%V"))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--week") from exc
     report = weekly_report(store.engine, start, seamline_config.load_taxonomy())

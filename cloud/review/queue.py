@@ -1,18 +1,18 @@
 """The review queue in the audit store: take the next item, give it back, decide it.
 
-Order: high, then medium, then low priority; oldest first within a priority. A reviewer holds at most one item
-at a time, under a lease; an item whose lease ran out goes back to the queue the next time anyone takes work.
-Every claim and every decision is one guarded UPDATE (``... WHERE status = 'queued'`` or ``... AND claimed_by =
-me``), so two reviewers never get the same item and nobody decides an item they do not hold, on SQLite and on
-PostgreSQL alike. A decision, its typed feedback, the verified labels and the final verdict are written in one
-transaction; the verdict is published afterwards and marked when the broker acknowledges it.
+Order: high, then medium, then low priority; oldest first within a priority. A reviewer holds at most one
+item at a time, under a lease; an item whose lease ran out goes back to the queue the next time anyone takes
+work. Every claim and every decision is one guarded UPDATE (``... WHERE status = 'queued'`` or ``... AND
+claimed_by = me``), so two reviewers never get the same item and nobody decides an item they do not hold, on
+SQLite and on PostgreSQL alike. A decision, its typed feedback, the verified labels and the final verdict are
+written in one transaction; the verdict is published afterwards and marked when the broker acknowledges it.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,6 +29,7 @@ from cloud.storage.tables import (
     review_items,
     verified_labels,
 )
+from seamline.clock import utcnow
 from seamline.config.taxonomy import Taxonomy
 from seamline.contract.messages import Verdict
 
@@ -103,7 +104,7 @@ class ReviewQueue:
         return ReviewItem.from_row(row)
 
     def snapshot(self, limit: int = 50) -> dict[str, Any]:
-        """Counts per priority and state, and the next ``limit`` queued items in the order they will be taken."""
+        """Counts per priority and state, and the next ``limit`` queued items in the order they go out."""
         with self.engine.connect() as conn:
             counts = conn.execute(
                 sa.select(review_items.c.status, review_items.c.priority, sa.func.count())
@@ -140,7 +141,7 @@ class ReviewQueue:
         }
 
     def detail(self, item_id: str) -> dict[str, Any]:
-        """Everything the console shows for an item: review row, garment, crops, AI verdict, decision if any."""
+        """What the console shows for an item: review row, garment, crops, AI verdict, decision if any."""
         with self.engine.connect() as conn:
             review = (
                 conn.execute(sa.select(review_items).where(review_items.c.item_id == item_id))
@@ -180,7 +181,7 @@ class ReviewQueue:
 
         Returns the item (None when the queue is empty) and the items whose lease expired on the way.
         """
-        now = now or _now()
+        now = now or utcnow()
         expired = self.expire_leases(now=now)
         lease_until = now + self.lease
         with self.engine.begin() as conn:
@@ -240,7 +241,7 @@ class ReviewQueue:
 
     def expire_leases(self, *, now: datetime | None = None) -> list[ReviewItem]:
         """Return items whose lease ran out to the queue; returns them."""
-        now = now or _now()
+        now = now or utcnow()
         with self.engine.begin() as conn:
             stale = conn.execute(
                 sa.select(review_items.c.item_id, review_items.c.claimed_by).where(
@@ -274,7 +275,7 @@ class ReviewQueue:
         """Record ``reviewer_id``'s decision on an item they hold: decision, feedback, verified labels and the
         final verdict, in one transaction. Raises DecisionError for a decision that does not fit the garment,
         ItemConflict if the reviewer does not hold the item."""
-        now = now or _now()
+        now = now or utcnow()
         detail = self.detail(item_id)
         garment, ai = detail["garment"], detail["ai_verdict"]
         check_decision(decision, garment, self.taxonomy)
@@ -419,7 +420,7 @@ class ReviewQueue:
                 sa.select(review_decisions.c.verdict)
                 .where(
                     review_decisions.c.published_at.is_(None),
-                    review_decisions.c.decided_at <= _now() - older_than,
+                    review_decisions.c.decided_at <= utcnow() - older_than,
                 )
                 .order_by(review_decisions.c.decided_at)
                 .limit(limit)
@@ -431,9 +432,5 @@ class ReviewQueue:
             conn.execute(
                 review_decisions.update()
                 .where(review_decisions.c.item_id == item_id)
-                .values(published_at=_now())
+                .values(published_at=utcnow())
             )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from cloud.ingress.records import GarmentRecord
 from cloud.storage.schema import upgrade
 from cloud.storage.tables import crops, garments, review_items
+from seamline.clock import utcnow
 from seamline.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class AuditStore:
             conn.execute(
                 garments.update()
                 .where(garments.c.item_id == item_id)
-                .values(status="classified", verdict_id=verdict_id, verdict=verdict, classified_at=_now())
+                .values(status="classified", verdict_id=verdict_id, verdict=verdict, classified_at=utcnow())
             )
             if review_priority is not None:
                 conn.execute(
@@ -162,7 +162,7 @@ class AuditStore:
                         priority_rank=_PRIORITY_RANK[review_priority],
                         status="queued",
                         verdict_id=verdict_id,
-                        queued_at=_now(),
+                        queued_at=utcnow(),
                     )
                 )
 
@@ -177,7 +177,7 @@ class AuditStore:
             conn.execute(
                 garments.update()
                 .where(garments.c.item_id == item_id)
-                .values(status="published", published_at=_now())
+                .values(status="published", published_at=utcnow())
             )
 
     def counts(self) -> dict[str, int]:
@@ -195,7 +195,3 @@ def queued_in_order() -> sa.Select:
         .where(review_items.c.status == "queued")
         .order_by(review_items.c.priority_rank, review_items.c.queued_at, review_items.c.item_id)
     )
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

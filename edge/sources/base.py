@@ -1,4 +1,4 @@
-"""Camera sources: what they yield, the states they go through, and the buffer between them and the detector."""
+"""Camera sources: what they yield, the states they go through, the buffer between them and the detector."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 
 import numpy as np
@@ -103,9 +103,6 @@ class GarmentSource(ABC):
     @abstractmethod
     def _produce(self) -> Iterator[CapturedGarment]:
         """The source's own loop; check ``self._stop`` between garments."""
-
-    def _now(self) -> datetime:
-        return datetime.now(UTC)
 
 
 class DropStrategy(str, Enum):

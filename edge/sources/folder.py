@@ -16,6 +16,7 @@ from typing import Literal
 from pydantic import Field
 
 from edge.sources.base import CapturedGarment, GarmentSource, ItemIds
+from seamline.clock import utcnow
 from seamline.config.base import StrictModel
 from seamline.config.paths import ConfigPath
 from seamline.imaging import ImageDecodeError, decode_image
@@ -111,7 +112,7 @@ class FolderSource(GarmentSource):
                     item_id=self.item_ids.next(),
                     views=tuple(images),
                     camera_ids=tuple(f"view{i}" for i in range(len(images))),
-                    captured_at=self._now(),
+                    captured_at=utcnow(),
                     source_ref=",".join(names),
                 )
                 if self.config.interval_s:

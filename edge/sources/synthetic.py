@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from edge.sources.base import CapturedGarment, GarmentSource, ItemIds
+from seamline.clock import utcnow
 from seamline.config.base import StrictModel
 from seamline.synth import SynthConfig, SyntheticLine
 
@@ -65,7 +66,7 @@ class SyntheticSource(GarmentSource):
                 item_id=item_id,
                 views=tuple(v.image for v in garment.views),
                 camera_ids=tuple(v.camera for v in garment.views),
-                captured_at=self._now(),
+                captured_at=utcnow(),
                 source_ref=garment.item_id,
             )
             index += 1

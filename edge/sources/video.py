@@ -15,6 +15,7 @@ import cv2
 from pydantic import Field
 
 from edge.sources.base import CapturedGarment, GarmentSource, ItemIds, SourceState
+from seamline.clock import utcnow
 from seamline.config.base import StrictModel
 
 logger = logging.getLogger(__name__)
@@ -114,7 +115,7 @@ class VideoSource(GarmentSource):
                         item_id=self.item_ids.next(),
                         views=tuple(cv2.cvtColor(f, cv2.COLOR_BGR2RGB) for f in frames),
                         camera_ids=tuple(f"cam{i}" for i in range(len(frames))),
-                        captured_at=self._now(),
+                        captured_at=utcnow(),
                         source_ref=f"frame {frame_no}",
                     )
             finally:

@@ -7,11 +7,12 @@ validates their output against those schemas, so the two cannot drift apart unno
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from seamline.clock import utcnow
 from seamline.domain import Decision, LineAction, Priority, Route
 
 SCHEMA_VERSION = "1.0"
@@ -21,11 +22,6 @@ Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in source-frame pixels
 def new_id() -> str:
     """A fresh random id for a message (32 hex characters)."""
     return uuid.uuid4().hex
-
-
-def utcnow() -> datetime:
-    """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
 
 
 class _Payload(BaseModel):

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 CONTRACT_DIR = Path(__file__).resolve().parents[1] / "inspection" / "v1" / "mqtt"
-_LEVEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# A site or line id: one MQTT topic level (the schemas' "level" pattern). The one copy in code.
+TOPIC_LEVEL = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 AVAILABILITY_ONLINE = "online"
 AVAILABILITY_OFFLINE = "offline"
 
@@ -50,7 +51,7 @@ def topic_specs() -> dict[str, TopicSpec]:
 
 def check_level(value: str, what: str) -> str:
     """Return ``value`` if it is a valid site/line id (one topic level), else raise ValueError."""
-    if not _LEVEL.match(value):
+    if not TOPIC_LEVEL.match(value):
         raise ValueError(
             f"{what} {value!r} must be 1-64 characters of a-z, 0-9 and '-', starting with a letter or digit"
         )
@@ -116,7 +117,7 @@ def schema(schema_name: str) -> dict[str, Any]:
 
 
 def validate_payload(topic_name: str, payload: Any) -> None:
-    """Raise PayloadError naming the first failing field if ``payload`` breaks topic ``topic_name``'s schema."""
+    """Raise PayloadError naming the first failing field if ``payload`` breaks ``topic_name``'s schema."""
     validator = _validator(topic_specs()[topic_name].payload_schema)
     errors = sorted(validator.iter_errors(payload), key=lambda e: list(e.absolute_path))
     if errors:

@@ -15,7 +15,6 @@ import logging
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -31,6 +30,7 @@ from cloud.review.decision import MISSED_PREFIX, CropLabel, DecisionError, Human
 from cloud.review.queue import ReviewError
 from cloud.review.report import iso_week, weekly_report
 from cloud.review.service import ReviewService
+from seamline.clock import utcnow
 
 logger = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -395,7 +395,7 @@ def create_app(service: ReviewService) -> FastAPI:
 
     async def _report(week: str | None) -> dict[str, Any]:
         try:
-            start = iso_week(week) if week else iso_week(datetime.now(UTC).strftime("%G-W%V"))
+            start = iso_week(week) if week else iso_week(utcnow().strftime("%G-W%V"))
         except ValueError as exc:
             raise Problem(400, "Bad week", str(exc)) from exc
         return await asyncio.to_thread(weekly_report, service.audit.engine, start, taxonomy)
