@@ -87,7 +87,10 @@ def demo(
         False, "--hold", help="Keep the review console running after the line ends (Ctrl-C stops)."
     ),
 ) -> None:
-    """Run the whole loop on this machine: broker, cloud service with local vLLM, edge agent, synthetic line."""
+    """Run the whole loop on this machine: broker, cloud service with local vLLM, edge agent, synthetic line.
+
+    Exits 1 if not every garment got a line command, 2 for bad arguments.
+    """
     from seamline.demo.dashboard import stats_table
     from seamline.demo.runner import DemoSettings, run_demo
 
@@ -143,14 +146,17 @@ _register_subcommands()
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the app, turning Seamline's errors into one line and exit code 2."""
+    """Console entry point: run the app, turning Seamline's errors into one line and their exit code.
+
+    1 when the job failed, 2 for bad input (``InputError``: configuration, arguments, data).
+    """
     setup_logging(envs.SEAMLINE_LOG_LEVEL)
     try:
         app(args=argv, standalone_mode=False)
     except SeamlineError as exc:
         logger.debug("command failed", exc_info=True)
         typer.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)

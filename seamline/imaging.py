@@ -14,14 +14,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 
 # Sixteen megapixels: a 4K frame fits, a 50,000 x 50,000 "bomb" does not.
 DEFAULT_MAX_PIXELS = 16_000_000
 _FORMATS = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
 
 
-class ImageDecodeError(SeamlineError, ValueError):
+class ImageDecodeError(InputError, ValueError):
     """Bytes that are not an acceptable image; ``reason`` is precise enough to send back to the caller."""
 
     def __init__(self, reason: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 from pydantic import ValidationError
 
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +25,10 @@ def _command() -> str:
     )
 
 
-def _settings_error(exc: ValidationError) -> SeamlineError:
+def _settings_error(exc: ValidationError) -> InputError:
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "settings"
-    return SeamlineError(f"{where}: {first['msg']}")
+    return InputError(f"{where}: {first['msg']}")
 
 
 @app.command("detector")
@@ -89,7 +89,7 @@ def detector(
     try:
         grid = tuple(int(v) for v in tiles.lower().split("x"))
     except ValueError:
-        raise SeamlineError(f"--tiles {tiles!r}: expected COLSxROWS, e.g. 2x2") from None
+        raise InputError(f"--tiles {tiles!r}: expected COLSxROWS, e.g. 2x2") from None
     try:
         cfg = DetectorTrainConfig(
             data=data,
@@ -160,7 +160,10 @@ def classifier(
     resume: bool = typer.Option(False, "--resume", help="Continue from the latest checkpoint in --out."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
-    """Teach a Qwen2.5-VL checkpoint the verdict JSON (full for the tiny model, LoRA for 3B/7B) and evaluate it."""
+    """Teach a Qwen2.5-VL checkpoint the verdict JSON (full training for the tiny model, LoRA for 3B/7B).
+
+    Then evaluate it on held-out crops.
+    """
     from cloud.classifiers.prompts import PromptConfig
     from cloud.learning.classifier_training import ClassifierTrainConfig, train_classifier
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 
 
-class DatasetError(SeamlineError):
+class DatasetError(InputError):
     """A data set is missing, unreadable or inconsistent."""
 
 

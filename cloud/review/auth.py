@@ -23,14 +23,14 @@ from sqlalchemy.exc import IntegrityError
 
 from cloud.storage.tables import review_sessions, reviewers
 from seamline.clock import utcnow
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 MIN_PASSWORD = 8
 
 
-class ReviewerError(SeamlineError, ValueError):
+class ReviewerError(InputError, ValueError):
     """A reviewer account cannot be created or changed as asked."""
 
 

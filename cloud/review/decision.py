@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from seamline.config.taxonomy import Taxonomy
 from seamline.contract.messages import DefectVerdict, ModelVersions, Verdict, VerdictTimestamps
 from seamline.domain import Decision, Priority, Route
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 
 SeverityName = Literal["none", "minor", "moderate", "severe"]
 # Region ids of boxes reviewers draw: "missed#1", ...
@@ -26,7 +26,7 @@ MISSED_PREFIX = "missed#"
 MAX_MISSED = 32
 
 
-class DecisionError(SeamlineError, ValueError):
+class DecisionError(InputError, ValueError):
     """A submitted decision does not fit the garment; the message names the field."""
 
 

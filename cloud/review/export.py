@@ -22,13 +22,13 @@ from cloud.classifiers.answer import target_for
 from cloud.storage.crop_store import CropStore
 from cloud.storage.tables import crops, verified_labels
 from seamline.config.taxonomy import Taxonomy
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 
 FORMATS = ("coco", "jsonl", "labelstudio")
 _EXT = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 
 
-class ExportError(SeamlineError):
+class ExportError(InputError):
     """An export cannot be written as asked."""
 
 

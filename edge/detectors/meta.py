@@ -1,4 +1,5 @@
-"""What a runtime needs to know about a detector besides its weights: input size, normalisation, labels, version.
+"""What a runtime needs to know about a detector besides its weights: input size, normalisation, labels,
+version.
 
 For a Hugging Face checkpoint it comes from ``config.json`` and ``preprocessor_config.json``; for an exported
 ONNX model or TensorRT engine, from the ``<model>.json`` sidecar the exporter writes next to it.
@@ -10,10 +11,10 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 
 
-class DetectorLoadError(SeamlineError):
+class DetectorLoadError(InputError):
     """A detector model or its metadata is missing or unusable."""
 
 

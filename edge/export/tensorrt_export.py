@@ -19,6 +19,7 @@ from edge.detectors.meta import read_sidecar
 from edge.detectors.processing import preprocess
 from edge.detectors.tensorrt_runtime import _check, _import_tensorrt
 from edge.export.onnx_export import ExportError
+from seamline.errors import InputError
 
 logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
@@ -40,7 +41,7 @@ def calibration_batches(folder: Path, input_size: int, batch_size: int, limit: i
 
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:limit]
     if not files:
-        raise ExportError(f"no calibration images (*.jpg, *.png, *.webp) under {folder}")
+        raise InputError(f"no calibration images (*.jpg, *.png, *.webp) under {folder}")
     for start in range(0, len(files), batch_size):
         images = [decode_image(p.read_bytes()) for p in files[start : start + batch_size]]
         if len(images) == batch_size:
@@ -126,9 +127,9 @@ def build_engine(
     """
     trt, cudart = _import_tensorrt("Building a TensorRT engine")
     if precision not in ("fp32", "fp16", "int8"):
-        raise ExportError(f"precision must be fp32, fp16 or int8, not {precision!r}")
+        raise InputError(f"precision must be fp32, fp16 or int8, not {precision!r}")
     if precision == "int8" and calibration_dir is None:
-        raise ExportError("int8 needs a calibration set: pass --calibration-dir with representative frames")
+        raise InputError("int8 needs a calibration set: pass --calibration-dir with representative frames")
     meta = read_sidecar(onnx_path)
     started = time.perf_counter()
     trt_logger = trt.Logger(trt.Logger.INFO)

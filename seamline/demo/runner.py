@@ -32,7 +32,7 @@ from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import LineTopics
 from seamline.demo.monitor import LineMonitor, LineStats
-from seamline.errors import SeamlineError
+from seamline.errors import InputError, SeamlineError
 from seamline.localbroker import free_port, local_broker
 
 logger = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
 
     for path, what in ((settings.detector, "demo detector"), (settings.classifier, "demo classifier")):
         if not path.exists():
-            raise DemoError(f"{what} not found at {path}")
+            raise InputError(f"{what} not found at {path}")
     out = settings.out_dir
     (out / "logs").mkdir(parents=True, exist_ok=True)
     broker = local_broker(settings.mqtt_url)

@@ -13,13 +13,13 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from seamline.errors import SeamlineError
+from seamline.errors import InputError
 from seamline.synth.defects.sizing import DefectSize
 
 RGB = tuple[int, int, int]
 
 
-class UnknownDefectType(SeamlineError, KeyError):
+class UnknownDefectType(InputError, KeyError):
     """A taxonomy type has no synthetic renderer."""
 
     def __str__(self) -> str:

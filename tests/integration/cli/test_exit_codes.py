@@ -1,0 +1,39 @@
+"""Exit codes as a user sees them: 1 when the job failed, 2 for bad input (README: Commands)."""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+pytestmark = pytest.mark.integration
+
+
+def _edge_run(tmp_path: Path, detector: dict) -> subprocess.CompletedProcess:
+    config = tmp_path / "seamline.yaml"
+    edge = {"source": {"type": "synthetic", "count": 1}, "detector": detector, "metrics_port": None}
+    config.write_text(yaml.safe_dump({"storage": {"data_dir": "data"}, "edge": edge}))
+    return subprocess.run(
+        [sys.executable, "-m", "seamline", "edge", "run", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+
+
+def test_a_configured_model_that_is_not_there_is_bad_input_exit_2(tmp_path):
+    result = _edge_run(tmp_path, {"type": "onnxruntime", "model": "absent.onnx"})
+    assert result.returncode == 2, result.stderr
+    assert f"error: ONNX model {tmp_path / 'absent.onnx'} does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_a_runtime_the_machine_lacks_is_a_failed_job_exit_1(tmp_path):
+    result = _edge_run(tmp_path, {"type": "tensorrt", "engine": "detector.engine"})
+    assert result.returncode == 1, result.stderr
+    assert "needs the 'tensorrt' package" in result.stderr and "Traceback" not in result.stderr
