@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from cloud.classifiers.vllm_backend import VllmClassifierConfig
 from cloud.ingress.validation import IngressLimits
@@ -116,4 +116,3 @@ class CloudConfig(StrictModel):
     def served_lines(self) -> frozenset[tuple[str, str]]:
         """``(site_id, line_id)`` of every line this service serves."""
         return frozenset((line.site_id, line.line_id) for line in self.lines)
-
