@@ -1,1 +1,1 @@
-"""The review console: FastAPI routes, server-rendered pages (templates/) and a little JavaScript (static/)."""
+"""The review console: FastAPI routers, server-rendered pages (templates/), a little JavaScript (static/)."""

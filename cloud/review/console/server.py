@@ -1,4 +1,4 @@
-"""Serve the console with uvicorn; on shutdown, end the live (SSE) streams first so it does not wait on them."""
+"""Serve the console with uvicorn; on shutdown, end the live (SSE) streams first so it need not wait."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""The console's routes, one router per feature; ``create_app`` includes them all."""
