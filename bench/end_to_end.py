@@ -1,14 +1,16 @@
 """End to end with the demo models: frame-to-line-command latency, sustained garments/s, the overhead outside
 model compute, the share handled automatically and its accuracy against the synthetic truth; then the routing
-bands swept (0.90-0.97 automatic / 0.60-0.80 high priority) by replaying the recorded verdicts, drawn as a chart.
+bands swept (0.90-0.97 automatic / 0.60-0.80 high priority) by replaying the recorded verdicts, drawn as a
+chart.
 
-Run: .venv/bin/python bench/end_to_end.py [--garments 150] [--rate 1] [--views 1] [--chart docs/img/threshold_sweep.png]
+Run: .venv/bin/python bench/end_to_end.py [--garments 150] [--rate 1] [--views 1]
+     [--chart docs/img/threshold_sweep.png]
 
-The run is the demo itself (`seamline demo`: broker, cloud service with local vLLM, edge agent on ONNX Runtime,
-synthetic line), so what is measured is the deployed path. The sweep re-decides each cloud verdict with the
-same policy code under other bands (cloud/routing/replay.py): exact, no model calls. Baselines are the seed's
-published figures (1.6 s per image end to end, target 450 ms; 70 % automatic at 0.91 accuracy) and the
-issue's goal (overhead p99 under 25 ms on loopback).
+The run is the demo itself (`seamline demo`: broker, cloud service with local vLLM, edge agent on ONNX
+Runtime, synthetic line), so what is measured is the deployed path. The sweep re-decides each cloud verdict
+with the same policy code under other bands (cloud/routing/replay.py): exact, no model calls. Baselines are
+the seed's published figures (1.6 s per image end to end, target 450 ms; 70 % automatic at 0.91 accuracy)
+and the issue's goal (overhead p99 under 25 ms on loopback).
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ from rich.table import Table
 from cloud.routing.policy import RoutingPolicy, RoutingPolicyConfig
 from cloud.routing.replay import replay
 from seamline.config.taxonomy import default_taxonomy
-from seamline.demo.runner import DemoSettings, run_demo
+from seamline.demo.runner import run_demo
+from seamline.demo.settings import DemoSettings
 from seamline.domain import Route
 
 SEED_LATENCY_MS = 1600.0
@@ -148,7 +151,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    # No review console: the benchmark measures the line, and the simulated reviewer would share its two cores.
+    # No review console: the benchmark measures the line, and the simulated reviewer would share its two
+    # cores.
     settings = DemoSettings(
         garments=args.garments, rate_hz=args.rate, views=args.views, out_dir=args.out, review=False
     )
@@ -159,7 +163,8 @@ def main() -> None:
     console = Console(width=120)
     machine = f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, no GPU"
     table = Table(
-        title=f"End to end, demo models, {args.garments} garments at {args.rate}/s, {args.views} view(s) ({machine})"
+        title=f"End to end, demo models, {args.garments} garments at {args.rate}/s, {args.views} view(s) "
+        f"({machine})"
     )
     for column in ("measure", "Seamline", "baseline", "ratio / verdict"):
         table.add_column(column)

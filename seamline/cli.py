@@ -92,7 +92,8 @@ def demo(
     Exits 1 if not every garment got a line command, 2 for bad arguments.
     """
     from seamline.demo.dashboard import stats_table
-    from seamline.demo.runner import DemoSettings, run_demo
+    from seamline.demo.runner import run_demo
+    from seamline.demo.settings import DemoSettings
 
     if garments < 1 or rate <= 0 or not 1 <= views <= 4:
         typer.echo("error: --garments must be >= 1, --rate > 0, --views 1-4", err=True)

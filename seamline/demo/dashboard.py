@@ -5,16 +5,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from seamline.demo.monitor import LineStats
-
-if TYPE_CHECKING:
-    from seamline.demo.runner import DemoSettings
+from seamline.demo.settings import DemoSettings
 
 
 def _ms(value: float | None) -> str:
@@ -93,7 +90,8 @@ class Dashboard:
             lat = stats.latency_ms
             print(
                 f"garments {stats.garments}/{self.settings.garments} ({stats.garments_per_s:.2f}/s)  "
-                f"actions {dict(sorted(stats.actions.items()))}  p50 {_ms(lat['p50'])} p99 {_ms(lat['p99'])}  "
+                f"actions {dict(sorted(stats.actions.items()))}  "
+                f"p50 {_ms(lat['p50'])} p99 {_ms(lat['p99'])}  "
                 f"auto {_share(stats.auto_share)}  deadline misses {stats.deadline_misses}",
                 file=sys.stdout,
                 flush=True,
@@ -150,6 +148,7 @@ def summary_markdown(settings: DemoSettings, stats: LineStats) -> str:
             rows.append(("weekly review report", f"`{review['report']}` (and JSON, charts)"))
     return (
         "# Seamline demo summary\n\n"
-        f"Detector `{settings.detector}`, classifier `{settings.classifier}`, synthetic line seed {settings.seed}, "
+        f"Detector `{settings.detector}`, classifier `{settings.classifier}`, "
+        f"synthetic line seed {settings.seed}, "
         f"{settings.views} view(s).\n\n| | |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
     )

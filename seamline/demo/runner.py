@@ -22,7 +22,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,39 +31,20 @@ import yaml
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import LineTopics
+from seamline.demo.dashboard import Dashboard, summary_markdown
 from seamline.demo.monitor import LineMonitor, LineStats
+from seamline.demo.settings import DemoSettings
 from seamline.errors import InputError, SeamlineError
 from seamline.localbroker import free_port, local_broker
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[2]
-DEMO_MODELS = REPO / "models" / "demo"
 SITE, LINE, STATION = "demo", "line1", "station1"
 _SEQ = re.compile(r"(\d{6})$")
 
 
 class DemoError(SeamlineError):
     """The demo could not start or finish."""
-
-
-@dataclass
-class DemoSettings:
-    garments: int = 120
-    rate_hz: float = 1.0  # what 2 CPU cores sustain with the tiled detector and vLLM sharing them
-    views: int = 1
-    seed: int = 7  # a synthetic line seed the demo models never trained on (training used 100 and 200)
-    out_dir: Path = Path("demo-run")
-    detector: Path = DEMO_MODELS / "detector" / "detector.onnx"
-    classifier: Path = DEMO_MODELS / "classifier"
-    mqtt_url: str = "mqtt://127.0.0.1:1883"
-    auto_threshold: float | None = None  # routing band overrides (None: the policy's 0.95 / 0.70)
-    high_priority_below: float | None = None
-    ready_timeout_s: float = 600.0
-    review: bool = True  # start the review console
-    simulated_reviewer: bool = True  # a bot decides the review queue from the synthetic truth
-    hold: bool = False  # keep the console (and the cloud) running after the line ends, until Ctrl-C
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def synthetic_truth(synth: dict[str, Any]):
@@ -199,8 +180,6 @@ class DemoResult:
 
 def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> DemoResult:
     """Run the whole loop once; returns the line statistics (also written to OUT/summary.*) and the traces."""
-    from seamline.demo.dashboard import Dashboard
-
     for path, what in ((settings.detector, "demo detector"), (settings.classifier, "demo classifier")):
         if not path.exists():
             raise InputError(f"{what} not found at {path}")
@@ -432,8 +411,6 @@ def _finish_review(
 
 
 def write_summary(out: Path, settings: DemoSettings, stats: LineStats) -> None:
-    from seamline.demo.dashboard import summary_markdown
-
     record = {
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.__dict__.items()},
         "stats": stats.to_dict(),

@@ -1,6 +1,6 @@
-"""The README's demo command on the shipped demo models: every garment gets exactly one line command, over a
-real broker, a real cloud service with vLLM serving the demo classifier, and the edge on ONNX Runtime; garments
-routed to people are decided in the real review console and reported."""
+"""The README's demo command on the shipped demo models: every garment gets exactly one line command, over
+a real broker, a real cloud service with vLLM serving the demo classifier, and the edge on ONNX Runtime;
+garments routed to people are decided in the real review console and reported."""
 
 import json
 import subprocess
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from seamline.demo.runner import DemoSettings
+from seamline.demo.settings import DemoSettings
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm]
 

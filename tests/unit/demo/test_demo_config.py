@@ -6,7 +6,8 @@ from cloud.config import CloudConfig
 from edge.config import EdgeConfig
 from edge.sources.base import ItemIds
 from seamline.config.models import load_config, load_section
-from seamline.demo.runner import DemoSettings, demo_config, synthetic_truth
+from seamline.demo.runner import demo_config, synthetic_truth
+from seamline.demo.settings import DemoSettings
 from seamline.synth import SynthConfig, SyntheticLine
 
 
