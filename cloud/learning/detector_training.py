@@ -267,7 +267,7 @@ def train_detector(
     show_progress: bool = True,
 ) -> TrainResult:
     """Run (or resume) a training; returns where the model went and its held-out metrics."""
-    from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+    from seamline.torch_compat import ensure_cpu_torch_compat
 
     ensure_cpu_torch_compat()
     import torch

@@ -14,7 +14,7 @@ from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.config import BaseDetectorConfig
 from edge.detectors.meta import DetectorLoadError, read_sidecar
 from seamline.config.paths import ConfigPath
-from seamline.errors import MissingDependencyError
+from seamline.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,7 @@ class OnnxRuntimeDetector(DetectorRuntime):
     key = KEY
 
     def __init__(self, config: OnnxRuntimeDetectorConfig) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise MissingDependencyError("onnxruntime", "edge", "The onnxruntime detector") from exc
+        ort = require("onnxruntime", "The onnxruntime detector", extra="edge")
         if not config.model.is_file():
             raise DetectorLoadError(f"ONNX model {config.model} does not exist")
         super().__init__(

@@ -17,6 +17,7 @@ from edge.detectors.config import BaseDetectorConfig
 from edge.detectors.meta import DetectorLoadError, read_sidecar
 from seamline.config.paths import ConfigPath
 from seamline.errors import MissingDependencyError
+from seamline.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -34,22 +35,17 @@ class TensorRTDetectorConfig(BaseDetectorConfig):
 
 
 def _import_tensorrt(purpose: str = "The tensorrt detector") -> tuple[Any, Any]:
+    trt = require(
+        "tensorrt",
+        f"{purpose} (on a Jetson TensorRT comes with JetPack: apt install python3-libnvinfer; "
+        "on x86 install NVIDIA's tensorrt wheels from NVIDIA's index)",
+        extra="edge-gpu",
+    )
+    buffers = f"{purpose} (CUDA buffers)"
     try:
-        import tensorrt as trt
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "tensorrt",
-            "edge-gpu",
-            f"{purpose} (on a Jetson TensorRT comes with JetPack: apt install python3-libnvinfer; "
-            "on x86 install NVIDIA's tensorrt wheels from NVIDIA's index)",
-        ) from exc
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # older cuda-python layout
-        except ImportError as exc:
-            raise MissingDependencyError("cuda-python", "edge-gpu", f"{purpose} (CUDA buffers)") from exc
+        cudart = require("cuda.bindings.runtime", buffers, extra="edge-gpu", package="cuda-python")
+    except MissingDependencyError:
+        cudart = require("cuda.cudart", buffers, extra="edge-gpu", package="cuda-python")  # older layout
     return trt, cudart
 
 

@@ -16,7 +16,8 @@ from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.config import BaseDetectorConfig
 from edge.detectors.meta import DetectorLoadError, DetectorMeta, read_hf_checkpoint_meta
 from seamline.config.paths import ConfigPathOrName
-from seamline.errors import MissingDependencyError
+from seamline.optional import require
+from seamline.torch_compat import ensure_cpu_torch_compat
 
 logger = logging.getLogger(__name__)
 
@@ -41,13 +42,8 @@ class TorchDetector(DetectorRuntime):
     key = KEY
 
     def __init__(self, config: TorchDetectorConfig) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForObjectDetection
-        except ImportError as exc:
-            raise MissingDependencyError("torch", "train", "The torch detector runtime") from exc
-        from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
-
+        torch = require("torch", "The torch detector runtime", extra="train")
+        transformers = require("transformers", "The torch detector runtime", extra="train")
         ensure_cpu_torch_compat()
         local = Path(config.checkpoint)
         if local.exists():
@@ -76,7 +72,9 @@ class TorchDetector(DetectorRuntime):
         self.device = torch.device(config.device)
         self.dtype = getattr(torch, config.dtype)
         try:
-            self.model = AutoModelForObjectDetection.from_pretrained(config.checkpoint, dtype=self.dtype)
+            self.model = transformers.AutoModelForObjectDetection.from_pretrained(
+                config.checkpoint, dtype=self.dtype
+            )
         except OSError as exc:
             raise DetectorLoadError(f"cannot load checkpoint {config.checkpoint!r}: {exc}") from exc
         self.model.to(self.device).eval()

@@ -12,7 +12,7 @@ import numpy as np
 from edge.detectors.meta import DetectorMeta, read_hf_checkpoint_meta
 from edge.detectors.processing import decode_detections, preprocess
 from seamline.errors import SeamlineError
-from seamline.modelzoo._deps import require
+from seamline.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -37,10 +37,10 @@ class OnnxExport:
 
 
 def _load_torch_model(checkpoint: str):  # type: ignore[no-untyped-def]
-    from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+    from seamline.torch_compat import ensure_cpu_torch_compat
 
     ensure_cpu_torch_compat()
-    transformers = require("transformers", "Exporting a detector")
+    transformers = require("transformers", "Exporting a detector", extra="train")
     model = transformers.AutoModelForObjectDetection.from_pretrained(checkpoint)
     return model.eval()
 
@@ -67,7 +67,7 @@ def export_onnx(
     Raises:
         ExportError: the export failed or ONNX Runtime disagrees with PyTorch beyond ``tolerance``.
     """
-    torch = require("torch", "Exporting a detector")
+    torch = require("torch", "Exporting a detector", extra="train")
     ort = require("onnxruntime", "Checking an exported detector", extra="edge")
     started = time.perf_counter()
     meta = read_hf_checkpoint_meta(checkpoint, version=version)
@@ -89,7 +89,8 @@ def export_onnx(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         with torch.inference_mode():
-            # The TorchScript exporter: it can emit opset 17 (the dynamo one stays at 18), which JetPack's TensorRT wants.
+            # The TorchScript exporter: it can emit opset 17 (the dynamo one stays at 18), which JetPack's
+            # TensorRT wants.
             torch.onnx.export(
                 wrapper,
                 (example,),
@@ -133,7 +134,8 @@ def export_onnx(
     )
     if score_diff > tolerance or box_diff > tolerance * size:
         raise ExportError(
-            f"ONNX Runtime disagrees with PyTorch: max score diff {score_diff:.2e}, max box diff {box_diff:.2e} px "
+            f"ONNX Runtime disagrees with PyTorch: max score diff {score_diff:.2e}, "
+            f"max box diff {box_diff:.2e} px "
             f"(tolerance {tolerance})"
         )
     return result

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import AVAILABILITY_OFFLINE, AVAILABILITY_ONLINE
-from seamline.errors import MissingDependencyError
+from seamline.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +43,7 @@ class MqttBus:
         availability_topic: str | None = None,
         persistent_session: bool = True,
     ) -> None:
-        try:
-            import paho.mqtt.client as paho
-        except ImportError as exc:
-            raise MissingDependencyError("paho-mqtt", "edge", "MQTT") from exc
+        paho = require("paho.mqtt.client", "MQTT", extra="edge", package="paho-mqtt")
         self._paho = paho
         self.config = config
         self.client_id = client_id or f"{config.client_id_prefix}-{uuid.uuid4().hex[:12]}"
@@ -161,7 +158,7 @@ class MqttBus:
         if self._connected.is_set():
             self.client.subscribe(topic, qos=qos)
 
-    # paho callbacks ------------------------------------------------------------------------------------------
+    # paho callbacks ---------------------------------------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # type: ignore[no-untyped-def]
         if reason_code.is_failure:

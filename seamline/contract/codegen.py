@@ -26,6 +26,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from seamline.optional import require
+
 logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -58,12 +60,7 @@ def find_schemas(proto_root: Path = PROTO_ROOT) -> list[Path]:
 
 
 def _grpc_tools_include() -> str:
-    try:
-        import grpc_tools
-    except ImportError as exc:  # pragma: no cover - exercised only without the dev extra
-        raise RuntimeError(
-            "compiling protos needs grpcio-tools: pip install 'seamline[dev]' (it is a build requirement)"
-        ) from exc
+    grpc_tools = require("grpc_tools", "Compiling the protos", extra="dev", package="grpcio-tools")
     return str(Path(grpc_tools.__file__).parent / "_proto")
 
 

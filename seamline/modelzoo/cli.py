@@ -16,7 +16,8 @@ from seamline.errors import SeamlineError
 logger = logging.getLogger(__name__)
 
 app = typer.Typer(
-    help="Build models from config on this machine: the tiny RT-DETR and Qwen2.5-VL used by tests and the demo.",
+    help="Build models from config on this machine: the tiny RT-DETR and Qwen2.5-VL used by tests and the "
+    "demo.",
     no_args_is_help=True,
 )
 
@@ -53,7 +54,7 @@ def _describe(path: Path, seconds: float) -> str:
 
 def _quiet_progress_bars() -> None:
     # transformers draws a "Writing model shards" bar per save; the summary lines say what matters.
-    from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+    from seamline.torch_compat import ensure_cpu_torch_compat
 
     ensure_cpu_torch_compat()  # before transformers' first import
     try:

@@ -2,9 +2,9 @@
 
 Everything a real Qwen2.5-VL tokenizer has that loading code relies on is kept: byte-level BPE, Qwen2's
 pre-tokenizer split pattern and NFC normalisation, Qwen's added tokens in Qwen's order right after the BPE
-vocabulary (``<|endoftext|>`` first, ``<|im_end|>`` as eos), and Qwen2-VL's chat template. Only the vocabulary is
-small (~1,000 tokens), learnt from text Seamline's classifier actually sees: the taxonomy in four languages,
-prompt sentences and verdict JSON.
+vocabulary (``<|endoftext|>`` first, ``<|im_end|>`` as eos), and Qwen2-VL's chat template. Only the vocabulary
+is small (~1,000 tokens), learnt from text Seamline's classifier actually sees: the taxonomy in four
+languages, prompt sentences and verdict JSON.
 """
 
 from __future__ import annotations
@@ -15,13 +15,16 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from seamline.config.taxonomy import LANGUAGES, Taxonomy, default_taxonomy
-from seamline.modelzoo._deps import require
+from seamline.optional import require
 
 if TYPE_CHECKING:
     from transformers import Qwen2Tokenizer
 
 # Qwen2's pre-tokenizer split (transformers' ``tokenization_qwen2.PRETOKENIZE_REGEX``).
-QWEN2_PRETOKENIZE_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+QWEN2_PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}"""
+    r"""| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
 
 # Qwen2.5-VL's added tokens in Qwen's order, with its ``special`` flags (ids 151643.. in the real model).
 QWEN_ADDED_TOKENS: tuple[tuple[str, bool], ...] = (
@@ -58,9 +61,12 @@ QWEN2_VL_CHAT_TEMPLATE = (
     "{% else %}{% for content in message['content'] %}"
     "{% if content['type'] == 'image' or 'image' in content or 'image_url' in content %}"
     "{% set image_count.value = image_count.value + 1 %}"
-    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}<|vision_start|><|image_pad|><|vision_end|>"
-    "{% elif content['type'] == 'video' or 'video' in content %}{% set video_count.value = video_count.value + 1 %}"
-    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}<|vision_start|><|video_pad|><|vision_end|>"
+    "{% if add_vision_id %}Picture {{ image_count.value }}: {% endif %}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif content['type'] == 'video' or 'video' in content %}"
+    "{% set video_count.value = video_count.value + 1 %}"
+    "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
     "{% elif 'text' in content %}{{ content['text'] }}{% endif %}{% endfor %}<|im_end|>\n"
     "{% endif %}{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
@@ -145,14 +151,15 @@ def build_tiny_qwen_tokenizer(
 
     Args:
         corpus: Training lines; defaults to ``tokenizer_corpus()``.
-        bpe_vocab_size: Target size of the BPE vocabulary (the 256 byte symbols included), before added tokens.
+        bpe_vocab_size: Target size of the BPE vocabulary (the 256 byte symbols included), before added
+            tokens.
         model_max_length: Written to the tokenizer config; keep it at the model's context length.
 
     Returns:
         The tokenizer; added tokens take ids ``bpe_size .. bpe_size + 21`` in Qwen's order.
     """
-    tokenizers = require("tokenizers", "Building the tiny Qwen tokenizer")
-    transformers = require("transformers", "Building the tiny Qwen tokenizer")
+    tokenizers = require("tokenizers", "Building the tiny Qwen tokenizer", extra="train")
+    transformers = require("transformers", "Building the tiny Qwen tokenizer", extra="train")
     from tokenizers import AddedToken, Regex, decoders, normalizers, pre_tokenizers, trainers
     from tokenizers.models import BPE
 

@@ -1,9 +1,10 @@
 """A tiny, randomly initialised Qwen2.5-VL saved as an ordinary Hugging Face directory.
 
-It exercises exactly the loading path of a real checkpoint (``Qwen2_5_VLForConditionalGeneration.from_pretrained``,
-``AutoProcessor.from_pretrained``, ``vllm serve DIR``) in seconds and megabytes, with no download: the classifier
-service, its tests and the demo point at this directory where production points at ``Qwen/Qwen2.5-VL-7B-Instruct``.
-Its answers are noise; structured outputs still make them valid JSON.
+It exercises exactly the loading path of a real checkpoint
+(``Qwen2_5_VLForConditionalGeneration.from_pretrained``, ``AutoProcessor.from_pretrained``,
+``vllm serve DIR``) in seconds and megabytes, with no download: the classifier service, its tests and the demo
+point at this directory where production points at ``Qwen/Qwen2.5-VL-7B-Instruct``. Its answers are noise;
+structured outputs still make them valid JSON.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from seamline.modelzoo._deps import require
 from seamline.modelzoo.qwen_tokenizer import (
     QWEN2_VL_CHAT_TEMPLATE,
     added_token_ids,
     build_tiny_qwen_tokenizer,
 )
-from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+from seamline.optional import require
+from seamline.torch_compat import ensure_cpu_torch_compat
 
 if TYPE_CHECKING:
     from transformers import Qwen2_5_VLConfig
@@ -94,7 +95,7 @@ def tiny_qwen2_5_vl_config(
         vocab_size: Embedding rows; at least the tokenizer's length (padded to a multiple of 64, like Qwen's).
         size: ``tiny`` (tests) or ``small`` (a larger vision tower, the demo classifier's base).
     """
-    transformers = require("transformers", "Building the tiny Qwen2.5-VL")
+    transformers = require("transformers", "Building the tiny Qwen2.5-VL", extra="train")
     eos, pad = token_ids["<|im_end|>"], token_ids["<|endoftext|>"]
     text = dict(_TEXT, vocab_size=vocab_size, bos_token_id=pad, eos_token_id=eos, pad_token_id=pad)
     vision = dict(_VISION, **(_SMALL_VISION if size == "small" else {}), out_hidden_size=_TEXT["hidden_size"])
@@ -115,7 +116,7 @@ def tiny_qwen2_5_vl_config(
 
 
 def _build_processor(tokenizer: Any) -> Any:
-    transformers = require("transformers", "Building the tiny Qwen2.5-VL processor")
+    transformers = require("transformers", "Building the tiny Qwen2.5-VL processor", extra="train")
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
@@ -141,19 +142,20 @@ def _build_processor(tokenizer: Any) -> Any:
 
 
 def build_tiny_qwen2_5_vl(out_dir: Path, *, seed: int = 0, size: QwenSize = "tiny") -> Path:
-    """Build a tiny random Qwen2.5-VL (tokenizer, processor, config, generation config, bf16 weights) in ``out_dir``.
+    """Build a tiny random Qwen2.5-VL in ``out_dir``: tokenizer, processor, configs and bf16 weights.
 
     Args:
         out_dir: Target directory; created if missing. Files already there are overwritten.
         seed: Seed for the random weights (the tokenizer is deterministic regardless).
-        size: ``tiny`` (tests, ~0.8 M parameters) or ``small`` (the demo classifier's base: a deeper, wider vision tower).
+        size: ``tiny`` (tests, ~0.8 M parameters) or ``small`` (the demo classifier's base: a deeper, wider
+            vision tower).
 
     Returns:
         ``out_dir``, loadable with ``from_pretrained`` and by ``vllm serve``.
     """
     ensure_cpu_torch_compat()  # transformers imports torchaudio; the Qwen2-VL processors import torchvision
-    torch = require("torch", "Building the tiny Qwen2.5-VL")
-    transformers = require("transformers", "Building the tiny Qwen2.5-VL")
+    torch = require("torch", "Building the tiny Qwen2.5-VL", extra="train")
+    transformers = require("transformers", "Building the tiny Qwen2.5-VL", extra="train")
     started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,14 +2,14 @@
 
 ``tiny`` (~3.5 M parameters) is the test and demo detector; ``r18`` (~20 M) and ``l`` (HGNetV2-L backbone,
 ~32.8 M, the seed's RT-DETR-L) give realistic export and latency figures before any training. Each is saved as
-an ordinary Hugging Face directory (``RTDetrForObjectDetection.from_pretrained``) with the PIL image processor's
-config, so training, ONNX export and the edge runtime load it like a fine-tuned checkpoint.
+an ordinary Hugging Face directory (``RTDetrForObjectDetection.from_pretrained``) with the PIL image
+processor's config, so training, ONNX export and the edge runtime load it like a fine-tuned checkpoint.
 
 A freshly initialised RT-DETR is a poor test subject: batch norms start with weights ~N(0, 0.01), and after
 export the comparison of runtimes can degenerate into comparing ties. The builder therefore uses ordinary
-batch norms (``freeze_backbone_batch_norms=False``) reset to unit weight, re-estimates their statistics from a few
-train-mode passes over synthetic garment-like images, and perturbs the zero-initialised box heads, so scores and
-boxes depend on the input and the top scores differ.
+batch norms (``freeze_backbone_batch_norms=False``) reset to unit weight, re-estimates their statistics from a
+few train-mode passes over synthetic garment-like images, and perturbs the zero-initialised box heads, so
+scores and boxes depend on the input and the top scores differ.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from seamline.modelzoo._deps import require
-from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+from seamline.optional import require
+from seamline.torch_compat import ensure_cpu_torch_compat
 
 if TYPE_CHECKING:
     from transformers import RTDetrConfig
@@ -46,7 +46,7 @@ _HEAD_NOISE_STD = 0.02
 
 def rtdetr_config(size: DetectorSize, labels: list[str] | tuple[str, ...] = DEFAULT_LABELS) -> RTDetrConfig:
     """The RT-DETR config for ``size`` with ``labels`` as its classes (ids in list order)."""
-    transformers = require("transformers", "Building an RT-DETR detector")
+    transformers = require("transformers", "Building an RT-DETR detector", extra="train")
     labels = list(labels)
     if not labels or len(set(labels)) != len(labels):
         raise ValueError(f"detector labels must be non-empty and unique, got {labels!r}")
@@ -114,8 +114,8 @@ def synthetic_garment_images(count: int, size: int, rng: np.random.Generator) ->
 
 
 def _condition_random_init(model: Any, input_size: int, seed: int) -> None:
-    """Unit batch-norm weights with statistics from synthetic images, and non-zero box heads (see module doc)."""
-    torch = require("torch", "Building an RT-DETR detector")
+    """Unit batch-norm weights with statistics from synthetic images, non-zero box heads (see module doc)."""
+    torch = require("torch", "Building an RT-DETR detector", extra="train")
     norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     with torch.no_grad():
         for norm in norms:
@@ -151,15 +151,16 @@ def build_tiny_rtdetr(
         out_dir: Target directory; created if missing. Files already there are overwritten.
         labels: Class names in id order; defaults to the single class ``"defect"``. Pass the taxonomy's
             ``type_ids`` for a per-type detector.
-        size: ``"tiny"`` (~3.5 M params, 320 px input), ``"r18"`` (~20 M, 640 px) or ``"l"`` (~32.8 M, 640 px).
+        size: ``"tiny"`` (~3.5 M params, 320 px input), ``"r18"`` (~20 M, 640 px) or ``"l"`` (~32.8 M,
+            640 px).
         seed: Seed for the weights and the calibration images.
 
     Returns:
         ``out_dir``, loadable with ``RTDetrForObjectDetection.from_pretrained`` and the PIL image processor.
     """
     ensure_cpu_torch_compat()  # transformers' model modules import torchaudio
-    torch = require("torch", "Building an RT-DETR detector")
-    transformers = require("transformers", "Building an RT-DETR detector")
+    torch = require("torch", "Building an RT-DETR detector", extra="train")
+    transformers = require("transformers", "Building an RT-DETR detector", extra="train")
     from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil
 
     started = time.perf_counter()

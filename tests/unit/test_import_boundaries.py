@@ -53,6 +53,42 @@ def _imported_top_levels(
     return names
 
 
+def _imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at any depth (``from a import b`` counts as ``a`` and ``a.b``)."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _under(name: str, roots: tuple[str, ...] | list[str], sep: str = ".") -> bool:
+    return any(name == root or name.startswith(root + sep) for root in roots)
+
+
+# Tooling in the core that runtime code must not lean on: model builders for tests and training.
+TOOLING = ("seamline.modelzoo",)
+# Where edge/ or cloud/ may still use it, and why.
+TOOLING_EXCEPTIONS = {
+    "cloud/learning": "the training tool builds and trains models; the cloud service never loads it",
+}
+
+
+def test_edge_and_cloud_runtime_code_does_not_import_tooling():
+    offenders = [
+        f"{path.relative_to(REPO).as_posix()}: {module}"
+        for side in ("edge", "cloud")
+        for path in sorted((REPO / side).rglob("*.py"))
+        if not _under(path.relative_to(REPO).as_posix(), list(TOOLING_EXCEPTIONS), sep="/")
+        for module in sorted(_imported_modules(path))
+        if _under(module, TOOLING)
+    ]
+    assert not offenders, "runtime code imports tooling:\n" + "\n".join(offenders)
+
+
 def test_edge_and_cloud_never_import_each_other():
     assert "cloud" not in _imported_top_levels(REPO / "edge")
     # cloud/learning is the one exception: it trains and scores the edge's detector through the

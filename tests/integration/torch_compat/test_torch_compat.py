@@ -16,11 +16,12 @@ REPO = Path(__file__).resolve().parents[3]
 
 _PROBE = """
 import importlib.util, json, sys
-from seamline.modelzoo.torch_compat import ensure_cpu_torch_compat
+from seamline.torch_compat import ensure_cpu_torch_compat
 state = ensure_cpu_torch_compat()
 assert ensure_cpu_torch_compat() is state  # idempotent
 import transformers.processing_utils  # imports torchaudio when it looks installed
-from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor  # imports torchvision
+# imports torchvision:
+from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 print(json.dumps({
     "library": state.torchvision_library is not None,
     "hidden": list(state.hidden_packages),

