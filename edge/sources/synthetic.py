@@ -10,7 +10,7 @@ from pydantic import Field
 from edge.sources.base import CapturedGarment, GarmentSource, ItemIds
 from seamline.clock import utcnow
 from seamline.config.base import StrictModel
-from seamline.synth import SynthConfig, SyntheticLine
+from seamline.config.synth import SynthConfig
 
 
 class SyntheticSourceConfig(StrictModel):
@@ -39,6 +39,8 @@ class SyntheticSource(GarmentSource):
     kind = "synthetic"
 
     def __init__(self, config: SyntheticSourceConfig, item_ids: ItemIds) -> None:
+        from seamline.synth import SyntheticLine  # the renderer: loaded only when this source runs
+
         super().__init__(item_ids)
         self.config = config
         self.line = SyntheticLine(config.synth)

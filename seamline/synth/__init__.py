@@ -1,6 +1,6 @@
 """The synthetic conveyor line: seeded procedural garments with defects, distractors and ground truth."""
 
-from seamline.synth.config import SynthConfig
+from seamline.config.synth import SynthConfig
 from seamline.synth.dataset import DatasetSummary, write_dataset
 from seamline.synth.line import DefectTruth, DistractorTruth, SyntheticLine, SynthGarment, SynthView
 

@@ -44,7 +44,7 @@ def synth(
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
 ) -> None:
     """Render garments on a synthetic conveyor belt, with COCO boxes and per-garment truth."""
-    from seamline.synth.config import SynthConfig
+    from seamline.config.synth import SynthConfig
     from seamline.synth.dataset import IMAGE_FORMATS, write_dataset
     from seamline.synth.line import SyntheticLine
 

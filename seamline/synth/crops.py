@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from seamline.config.synth import SynthConfig
 from seamline.imaging import encode_jpeg
-from seamline.synth.config import SynthConfig
 from seamline.synth.line import SyntheticLine
 
 

@@ -19,9 +19,9 @@ from typing import Any
 import cv2
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from seamline.config.synth import SynthConfig
 from seamline.config.taxonomy import Taxonomy
 from seamline.synth.coco import coco_document, file_name, garment_record
-from seamline.synth.config import SynthConfig
 from seamline.synth.line import SyntheticLine
 
 log = logging.getLogger(__name__)

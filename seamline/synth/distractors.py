@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from seamline.synth.config import SynthConfig
+from seamline.config.synth import SynthConfig
 from seamline.synth.garments import PaintedGarment, band_outline
 from seamline.synth.shapes import Layout
 from seamline.synth.textures import TextureBank

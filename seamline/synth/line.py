@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seamline.config.synth import GARMENT_KINDS, SynthConfig
 from seamline.config.taxonomy import Taxonomy, default_taxonomy
 from seamline.domain import Decision, Severity, expected_decision
 from seamline.errors import ConfigError
-from seamline.synth.config import GARMENT_KINDS, SynthConfig
 from seamline.synth.defects import Patch, PlacedDefect, plan_defects, renderer_for
 from seamline.synth.distractors import Distractor, draw_tags, drop_shadow, lay_belt, wrinkle_shade
 from seamline.synth.garments import PaintedGarment, choose_look, draw_trims, garment_box, paint_garment

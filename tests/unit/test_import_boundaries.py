@@ -18,9 +18,9 @@ EDGE_RUNTIME_MODULES = [
     "seamline.contract.messages",
     "seamline.imaging",
     "seamline.localbroker",
-    "seamline.synth",
     "seamline.inspection.v1.inspection_pb2_grpc",
-    "edge",
+    "edge.agent",
+    "edge.cli",
 ]
 
 
@@ -69,11 +69,13 @@ def _under(name: str, roots: tuple[str, ...] | list[str], sep: str = ".") -> boo
     return any(name == root or name.startswith(root + sep) for root in roots)
 
 
-# Tooling in the core that runtime code must not lean on: model builders for tests and training.
-TOOLING = ("seamline.modelzoo",)
+# Tooling in the core that runtime code must not lean on: model builders for tests and training, and the
+# synthetic line's renderer.
+TOOLING = ("seamline.modelzoo", "seamline.synth")
 # Where edge/ or cloud/ may still use it, and why.
 TOOLING_EXCEPTIONS = {
     "cloud/learning": "the training tool builds and trains models; the cloud service never loads it",
+    "edge/sources/synthetic.py": "the synthetic line as a camera; it loads the renderer only when it runs",
 }
 
 
@@ -87,6 +89,19 @@ def test_edge_and_cloud_runtime_code_does_not_import_tooling():
         if _under(module, TOOLING)
     ]
     assert not offenders, "runtime code imports tooling:\n" + "\n".join(offenders)
+
+
+def test_the_edge_agent_and_the_cloud_service_load_no_tooling():
+    # The exceptions above import it lazily: loading the agent, the service or their configuration does not.
+    code = (
+        "import sys\nimport edge.agent, edge.cli, edge.config, cloud.service, cloud.cli\n"
+        f"print(','.join(sorted(m for m in sys.modules if m.startswith({TOOLING!r}))))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"loaded tooling: {result.stdout.strip()}"
 
 
 def test_edge_and_cloud_never_import_each_other():

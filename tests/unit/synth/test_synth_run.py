@@ -8,9 +8,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from seamline.config.synth import DEFAULT_TAG_TEXTS, GARMENT_KINDS
 from seamline.config.taxonomy import default_taxonomy
 from seamline.synth import SynthConfig, SyntheticLine, SynthGarment
-from seamline.synth.config import DEFAULT_TAG_TEXTS, GARMENT_KINDS
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,8 @@
-"""Settings of the synthetic conveyor line."""
+"""Settings of the synthetic conveyor line (``seamline.synth``).
+
+They live with the configuration, not the renderer, because they are also a section of the edge's
+configuration (a synthetic source's ``synth:``): validating that must not load the renderer.
+"""
 
 from __future__ import annotations
 
