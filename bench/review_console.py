@@ -28,10 +28,10 @@ from rich.console import Console
 from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.postgres import fresh_postgres_database  # noqa: E402  (the same set-up as the tests)
+from harness.review import ConsoleThread, queue_garments, write_config  # noqa: E402
 from seamline.demo.reviewer import console_login  # noqa: E402
 from seamline.localbroker import local_broker  # noqa: E402
-from tests.fixtures.postgres import fresh_postgres_database  # noqa: E402  (the same set-up as the tests)
-from tests.fixtures.review import ConsoleThread, queue_garments, write_config  # noqa: E402
 
 SEED_REVIEWS_PER_DAY = 30_000 * 0.24
 SEED_PER_PERSON_PER_DAY = 680
@@ -154,7 +154,8 @@ def main() -> None:
         )
     Console(width=150).print(table)
     print(
-        f"seed baseline: {SEED_REVIEWS_PER_DAY:,.0f} reviews/day per line; {SEED_PER_PERSON_PER_DAY} garments/person/day"
+        f"seed baseline: {SEED_REVIEWS_PER_DAY:,.0f} reviews/day per line; "
+        f"{SEED_PER_PERSON_PER_DAY} garments/person/day"
     )
 
 

@@ -128,6 +128,14 @@ def test_the_cloud_service_loads_neither_the_edge_nor_training():
     assert result.stdout.strip() == "", f"the cloud service imported: {result.stdout.strip()}"
 
 
+def test_only_tests_import_tests_and_only_tests_and_bench_import_the_harness():
+    # bench/ shares the tests' set-up through harness/, never through tests/; shipped packages use neither.
+    assert "tests" not in _imported_top_levels(REPO / "bench")
+    assert "tests" not in _imported_top_levels(REPO / "harness")
+    for shipped in ("seamline", "edge", "cloud"):
+        assert not {"tests", "bench", "harness"} & _imported_top_levels(REPO / shipped), shipped
+
+
 def test_core_imports_neither_side():
     # cli.py is the composition root that mounts each side's commands; nothing else in the core may.
     assert not {"edge", "cloud"} & _imported_top_levels(REPO / "seamline", skip=("cli.py",))

@@ -1,4 +1,5 @@
-"""Review tests: an audit store on SQLite or PostgreSQL (``postgres_url``), a real console, reviewers logged in over HTTP."""
+"""Review tests: an audit store on SQLite or PostgreSQL (``postgres_url``), a real console, reviewers logged
+in over HTTP."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from cloud.storage.audit import AuditStore
-from tests.fixtures.review import ConsoleThread, write_config
+from harness.review import ConsoleThread, write_config
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,9 +8,9 @@ import time
 import httpx
 import pytest
 
+from harness.review import queue_garments
 from seamline.contract.messages import ReviewEvent
 from seamline.contract.mqtt import LineTopics
-from tests.fixtures.review import queue_garments
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -199,7 +199,7 @@ def test_the_queue_updates_live_over_server_sent_events(console, login, mqtt_bro
 
     threading.Thread(target=listen, daemon=True).start()
     assert wait_until(lambda: len(snapshots) >= 1, 10) and snapshots[0]["queued_total"] == 0
-    # the classifier service queues a garment and announces it with a review event; the console hears it at once
+    # the classifier service queues a garment and sends a review event for it; the console hears it at once
     queue_garments(console.service.audit, console.service.crop_store, 1, prefix="live")
     cloud = MqttBus(
         MqttConfig(url=mqtt_broker.url), client_id=f"fake-cloud-{time.time_ns()}", persistent_session=False
@@ -236,7 +236,7 @@ def test_the_queue_updates_live_over_server_sent_events(console, login, mqtt_bro
 
 def test_final_verdicts_not_acknowledged_are_published_at_the_next_start(tmp_path, mqtt_broker):
     from cloud.review.decision import HumanDecision
-    from tests.fixtures.review import ConsoleThread, write_config
+    from harness.review import ConsoleThread, write_config
     from tests.integration.review.conftest import LineRecorder
 
     config = write_config(tmp_path / "seamline.yaml", mqtt_url=mqtt_broker.url, data_dir=tmp_path / "data")

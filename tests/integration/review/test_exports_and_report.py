@@ -14,8 +14,8 @@ from cloud.review.queue import ReviewQueue
 from cloud.review.report import iso_week, report_markdown, week_label, weekly_report
 from cloud.storage.audit import AuditStore
 from cloud.storage.crop_store import LocalCropStore
+from harness.review import queue_garments, write_config
 from seamline.config.taxonomy import default_taxonomy
-from tests.fixtures.review import queue_garments, write_config
 
 TAXONOMY = default_taxonomy()
 DECIDED_AT = datetime(2026, 11, 25, 10, 30, tzinfo=UTC)  # a Wednesday of ISO week 2026-W48

@@ -10,8 +10,8 @@ from cloud.review.decision import CropLabel, DecisionError, HumanDecision, Misse
 from cloud.review.queue import ItemConflict, ReviewQueue
 from cloud.storage.crop_store import LocalCropStore
 from cloud.storage.tables import review_decisions, review_feedback, verified_labels
+from harness.review import queue_garments
 from seamline.config.taxonomy import default_taxonomy
-from tests.fixtures.review import queue_garments
 
 TAXONOMY = default_taxonomy()
 

@@ -8,7 +8,7 @@ import sys
 import httpx
 import pytest
 
-from tests.fixtures.review import write_config
+from harness.review import write_config
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.storage.tables import review_decisions, review_feedback
-from tests.fixtures.review import queue_garments
+from harness.review import queue_garments
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
