@@ -121,7 +121,6 @@ class GarmentBuffer:
     def __init__(self, capacity: int, strategy: DropStrategy) -> None:
         self._queue: queue.Queue[CapturedGarment | None] = queue.Queue(maxsize=capacity)
         self.strategy = DropStrategy(strategy)
-        self.dropped: list[str] = []
 
     def put(self, garment: CapturedGarment | None) -> str | None:
         """Hand over a garment (``None`` marks the end); returns the item id dropped to make room, if any."""
@@ -141,7 +140,6 @@ class GarmentBuffer:
                 if old is None:  # the producer already said it was done
                     self._queue.put(old)
                     raise RuntimeError("garment put after the end marker") from None
-                self.dropped.append(old.item_id)
                 dropped = old.item_id
 
     def get(self, timeout: float | None = None) -> CapturedGarment | None:
