@@ -1,14 +1,14 @@
 """The cloud's gRPC server: the InspectionService plus the standard health and reflection services.
 
-``create_server`` returns ``(server, port)`` so tests bind port 0; ``serve_until_signalled`` runs it and, on
-SIGTERM/SIGINT, reports NOT_SERVING, lets in-flight streams drain for ``grace`` seconds, then stops.
+``create_server`` builds the server and returns ``(server, port, health servicer)``, so tests bind port 0;
+``set_serving`` flips the health status. The cloud service (``cloud/service.py``) starts it and reports
+SERVING; when stopped (``seamline cloud serve`` on SIGTERM/SIGINT) it reports NOT_SERVING and lets in-flight
+streams drain for the grace period before the server stops.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,7 +29,7 @@ def create_server(
     max_message_bytes: int,
     credentials: grpc.ServerCredentials | None = None,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Build (not start) the server; returns it, the bound port and its health servicer (starts NOT_SERVING)."""
+    """Build (not start) the server; returns it, the bound port and its health servicer (at NOT_SERVING)."""
     server = grpc.aio.server(
         options=[
             # A little headroom over the garment limit, so an over-limit garment reaches validation and gets a
@@ -63,19 +63,3 @@ async def set_serving(health_servicer: health.aio.HealthServicer, serving: bool)
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, status)
-
-
-async def serve_until_signalled(
-    server: grpc.aio.Server, health_servicer: health.aio.HealthServicer, *, grace: float = 10.0
-) -> None:
-    """Start, report SERVING, and on SIGTERM/SIGINT drain gracefully."""
-    await server.start()
-    await set_serving(health_servicer, True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    logger.info("shutting down: NOT_SERVING, draining for up to %.0f s", grace)
-    await set_serving(health_servicer, False)
-    await server.stop(grace)
