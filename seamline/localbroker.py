@@ -95,6 +95,16 @@ def _wait_until_answers(host: str, port: int, timeout: float, alive: callable[[]
     raise BrokerStartError(f"broker on {host}:{port} did not answer within {timeout:.0f} s")
 
 
+def _end_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Terminate ``proc``, and kill it if it is still there after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> LocalBroker:
     """Start ``mosquitto`` on 127.0.0.1:port (free port if None) with the project's configuration."""
     binary = shutil.which("mosquitto") or next(
@@ -114,12 +124,7 @@ def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> Loc
     proc = subprocess.Popen([binary, "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT)
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _end_process(proc)
         log.close()
 
     try:
@@ -149,12 +154,7 @@ def start_embedded(port: int | None = None) -> LocalBroker:
     )
 
     def stop() -> None:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _end_process(proc)
         if proc.stderr:
             proc.stderr.close()
 
