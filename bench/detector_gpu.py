@@ -1,5 +1,6 @@
-"""RT-DETR-L-sized detector on a CUDA GPU with PyTorch: fp32 / fp16 / bf16, eager vs CUDA graphs (torch.compile
-mode "reduce-overhead"), batch 1, 4 and 8. One prepared script for a lent GPU machine; prints a table.
+"""RT-DETR-L-sized detector on a CUDA GPU with PyTorch: fp32 / fp16 / bf16, eager vs CUDA graphs
+(torch.compile mode "reduce-overhead"), batch 1, 4 and 8. One prepared script for a lent GPU machine;
+prints a table.
 
 Run: python bench/detector_gpu.py [--iterations 50]
 
@@ -52,11 +53,13 @@ def main() -> None:
             graphs = bench(compiled, batch, dtype, args.iterations)
             rows.append((str(dtype).split(".")[-1], batch, eager, graphs))
     print(
-        f"{'dtype':>9} {'batch':>5} {'eager ms':>9} {'eager ms/img':>12} {'graphs ms':>10} {'graphs ms/img':>13} {'img/s':>8}"
+        f"{'dtype':>9} {'batch':>5} {'eager ms':>9} {'eager ms/img':>12} "
+        f"{'graphs ms':>10} {'graphs ms/img':>13} {'img/s':>8}"
     )
     for dtype, batch, eager, graphs in rows:
         print(
-            f"{dtype:>9} {batch:>5} {eager:9.2f} {eager / batch:12.2f} {graphs:10.2f} {graphs / batch:13.2f} {1000 * batch / graphs:8.0f}"
+            f"{dtype:>9} {batch:>5} {eager:9.2f} {eager / batch:12.2f} "
+            f"{graphs:10.2f} {graphs / batch:13.2f} {1000 * batch / graphs:8.0f}"
         )
     print("seed: RT-DETR-L 40 ms/img on an RTX 4060 Ti; paper: 8.5 ms (114 FPS) on a T4 with TensorRT fp16")
 

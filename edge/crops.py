@@ -37,7 +37,8 @@ class CropConfig(StrictModel):
         ge=0.0,
         le=1.0,
         title="Merge IoU",
-        description="Boxes of one view overlapping at least this much (or one inside the other) become one crop.",
+        description="Boxes of one view overlapping at least this much (or one inside the other) "
+        "become one crop.",
     )
     max_per_garment: int = Field(
         default=16,

@@ -1,1 +1,1 @@
-"""Human review: the priority queue, the browser console, typed feedback, verified labels, exports and reports."""
+"""Human review: the priority queue, browser console, typed feedback, verified labels, exports and reports."""

@@ -1,5 +1,7 @@
-"""The weekly report's pictures (matplotlib, PNG): daily reviews and agreement, the eight-week trend, the error
-breakdown, and per-class precision and recall."""
+"""The weekly report's pictures (matplotlib, PNG).
+
+Daily reviews and agreement, the eight-week trend, the error breakdown, and per-class precision and recall.
+"""
 
 from __future__ import annotations
 

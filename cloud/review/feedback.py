@@ -1,7 +1,8 @@
 """Compare a reviewer's decision with the AI's: typed feedback per region and per garment (pure logic).
 
-The seed typed only garment decisions (AI reject + human pass = false positive, AI pass + human reject = false
-negative, "otherwise a classification error"), which counts agreements as errors and ignores the regions. Here:
+The seed typed only garment decisions (AI reject + human pass = false positive, AI pass + human reject =
+false negative, "otherwise a classification error"), which counts agreements as errors and ignores the
+regions. Here:
 
 Per region (a crop the edge sent, or a box the reviewer drew for a defect the detector missed):
   - agreement: both say normal, or both name the same defect type (severity agreement is kept separately);

@@ -23,7 +23,10 @@ class QueueWatch:
         self._loop.call_soon_threadsafe(self._bump)
 
     def close(self) -> None:
-        """Wake every stream for the last time (the server is shutting down); may be called from any thread."""
+        """Wake every stream for the last time: the server is shutting down.
+
+        May be called from any thread.
+        """
         self.closed = True
         self.changed()
 

@@ -1,1 +1,1 @@
-"""Durable storage of the cloud: crops (files or object storage) and the audit database (SQLite or PostgreSQL)."""
+"""Durable storage: crops (files or object storage) and the audit database (SQLite or PostgreSQL)."""

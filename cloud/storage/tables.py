@@ -183,7 +183,8 @@ review_feedback = sa.Table(
 )
 sa.Index("review_feedback_decided", review_feedback.c.decided_at)
 
-# The verified store: human labels, the ground truth that exports (COCO, JSONL, Label Studio) and retraining read.
+# The verified store: human labels, the ground truth that exports (COCO, JSONL, Label Studio) and
+# retraining read.
 verified_labels = sa.Table(
     "verified_labels",
     metadata,

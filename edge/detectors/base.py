@@ -1,4 +1,7 @@
-"""The detector interface every runtime implements: pre-process (numpy) -> forward (runtime) -> post-process (numpy)."""
+"""The detector interface every runtime implements.
+
+Pre-process (numpy) -> forward (runtime) -> post-process (numpy).
+"""
 
 from __future__ import annotations
 
@@ -123,7 +126,10 @@ class DetectorRuntime(ABC):
         return results
 
     def warm_up(self, batch_sizes: tuple[int, ...] = (1,), rounds: int = 2) -> float:
-        """Run dummy batches so the first garment does not pay for lazy initialisation; returns seconds spent."""
+        """Run dummy batches so the first garment does not pay for lazy initialisation.
+
+        Returns the seconds spent.
+        """
         started = time.perf_counter()
         size = self.meta.input_size
         for batch_size in batch_sizes:

@@ -15,7 +15,8 @@ class BaseDetectorConfig(StrictModel):
         ge=0.0,
         le=1.0,
         title="Score threshold",
-        description="Keep regions scoring at least this. Low on purpose (the seed's 0.25): recall first, the cloud filters.",
+        description="Keep regions scoring at least this. Low on purpose (the seed's 0.25): "
+        "recall first, the cloud filters.",
     )
     top_k: int = Field(
         default=100,
@@ -32,8 +33,9 @@ class BaseDetectorConfig(StrictModel):
     tiles: tuple[int, int] | None = Field(
         default=None,
         title="Tiles",
-        description="Detect in [columns, rows] overlapping tiles of each frame (small defects on large frames); "
-        "default: the grid the model was trained for (its metadata), else whole frames.",
+        description="Detect in [columns, rows] overlapping tiles of each frame "
+        "(small defects on large frames); default: the grid the model was trained for (its metadata), "
+        "else whole frames.",
     )
 
     @field_validator("tiles")

@@ -58,8 +58,8 @@ def decode_detections(
         class_agnostic: score each query by its best class and label everything 0.
 
     Returns:
-        Per image: boxes (N, 4) float32 xyxy in source pixels, scores (N,) float32 descending, labels (N,) int64,
-        and the best score before thresholding.
+        Per image: boxes (N, 4) float32 xyxy in source pixels, scores (N,) float32 descending, labels (N,)
+        int64, and the best score before thresholding.
     """
     if logits.shape[0] != len(sizes):
         raise ValueError(f"{logits.shape[0]} outputs for {len(sizes)} images")

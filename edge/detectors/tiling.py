@@ -2,9 +2,9 @@
 
 A 1280x720 frame squashed into a 320x320 network input shrinks a 3 cm snag to a few pixels. Cutting the frame
 into overlapping tiles (2x2 by default when a model was trained that way) and detecting in each keeps small
-defects several times larger at the input; detections are shifted back to frame coordinates and duplicates from
-the overlaps are suppressed. The tile grid is a property of the model (it is trained on tile-sized windows), so
-it travels in the model's metadata; the edge configuration may override it.
+defects several times larger at the input; detections are shifted back to frame coordinates and duplicates
+from the overlaps are suppressed. The tile grid is a property of the model (it is trained on tile-sized
+windows), so it travels in the model's metadata; the edge configuration may override it.
 """
 
 from __future__ import annotations
@@ -34,7 +34,10 @@ def tile_windows(
 def suppress_duplicates(
     boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, iou: float = 0.5
 ) -> np.ndarray:
-    """Indices kept by greedy per-label non-maximum suppression (also drops a box mostly inside a better one)."""
+    """Indices kept by greedy per-label non-maximum suppression.
+
+    Also drops a box mostly inside a better one.
+    """
     order = np.argsort(-scores, kind="stable")
     keep: list[int] = []
     areas = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * np.clip(boxes[:, 3] - boxes[:, 1], 0, None)

@@ -1,4 +1,7 @@
-"""Camera sources behind one interface, picked by the config's ``type``: folder, video (file/RTSP/GStreamer), synthetic."""
+"""Camera sources behind one interface, picked by the config's ``type``.
+
+Types: folder, video (file/RTSP/GStreamer), synthetic.
+"""
 
 from __future__ import annotations
 

@@ -1,1 +1,4 @@
-"""Transport adapters. Domain code hands payloads to these; only they know topic strings and client libraries."""
+"""Transport adapters.
+
+Domain code hands payloads to these; only they know topic strings and client libraries.
+"""

@@ -125,7 +125,10 @@ class Taxonomy(StrictModel):
 
 
 def load_taxonomy(path: Path | str = DEFAULT_TAXONOMY_PATH) -> Taxonomy:
-    """Load and validate a taxonomy YAML file (errors name the key and line; see ``seamline.config.loader``)."""
+    """Load and validate a taxonomy YAML file.
+
+    Errors name the key and line; see ``seamline.config.loader``.
+    """
     from seamline.config.loader import load_yaml_model
 
     return load_yaml_model(Path(path), Taxonomy)

@@ -104,7 +104,10 @@ class LineMonitor:
         self._lock = threading.Lock()
 
     def attach(self, bus: Any, verdict_topic: str, command_topic: str) -> None:
-        """Follow a line's topics on a ``MqttBus``; a message that breaks the contract's schema is counted, not used."""
+        """Follow a line's topics on a ``MqttBus``.
+
+        A message that breaks the contract's schema is counted, not used.
+        """
         from seamline.contract.mqtt import PayloadError, validate_payload
 
         def checked(name: str, handle: Callable[[dict], None]) -> Callable[[str, bytes], None]:

@@ -1,9 +1,9 @@
 """The demo's simulated reviewer: a bot that works the review console over HTTP like a person would.
 
-It logs in, takes the next item, labels every crop from the synthetic line's truth (the defect under the crop, or
-``normal``), draws a box for each true defect no crop covers (a false negative of the detector), decides pass or
-reject as the truth says, and submits. Its decisions are therefore correct by construction, so what the demo's
-review report measures is the *AI* against ground truth: agreement, false positives and negatives,
+It logs in, takes the next item, labels every crop from the synthetic line's truth (the defect under the crop,
+or ``normal``), draws a box for each true defect no crop covers (a false negative of the detector), decides
+pass or reject as the truth says, and submits. Its decisions are therefore correct by construction, so what
+the demo's review report measures is the *AI* against ground truth: agreement, false positives and negatives,
 misclassifications, per-class precision and recall. It is clearly a stand-in for people, and only in the demo.
 """
 
@@ -32,7 +32,10 @@ def _overlap(a, b) -> float:  # type: ignore[no-untyped-def]
 
 
 def synthetic_labeler(source: dict[str, Any]) -> Labeler:
-    """item (the console's JSON for a taken item) -> the decision a careful person would submit, from the truth."""
+    """item (the console's JSON for a taken item) -> the decision a careful person would submit.
+
+    The decision comes from the synthetic line's truth.
+    """
     from seamline.synth import SynthConfig, SyntheticLine
 
     line = SyntheticLine(SynthConfig(**source.get("synth", {})))

@@ -1,10 +1,10 @@
 """Build the tiny test models once per machine and reuse them.
 
 Each model lives in ``<cache>/<key>/`` where the key names the model, its builder version, what its output
-depends on (the tokenizer corpus, the transformers major version that wrote the files) and the seed. A build goes
-into a temporary sibling directory that is renamed into place only when complete, so a directory under its final
-name is always whole; an exclusive ``fcntl`` lock per key makes a second process wait for the first build
-instead of repeating it (pytest-xdist workers, a demo started beside the tests).
+depends on (the tokenizer corpus, the transformers major version that wrote the files) and the seed. A build
+goes into a temporary sibling directory that is renamed into place only when complete, so a directory under
+its final name is always whole; an exclusive ``fcntl`` lock per key makes a second process wait for the first
+build instead of repeating it (pytest-xdist workers, a demo started beside the tests).
 """
 
 from __future__ import annotations
@@ -100,7 +100,10 @@ def ensure_built(cache_dir: Path, key: str, build: Callable[[Path], Path]) -> Pa
 
 
 def ensure_tiny_models(cache_dir: Path | None = None) -> TinyModels:
-    """The tiny RT-DETR and Qwen2.5-VL, built on first use into ``cache_dir`` (default ``default_models_dir()``)."""
+    """The tiny RT-DETR and Qwen2.5-VL, built on first use into ``cache_dir``.
+
+    ``cache_dir`` defaults to ``default_models_dir()``.
+    """
     cache_dir = Path(cache_dir) if cache_dir is not None else default_models_dir()
     rtdetr = ensure_built(
         cache_dir, rtdetr_cache_key(), lambda d: tiny_rtdetr.build_tiny_rtdetr(d, seed=_SEED)

@@ -1,1 +1,4 @@
-"""Alembic migrations of the audit store (SQLite or PostgreSQL); ``cloud.storage.schema.upgrade`` runs them."""
+"""Alembic migrations of the audit store (SQLite or PostgreSQL).
+
+``cloud.storage.schema.upgrade`` runs them.
+"""

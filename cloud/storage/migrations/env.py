@@ -1,7 +1,7 @@
 """Alembic environment: always run with a connection handed in by ``cloud.storage.schema.upgrade``.
 
-The ML team can also run the Alembic CLI against this folder (``alembic -x url=... upgrade head`` with a config
-whose ``script_location`` is ``cloud.storage:migrations``).
+The ML team can also run the Alembic CLI against this folder (``alembic -x url=... upgrade head`` with a
+config whose ``script_location`` is ``cloud.storage:migrations``).
 """
 
 from __future__ import annotations

@@ -1,1 +1,4 @@
-"""Stubs generated from ``protos/seamline/inspection/v1`` at build time (see ``seamline.contract.codegen``)."""
+"""Stubs generated from ``protos/seamline/inspection/v1`` at build time.
+
+See ``seamline.contract.codegen``.
+"""

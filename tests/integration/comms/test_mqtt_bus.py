@@ -58,7 +58,8 @@ def test_availability_online_then_last_will_offline_on_crash(mqtt_broker):
         time.sleep(0.3)
         child = subprocess.run([sys.executable, "-c", _CHILD, mqtt_broker.url, topic], timeout=60)
         assert child.returncode == -9
-        # The broker publishes the will after the keepalive times out or the socket closes (SIGKILL closes it).
+        # The broker publishes the will after the keepalive times out or the socket closes
+        # (SIGKILL closes it).
         assert wait_until(lambda: states[-1:] == ["offline"], timeout=60), states
         assert "online" in states
     finally:
@@ -89,7 +90,8 @@ def test_reconnect_renews_subscriptions_and_flushes_queued_messages(tmp_path, ki
         broker = start(port=port)
         assert reconnected.wait(20) and sub.wait_connected(20)
         assert wait_until(lambda: len(acks) == 5, timeout=20)
-        # The subscriber may reconnect after the publisher flushed: only what arrived after it re-subscribed counts.
+        # The subscriber may reconnect after the publisher flushed: only what arrived after it
+        # re-subscribed counts.
         pub.publish("seamline-test/re", b"after")
         assert wait_until(lambda: b"after" in received, timeout=20)
     finally:

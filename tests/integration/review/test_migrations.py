@@ -22,8 +22,9 @@ def test_a_store_made_before_migrations_is_stamped_and_upgraded(tmp_path):
     with engine.begin() as conn:
         conn.execute(
             sa.text(
-                "INSERT INTO garments (item_id, site_id, line_id, station_id, agent_id, captured_at, received_at, "
-                "detector_version, views, sensor_readings, status) VALUES ('old-1', 's', 'l', 'st', 'a', "
+                "INSERT INTO garments (item_id, site_id, line_id, station_id, agent_id, captured_at, "
+                "received_at, detector_version, views, sensor_readings, status) "
+                "VALUES ('old-1', 's', 'l', 'st', 'a', "
                 "'2026-01-01 00:00:00', '2026-01-01 00:00:00', 'd', '[]', '{}', 'published')"
             )
         )

@@ -1,4 +1,7 @@
-"""The vLLM launcher's process handling, on stand-in processes (the real server is in the integration tests)."""
+"""The vLLM launcher's process handling, on stand-in processes.
+
+The real server is in the integration tests.
+"""
 
 from __future__ import annotations
 

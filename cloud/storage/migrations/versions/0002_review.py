@@ -1,4 +1,4 @@
-"""Human review: claims on queue items, reviewers and their sessions, decisions, typed feedback, verified labels.
+"""Human review: queue-item claims, reviewers and their sessions, decisions, typed feedback, verified labels.
 
 Revision ID: 0002
 Revises: 0001
