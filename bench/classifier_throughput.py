@@ -24,9 +24,10 @@ from rich.table import Table
 
 from cloud.classifiers.answer import AnswerError, parse_answer
 from cloud.classifiers.vllm_backend import VllmClassifier, VllmClassifierConfig
-from cloud.ingress.records import CropRecord, GarmentRecord
-from cloud.publishing.verdicts import build_verdict, region_results
+from cloud.publishing.verdicts import build_verdict
+from cloud.records import CropRecord, GarmentRecord
 from cloud.routing.policy import RoutingPolicy, RoutingPolicyConfig
+from cloud.routing.regions import region_results
 from seamline.clock import utcnow
 from seamline.config.taxonomy import default_taxonomy
 from seamline.contract.mqtt import PayloadError, validate_payload
@@ -87,7 +88,10 @@ async def concurrent_path(classifier: VllmClassifier, crops: list[bytes]) -> tup
 
 
 async def verdicts(classifier: VllmClassifier, crops: list[bytes], count: int) -> tuple[int, int, float]:
-    """``count`` one-crop garments through classification, routing and verdict building; how many valid."""
+    """``count`` one-crop garments through classification, routing and verdict building.
+
+    Returns the count of schema-valid verdicts, the count built and the seconds taken.
+    """
     policy = RoutingPolicy(RoutingPolicyConfig(), reject_at=TAXONOMY.reject_at_severity)
     now = utcnow()
 

@@ -16,12 +16,13 @@ import time
 
 from cloud.classifiers.vllm_backend import VllmClassifier
 from cloud.config import CloudConfig
-from cloud.ingress.records import CropRecord, GarmentRecord
 from cloud.ingress.server import create_server, set_serving
 from cloud.ingress.servicer import InspectionServicer
-from cloud.publishing.verdicts import build_verdict, region_results
+from cloud.publishing.verdicts import build_verdict
+from cloud.records import GarmentRecord
 from cloud.routing.policy import RoutingPolicy
-from cloud.storage.audit import AuditStore
+from cloud.routing.regions import region_results
+from cloud.storage.audit import AuditStore, garment_record
 from cloud.storage.crop_store import CropStore, crop_store_from_url
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
@@ -122,44 +123,9 @@ class CloudService:
             if row["status"] == "classified" and row["verdict"]:
                 self._publish(row["verdict"], json.dumps(row["verdict"]))
             else:
-                self.queue.put_nowait(await asyncio.to_thread(self._load_record, row))
+                self.queue.put_nowait(await asyncio.to_thread(garment_record, row, self.crop_store.get))
         if pending:
             logger.info("resumed %d garment(s) from the audit store", len(pending))
-
-    def _load_record(self, row: dict) -> GarmentRecord:
-        crops = tuple(
-            CropRecord(
-                crop_id=c["crop_id"],
-                view_index=c["view_index"],
-                box=tuple(c["box"]),
-                crop_box=tuple(c["crop_box"]),
-                detector_score=c["detector_score"],
-                detector_label=c["detector_label"],
-                encoding=c["encoding"],
-                image=self.crop_store.get(c["uri"]),
-                width=c["width"],
-                height=c["height"],
-                operator_note=c["operator_note"],
-                uri=c["uri"],
-            )
-            for c in row["crops"]
-        )
-
-        return GarmentRecord(
-            item_id=row["item_id"],
-            site_id=row["site_id"],
-            line_id=row["line_id"],
-            station_id=row["station_id"],
-            agent_id=row["agent_id"],
-            captured_at=row["captured_at"],
-            deadline_at=row["deadline_at"],
-            received_at=row["received_at"],
-            detector_version=row["detector_version"],
-            views=tuple(tuple(v) for v in row["views"]),
-            crops=crops,
-            operator_note=row["operator_note"],
-            sensor_readings=tuple(sorted((row["sensor_readings"] or {}).items())),
-        )
 
     # the pipeline -----------------------------------------------------------------------------------------
 

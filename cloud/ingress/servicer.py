@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 import grpc
 from google.protobuf.message import DecodeError
 
-from cloud.ingress.records import GarmentRecord
 from cloud.ingress.validation import GarmentInvalid, IngressLimits, check_hello, validate_garment
+from cloud.records import GarmentRecord
 from cloud.storage.audit import AuditStore
 from cloud.storage.crop_store import CropKeyError, CropStore
 from seamline import __version__

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import Field
 
-from cloud.ingress.records import CropRecord, GarmentRecord
+from cloud.records import CropRecord, GarmentRecord
 from seamline.clock import utcnow
 from seamline.config.base import StrictModel
 from seamline.contract.mqtt import TOPIC_LEVEL

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-from cloud.ingress.records import GarmentRecord
+from cloud.records import CropRecord, GarmentRecord
 from cloud.storage.schema import upgrade
 from cloud.storage.tables import crops, garments, review_items
 from seamline.clock import utcnow
@@ -72,7 +73,8 @@ class AuditStore:
             )
 
     def accept(self, record: GarmentRecord, crop_uris: dict[str, str]) -> bool:
-        """Record an accepted garment and its crops in one transaction; False if the item id was already there."""
+        """Record an accepted garment and its crops in one transaction; False if the item id was already
+        there."""
         row = {
             "item_id": record.item_id,
             "site_id": record.site_id,
@@ -188,8 +190,53 @@ class AuditStore:
         return {status: n for status, n in rows}
 
 
+def garment_record(row: Mapping[str, Any], read_crop: Callable[[str], bytes]) -> GarmentRecord:
+    """The accepted garment a ``garment()`` row describes (the inverse of ``accept``).
+
+    Args:
+        row: a garment row with its crop rows under ``"crops"``.
+        read_crop: reads a crop's image back from its URI (the crop store's ``get``).
+
+    Returns:
+        The record as ingress accepted it, less its edge timings (the audit store does not keep them).
+    """
+    crop_records = tuple(
+        CropRecord(
+            crop_id=c["crop_id"],
+            view_index=c["view_index"],
+            box=tuple(c["box"]),
+            crop_box=tuple(c["crop_box"]),
+            detector_score=c["detector_score"],
+            detector_label=c["detector_label"],
+            encoding=c["encoding"],
+            image=read_crop(c["uri"]),
+            width=c["width"],
+            height=c["height"],
+            operator_note=c["operator_note"],
+            uri=c["uri"],
+        )
+        for c in row["crops"]
+    )
+    return GarmentRecord(
+        item_id=row["item_id"],
+        site_id=row["site_id"],
+        line_id=row["line_id"],
+        station_id=row["station_id"],
+        agent_id=row["agent_id"],
+        captured_at=row["captured_at"],
+        deadline_at=row["deadline_at"],
+        received_at=row["received_at"],
+        detector_version=row["detector_version"],
+        views=tuple(tuple(v) for v in row["views"]),
+        crops=crop_records,
+        operator_note=row["operator_note"],
+        sensor_readings=tuple(sorted((row["sensor_readings"] or {}).items())),
+    )
+
+
 def queued_in_order() -> sa.Select:
-    """Queued review items, highest priority first, oldest first within a priority (the order people take them)."""
+    """Queued review items, highest priority first, oldest first within a priority (the order people take
+    them)."""
     return (
         sa.select(review_items)
         .where(review_items.c.status == "queued")

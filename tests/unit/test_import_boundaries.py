@@ -1,4 +1,4 @@
-"""Import boundaries: the edge and the cloud stay apart.
+"""The architecture: the edge and the cloud stay apart, and the cloud's layers import only downwards.
 
 The edge's runtime path must not drag in the cloud's or the trainer's heavy libraries.
 """
@@ -139,3 +139,35 @@ def test_only_tests_import_tests_and_only_tests_and_bench_import_the_harness():
 def test_core_imports_neither_side():
     # cli.py is the composition root that mounts each side's commands; nothing else in the core may.
     assert not {"edge", "cloud"} & _imported_top_levels(REPO / "seamline", skip=("cli.py",))
+
+
+# The cloud's layers, lowest first: a module may import its own layer and those below it, never one above.
+# (cloud/learning, the training tool, and the entry points service.py and cli.py sit on top.)
+CLOUD_LAYERS = ("records", "storage", "ingress", "classifiers", "routing", "publishing", "config", "review")
+
+
+def _cloud_layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "cloud" or len(parts) < 2 or parts[1] not in CLOUD_LAYERS:
+        return None
+    return CLOUD_LAYERS.index(parts[1])
+
+
+def test_cloud_imports_never_run_back_up():
+    upward = []
+    for path in sorted((REPO / "cloud").rglob("*.py")):
+        module = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        layer = _cloud_layer(module)
+        if layer is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module]
+            for target in targets:
+                target_layer = _cloud_layer(target)
+                if target_layer is not None and target_layer > layer:
+                    upward.append(f"{module} imports {target}")
+    assert upward == [], "imports that run back up the cloud's layers:\n" + "\n".join(upward)

@@ -1,12 +1,13 @@
 """The audit store on SQLite (default) and PostgreSQL (by URL, when a server answers on 127.0.0.1:5432)."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
 
-from cloud.ingress.records import CropRecord, GarmentRecord
-from cloud.storage.audit import AuditStore
+from cloud.records import CropRecord, GarmentRecord
+from cloud.storage.audit import AuditStore, garment_record
 
 pytestmark = pytest.mark.integration
 
@@ -49,6 +50,12 @@ def _exercise(store: AuditStore) -> None:
     row = store.garment("b")
     assert row["verdict"]["decision"] == "review" and row["crops"][0]["box"] == [1.0, 2.0, 3.0, 4.0]
     assert row["sensor_readings"] == {"k": "v"}
+
+    # a garment read back is the record ingress accepted, its crop now carrying the URI it was stored under
+    record = _record("c")
+    store.accept(record, {"v0-c0": "file:///c"})
+    reloaded = garment_record(store.garment("c"), {"file:///c": b"x"}.__getitem__)
+    assert reloaded == replace(record, crops=(replace(record.crops[0], uri="file:///c"),))
 
 
 def test_sqlite(tmp_path):

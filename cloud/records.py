@@ -1,4 +1,8 @@
-"""The cloud's view of an accepted garment (what storage keeps and the classifier reads)."""
+"""The cloud's view of an accepted garment (what storage keeps and the classifier reads).
+
+These types sit below every cloud package: ingress builds them, storage keeps and reloads them, the
+classifier, routing and publishing read them. They import nothing from the cloud.
+"""
 
 from __future__ import annotations
 
