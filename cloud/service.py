@@ -10,7 +10,6 @@ classified.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 
@@ -18,16 +17,17 @@ from cloud.classifiers.vllm_backend import VllmClassifier
 from cloud.config import CloudConfig
 from cloud.ingress.server import create_server, set_serving
 from cloud.ingress.servicer import InspectionServicer
+from cloud.publishing.publisher import VerdictPublisher
 from cloud.publishing.verdicts import build_verdict
 from cloud.records import GarmentRecord
 from cloud.routing.policy import RoutingPolicy
 from cloud.routing.regions import region_results
-from cloud.storage.audit import AuditStore, garment_record
+from cloud.storage.audit import AuditStore, garment_record, recorded_verdict
 from cloud.storage.crop_store import CropStore, crop_store_from_url
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
-from seamline.contract.messages import ReviewEvent
-from seamline.contract.mqtt import LineTopics, cloud_availability_topic
+from seamline.contract.messages import ReviewEvent, Verdict
+from seamline.contract.mqtt import cloud_availability_topic
 from seamline.domain import Route
 
 logger = logging.getLogger(__name__)
@@ -57,6 +57,7 @@ class CloudService:
             client_id=f"{config.mqtt.client_id_prefix}-cloud-classifier",
             availability_topic=cloud_availability_topic(config.mqtt.topic_root, "classifier"),
         )
+        self.publisher = VerdictPublisher(self.bus, config.mqtt.topic_root)
         self.queue: asyncio.Queue[GarmentRecord] = asyncio.Queue()
         self.published = 0
         self.classified = 0
@@ -120,8 +121,9 @@ class CloudService:
             row = await asyncio.to_thread(self.audit.garment, item_id)
             if row is None:
                 continue
-            if row["status"] == "classified" and row["verdict"]:
-                self._publish(row["verdict"], json.dumps(row["verdict"]))
+            verdict = recorded_verdict(row)
+            if verdict is not None:
+                self._publish(verdict)
             else:
                 self.queue.put_nowait(await asyncio.to_thread(garment_record, row, self.crop_store.get))
         if pending:
@@ -164,17 +166,10 @@ class CloudService:
             policy_version=self.cloud.routing.version,
             classify_s=classify_s,
         )
-        payload = verdict.to_json()
         review_priority = routing.priority.value if routing.route is Route.HUMAN else None
-        await asyncio.to_thread(
-            self.audit.record_verdict,
-            record.item_id,
-            verdict.verdict_id,
-            payload,
-            review_priority=review_priority,
-        )
+        await asyncio.to_thread(self.audit.record_verdict, verdict, review_priority=review_priority)
         self.classified += 1
-        self._publish(json.loads(payload), payload)
+        self._publish(verdict)
         if review_priority is not None:
             event = ReviewEvent(
                 type="new",
@@ -186,10 +181,7 @@ class CloudService:
                 priority=review_priority,
                 verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
             )
-            self.bus.publish(
-                LineTopics(self.config.mqtt.topic_root, record.site_id, record.line_id).reviews,
-                event.to_json(),
-            )
+            self.publisher.publish_review_event(event)
         logger.info(
             "verdict %s/%s (%.3f) in %.2f s",
             routing.decision.value,
@@ -199,12 +191,12 @@ class CloudService:
             extra={"item_id": record.item_id},
         )
 
-    def _publish(self, verdict: dict, payload: str) -> None:
-        item_id = verdict["item_id"]
-        topic = LineTopics(self.config.mqtt.topic_root, verdict["site_id"], verdict["line_id"]).verdicts
+    def _publish(self, verdict: Verdict) -> None:
+        """Publish a recorded verdict; the broker's ack marks it published in the audit store."""
+        item_id = verdict.item_id
 
         def acked() -> None:
             self.audit.mark_published(item_id)
             self.published += 1
 
-        self.bus.publish(topic, payload, qos=1, on_acked=acked)
+        self.publisher.publish(verdict, on_acked=acked)

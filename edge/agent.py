@@ -63,10 +63,10 @@ class EdgeAgent:
             client_id=f"{config.mqtt.client_id_prefix}-edge-{self.agent_id}",
             availability_topic=self.topics.edge_availability,
         )
-        self.sink = MqttCommandSink(self.bus, self.topics, self.site_id, self.line_id)
+        self.sink = MqttCommandSink(
+            self.bus, self.topics, on_published=self.ledger.mark_published, on_sent=self._count_command
+        )
         self.controller = LineController(self.ledger, self.sink)
-        self.sink.controller = self.controller
-        self.sink.on_sent = self._count_command
         self.uplink = Uplink(
             self.spool,
             self._channel_factory(),
@@ -189,7 +189,8 @@ class EdgeAgent:
         skipped = 0
         try:
             for garment in self.source.garments():
-                # Start the deadline clock at capture: even a garment dropped later gets its fail-safe command.
+                # Start the deadline clock at capture: even a garment dropped later gets its fail-safe
+                # command.
                 deadline = garment.captured_at + timedelta(seconds=self.edge.timing.budget_s)
                 self.controller.track(garment.item_id, self.station_id, deadline.timestamp())
                 self.captured_at[garment.item_id] = garment.captured_at
@@ -291,8 +292,8 @@ class EdgeAgent:
     def _refused(self, item_id: str, code: str, reason: str) -> None:
         self.controller.settle(item_id, LineAction.DIVERT_REVIEW, "refused")
 
-    def _verdict_outcome(self, verdict: dict, outcome: VerdictOutcome) -> None:
-        captured = self.captured_at.pop(verdict["item_id"], None)
+    def _verdict_outcome(self, verdict: Verdict, outcome: VerdictOutcome) -> None:
+        captured = self.captured_at.pop(verdict.item_id, None)
         if captured is not None and outcome in (VerdictOutcome.COMMANDED, VerdictOutcome.LATE):
             self.metrics.verdict_latency.observe((utcnow() - captured).total_seconds())
         if outcome is VerdictOutcome.LATE:

@@ -1,1 +1,2 @@
-"""Publishing: verdicts (and review events) go out over MQTT, after they are recorded in the audit store."""
+"""Publishing: the verdict built from a routing decision (verdicts.py), and the one ``VerdictPublisher``
+(publisher.py) that sends verdicts and review events over MQTT once they are recorded."""

@@ -411,9 +411,7 @@ class ReviewQueue:
 
     # publication ---------------------------------------------------------------------------------------
 
-    def unpublished(
-        self, *, older_than: timedelta = timedelta(0), limit: int = 10_000
-    ) -> list[dict[str, Any]]:
+    def unpublished(self, *, older_than: timedelta = timedelta(0), limit: int = 10_000) -> list[Verdict]:
         """Final verdicts decided more than ``older_than`` ago and not yet acknowledged by the broker."""
         with self.engine.connect() as conn:
             rows = conn.execute(
@@ -425,7 +423,7 @@ class ReviewQueue:
                 .order_by(review_decisions.c.decided_at)
                 .limit(limit)
             ).all()
-        return [r[0] for r in rows]
+        return [Verdict.model_validate(r[0]) for r in rows]
 
     def mark_published(self, item_id: str) -> None:
         with self.engine.begin() as conn:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import socket
-import threading
 from datetime import timedelta
 
 from cloud.config import CloudConfig
+from cloud.publishing.publisher import VerdictPublisher
 from cloud.review.auth import Reviewers
 from cloud.review.config import ReviewConfig
 from cloud.review.decision import HumanDecision
@@ -27,8 +26,8 @@ from cloud.storage.audit import AuditStore
 from cloud.storage.crop_store import CropStore, crop_store_from_url
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
-from seamline.contract.messages import ReviewEvent
-from seamline.contract.mqtt import LineTopics, cloud_availability_topic, topic_specs
+from seamline.contract.messages import ReviewEvent, Verdict
+from seamline.contract.mqtt import cloud_availability_topic, every_line_topic
 
 logger = logging.getLogger(__name__)
 SWEEP_S = 15.0
@@ -56,21 +55,16 @@ class ReviewService:
             client_id=f"{config.mqtt.client_id_prefix}-review-{socket.gethostname()}-{review.port}"[:64],
             availability_topic=cloud_availability_topic(root, "review"),
         )
+        self.publisher = VerdictPublisher(self.bus, root)
         self._sweeper: asyncio.Task | None = None
-        self._in_flight: set[str] = set()  # final verdicts handed to paho and not yet acknowledged (item ids)
-        self._in_flight_lock = threading.Lock()
 
     # lifecycle ---------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
         self.watch.bind(asyncio.get_running_loop())
-        self.bus.subscribe(
-            topic_specs()["reviews"].pattern.format(root=self._root, site="+", line="+"),
-            lambda *_: self.watch.changed(),
-        )
-        self.bus.on_connect(
-            self._republish
-        )  # at start and after every reconnect: what the broker never acked
+        self.bus.subscribe(every_line_topic(self._root, "reviews"), lambda *_: self.watch.changed())
+        # at start and after every reconnect: what the broker never acked
+        self.bus.on_connect(self._republish)
         self.bus.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="review-sweep")
         self.bus.set_available(True)
@@ -115,7 +109,7 @@ class ReviewService:
         # The decision is committed: whatever happens to publishing now, the reviewer's answer is success, and
         # the sweep publishes an unacknowledged verdict again.
         try:
-            self._publish_verdict(result.verdict.model_dump(mode="json"))
+            self._publish_verdict(result.verdict)
             self._event(result.item, "end", decision=decision.decision, verdict_id=result.verdict.verdict_id)
         except Exception:
             logger.exception(
@@ -146,20 +140,11 @@ class ReviewService:
             reviewer_id=item.claimed_by,
             **extra,  # type: ignore[arg-type]
         )
-        self.bus.publish(LineTopics(self._root, item.site_id, item.line_id).reviews, event.to_json())
+        self.publisher.publish_review_event(event)
 
-    def _publish_verdict(self, verdict: dict) -> None:
-        item_id = verdict["item_id"]
-        topic = LineTopics(self._root, verdict["site_id"], verdict["line_id"]).verdicts
-
-        def acked() -> None:
-            self.queue.mark_published(item_id)
-            with self._in_flight_lock:
-                self._in_flight.discard(item_id)
-
-        with self._in_flight_lock:
-            self._in_flight.add(item_id)
-        self.bus.publish(topic, json.dumps(verdict, separators=(",", ":")), qos=1, on_acked=acked)
+    def _publish_verdict(self, verdict: Verdict) -> None:
+        item_id = verdict.item_id
+        self.publisher.publish(verdict, on_acked=lambda: self.queue.mark_published(item_id))
 
     def _republish(self, older_than: timedelta = timedelta(0)) -> None:
         """Publish final verdicts the broker has not acknowledged. Paho keeps and re-sends what it was given
@@ -167,9 +152,8 @@ class ReviewService:
         while the broker is down)."""
         if not self.bus.connected:
             return
-        with self._in_flight_lock:
-            in_flight = set(self._in_flight)
-        pending = [v for v in self.queue.unpublished(older_than=older_than) if v["item_id"] not in in_flight]
+        in_flight = self.publisher.in_flight()
+        pending = [v for v in self.queue.unpublished(older_than=older_than) if v.verdict_id not in in_flight]
         for verdict in pending:
             self._publish_verdict(verdict)
         if pending:

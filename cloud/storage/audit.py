@@ -8,7 +8,6 @@ the same calls scale out by changing the URL. Writes are synchronous; async call
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from cloud.records import CropRecord, GarmentRecord
 from cloud.storage.schema import upgrade
 from cloud.storage.tables import crops, garments, review_items
 from seamline.clock import utcnow
+from seamline.contract.messages import Verdict
 from seamline.errors import MissingDependencyError
 
 logger = logging.getLogger(__name__)
@@ -142,28 +142,30 @@ class AuditStore:
             )
         return {**dict(row), "crops": [dict(c) for c in crop_rows]}
 
-    def record_verdict(
-        self, item_id: str, verdict_id: str, verdict_json: str, *, review_priority: str | None = None
-    ) -> None:
+    def record_verdict(self, verdict: Verdict, *, review_priority: str | None = None) -> None:
         """Store the verdict (and queue the garment for review if routed to people) before it is published,
         in one transaction, so a restart republishes the same verdict and the queue never misses an item."""
-        verdict = json.loads(verdict_json)
         with self.engine.begin() as conn:
             conn.execute(
                 garments.update()
-                .where(garments.c.item_id == item_id)
-                .values(status="classified", verdict_id=verdict_id, verdict=verdict, classified_at=utcnow())
+                .where(garments.c.item_id == verdict.item_id)
+                .values(
+                    status="classified",
+                    verdict_id=verdict.verdict_id,
+                    verdict=verdict.model_dump(mode="json"),
+                    classified_at=utcnow(),
+                )
             )
             if review_priority is not None:
                 conn.execute(
                     review_items.insert().values(
-                        item_id=item_id,
-                        site_id=verdict["site_id"],
-                        line_id=verdict["line_id"],
+                        item_id=verdict.item_id,
+                        site_id=verdict.site_id,
+                        line_id=verdict.line_id,
                         priority=review_priority,
                         priority_rank=_PRIORITY_RANK[review_priority],
                         status="queued",
-                        verdict_id=verdict_id,
+                        verdict_id=verdict.verdict_id,
                         queued_at=utcnow(),
                     )
                 )
@@ -232,6 +234,13 @@ def garment_record(row: Mapping[str, Any], read_crop: Callable[[str], bytes]) ->
         operator_note=row["operator_note"],
         sensor_readings=tuple(sorted((row["sensor_readings"] or {}).items())),
     )
+
+
+def recorded_verdict(row: Mapping[str, Any]) -> Verdict | None:
+    """The verdict recorded for a ``garment()`` row and not yet acknowledged, or None if it has none."""
+    if row["status"] != "classified" or not row["verdict"]:
+        return None
+    return Verdict.model_validate(row["verdict"])
 
 
 def queued_in_order() -> sa.Select:

@@ -17,16 +17,18 @@ import logging
 import time
 from collections.abc import Callable
 from enum import Enum
-from typing import Any, Protocol
+from typing import Protocol
 
 from edge.linecontrol.ledger import CommandLedger, DecidedCommand
-from seamline.domain import LineAction
+from seamline.contract.messages import Verdict
+from seamline.domain import Decision, LineAction
 
 logger = logging.getLogger(__name__)
 
 
 class CommandSink(Protocol):
-    """Where decided commands go (the MQTT client). It calls ``LineController.published`` on broker ack."""
+    """Where decided commands go (the MQTT client). It marks a command published in the ledger
+    (``CommandLedger.mark_published``) when the broker acknowledges it."""
 
     def send_command(self, command: DecidedCommand) -> None: ...
 
@@ -41,13 +43,11 @@ class VerdictOutcome(str, Enum):
     UNKNOWN_ITEM = "unknown_item"  # not a garment this agent tracks (another station, or long forgotten)
 
 
-def action_for(verdict: dict[str, Any]) -> LineAction:
+def action_for(verdict: Verdict) -> LineAction:
     """The line action a verdict asks for. Only a final pass passes and only a final reject rejects."""
-    final = bool(verdict.get("final"))
-    decision = verdict.get("decision")
-    if final and decision == "pass":
+    if verdict.final and verdict.decision == Decision.PASS:
         return LineAction.PASS
-    if final and decision == "reject":
+    if verdict.final and verdict.decision == Decision.REJECT:
         return LineAction.REJECT
     return LineAction.DIVERT_REVIEW
 
@@ -57,7 +57,7 @@ class LineController:
 
     Args:
         ledger: the durable record of garments and commands.
-        sink: sends commands (asynchronously) and reports broker acks back via ``published``.
+        sink: sends commands (asynchronously) and marks them published in ``ledger`` on broker acks.
         clock: wall-clock seconds (deadlines survive restarts, so they are wall-clock, not monotonic).
     """
 
@@ -86,12 +86,13 @@ class LineController:
     def settle(
         self, item_id: str, action: LineAction, cause: str, verdict_id: str | None = None
     ) -> DecidedCommand | None:
-        """Command a garment the edge decides itself (no detection, refused, edge error). None if already commanded."""
+        """Command a garment the edge decides itself (no detection, refused, edge error); None if already
+        commanded."""
         return self._emit(self.ledger.decide(item_id, action, cause, verdict_id, now=self.clock()))
 
-    def on_verdict(self, verdict: dict[str, Any]) -> VerdictOutcome:
-        """Act on a verdict from the broker (already schema-validated)."""
-        item_id, verdict_id = verdict["item_id"], verdict["verdict_id"]
+    def on_verdict(self, verdict: Verdict) -> VerdictOutcome:
+        """Act on a verdict from the broker (already checked against the contract)."""
+        item_id, verdict_id = verdict.item_id, verdict.verdict_id
         deadline = self.ledger.deadline_of(item_id)
         if deadline is None:
             return VerdictOutcome.UNKNOWN_ITEM
@@ -114,7 +115,10 @@ class LineController:
         return VerdictOutcome.LATE if now > deadline else VerdictOutcome.ALREADY_COMMANDED
 
     def tick(self) -> list[DecidedCommand]:
-        """Fail safe: divert every garment whose deadline passed without a verdict. Call often (every ~50 ms)."""
+        """Fail safe: divert every garment whose deadline passed without a verdict.
+
+        Call often (every ~50 ms).
+        """
         now = self.clock()
         commands = []
         for item_id in self.ledger.overdue(now):
@@ -128,12 +132,9 @@ class LineController:
                 commands.append(command)
         return commands
 
-    def published(self, command_id: str) -> None:
-        """The broker acknowledged a command."""
-        self.ledger.mark_published(command_id)
-
     def resend_unpublished(self, skip: set[str] | None = None) -> int:
-        """Send again every decided command the broker never acknowledged (after a restart); same command ids."""
+        """Send again, under the same command ids, every decided command the broker never acknowledged
+        (after a restart)."""
         count = 0
         for command in self.ledger.unpublished():
             if skip and command.command_id in skip:

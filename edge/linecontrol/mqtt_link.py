@@ -6,34 +6,46 @@ import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 from edge.linecontrol.controller import LineController, VerdictOutcome
 from edge.linecontrol.ledger import DecidedCommand
 from seamline.comms.mqtt import MqttBus
-from seamline.contract.messages import LineCommand
-from seamline.contract.mqtt import LineTopics, PayloadError, validate_payload
+from seamline.contract.messages import LineCommand, Verdict
+from seamline.contract.mqtt import LineTopics, validate_payload
 
 logger = logging.getLogger(__name__)
 
 
 class MqttCommandSink:
-    """Publishes decided commands on the line's command topic; marks them published on the broker's ack."""
+    """Publishes decided commands on the line's command topic (QoS 1).
 
-    def __init__(self, bus: MqttBus, topics: LineTopics, site_id: str, line_id: str) -> None:
+    Args:
+        bus: the agent's MQTT connection.
+        topics: the line's topics (its site and line ids go into every command).
+        on_published: called with the command id when the broker acknowledged the command (on the network
+            thread); the ledger's ``mark_published``.
+        on_sent: called with each command once handed to the bus (metrics).
+    """
+
+    def __init__(
+        self,
+        bus: MqttBus,
+        topics: LineTopics,
+        *,
+        on_published: Callable[[str], None],
+        on_sent: Callable[[DecidedCommand], None] | None = None,
+    ) -> None:
         self.bus = bus
         self.topics = topics
-        self.site_id = site_id
-        self.line_id = line_id
-        self.controller: LineController | None = None
-        self.on_sent: Callable[[DecidedCommand], None] = lambda command: None
+        self.on_published = on_published
+        self.on_sent = on_sent
 
     def send_command(self, command: DecidedCommand) -> None:
         payload = LineCommand(
             command_id=command.command_id,
             item_id=command.item_id,
-            site_id=self.site_id,
-            line_id=self.line_id,
+            site_id=self.topics.site,
+            line_id=self.topics.line,
             station_id=command.station_id,
             action=command.action,
             cause=command.cause,  # type: ignore[arg-type]
@@ -41,32 +53,32 @@ class MqttCommandSink:
             issued_at=datetime.fromtimestamp(command.decided_at, UTC),
             deadline_at=datetime.fromtimestamp(command.deadline_at, UTC),
         )
-        controller = self.controller
+        command_id = command.command_id
         self.bus.publish(
-            self.topics.commands,
-            payload.to_json(),
-            qos=1,
-            on_acked=(lambda: controller.published(command.command_id)) if controller else None,
+            self.topics.commands, payload.to_json(), qos=1, on_acked=lambda: self.on_published(command_id)
         )
-        self.on_sent(command)
+        if self.on_sent is not None:
+            self.on_sent(command)
 
 
 def verdict_listener(
     controller: LineController,
     site_id: str,
     line_id: str,
-    on_outcome: Callable[[dict[str, Any], VerdictOutcome], None],
+    on_outcome: Callable[[Verdict, VerdictOutcome], None],
 ) -> Callable[[str, bytes], None]:
-    """An MQTT handler that checks each verdict against the contract and hands it to ``controller``."""
+    """An MQTT handler that checks each verdict against the contract and hands it, typed, to
+    ``controller``."""
 
     def handle(topic: str, payload: bytes) -> None:
         try:
-            verdict = json.loads(payload)
-            validate_payload("verdicts", verdict)
-        except (ValueError, PayloadError) as exc:
+            data = json.loads(payload)
+            validate_payload("verdicts", data)  # names the failing field, for the log
+            verdict = Verdict.model_validate(data)
+        except ValueError as exc:  # bad JSON, PayloadError and pydantic's ValidationError alike
             logger.warning("ignoring malformed verdict on %s: %s", topic, str(exc)[:300])
             return
-        if verdict["site_id"] != site_id or verdict["line_id"] != line_id:
+        if verdict.site_id != site_id or verdict.line_id != line_id:
             return
         on_outcome(verdict, controller.on_verdict(verdict))
 

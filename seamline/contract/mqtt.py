@@ -58,6 +58,14 @@ def check_level(value: str, what: str) -> str:
     return value
 
 
+def check_root(root: str) -> str:
+    """Return ``root`` if it can prefix topics (non-empty, no wildcards, no trailing '/'), else raise
+    ValueError."""
+    if not root or any(c in root for c in "#+") or root.endswith("/"):
+        raise ValueError(f"topic root {root!r} must be non-empty, without wildcards or a trailing '/'")
+    return root
+
+
 @dataclass(frozen=True)
 class LineTopics:
     """Topic strings for one site and line under ``root``."""
@@ -67,10 +75,7 @@ class LineTopics:
     line: str
 
     def __post_init__(self) -> None:
-        if not self.root or any(c in self.root for c in "#+") or self.root.endswith("/"):
-            raise ValueError(
-                f"topic root {self.root!r} must be non-empty, without wildcards or a trailing '/'"
-            )
+        check_root(self.root)
         check_level(self.site, "site id")
         check_level(self.line, "line id")
 
@@ -93,6 +98,11 @@ class LineTopics:
     @property
     def edge_availability(self) -> str:
         return self.topic("edge_availability")
+
+
+def every_line_topic(root: str, name: str) -> str:
+    """A subscription filter for the contract's line topic ``name`` on every site and line under ``root``."""
+    return topic_specs()[name].pattern.format(root=check_root(root), site="+", line="+")
 
 
 def cloud_availability_topic(root: str, component: str) -> str:

@@ -204,7 +204,7 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
             encoding="utf-8",
         )
         monitor = LineMonitor(truth=synthetic_truth(config["edge"]["source"]))
-        topics = LineTopics("seamline", SITE, LINE)
+        topics = LineTopics(config["mqtt"]["topic_root"], SITE, LINE)
         bus = MqttBus(MqttConfig(url=broker.url), persistent_session=False)
         monitor.attach(bus, topics.verdicts, topics.commands)
         bus.start()

@@ -137,7 +137,8 @@ def test_a_decision_records_feedback_labels_and_the_final_verdict_in_one_go(queu
         ("c1", "hole", "alice"),
         ("missed#1", "stain", "alice"),
     ]
-    assert queue.unpublished() == [row["verdict"]]
+    assert row["verdict"] == result.verdict.model_dump(mode="json")
+    assert queue.unpublished() == [result.verdict]
     queue.mark_published(item.item_id)
     assert queue.unpublished() == []
 

@@ -7,7 +7,8 @@ import pytest
 import sqlalchemy as sa
 
 from cloud.records import CropRecord, GarmentRecord
-from cloud.storage.audit import AuditStore, garment_record
+from cloud.storage.audit import AuditStore, garment_record, recorded_verdict
+from tests.fixtures.messages import verdict
 
 pytestmark = pytest.mark.integration
 
@@ -38,17 +39,17 @@ def _exercise(store: AuditStore) -> None:
     assert store.accept(_record("a"), {"v0-c0": "file:///a"}) is False  # idempotent
     store.accept(_record("b"), {"v0-c0": "file:///b"})
     assert store.pending() == ["a", "b"]
-    store.record_verdict(
-        "a", "v1", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="low"
-    )
-    store.record_verdict(
-        "b", "v2", '{"site_id": "site1", "line_id": "line1", "decision": "review"}', review_priority="high"
-    )
+    assert recorded_verdict(store.garment("a")) is None  # not classified yet
+    store.record_verdict(verdict(item_id="a", verdict_id="v1", priority="low"), review_priority="low")
+    verdict_b = verdict(item_id="b", verdict_id="v2", priority="high")
+    store.record_verdict(verdict_b, review_priority="high")
     assert [q["item_id"] for q in store.review_queue()] == ["b", "a"]  # high first
     store.mark_published("a")
     assert store.counts() == {"published": 1, "classified": 1}
+    assert recorded_verdict(store.garment("a")) is None  # published: nothing left to send
     row = store.garment("b")
     assert row["verdict"]["decision"] == "review" and row["crops"][0]["box"] == [1.0, 2.0, 3.0, 4.0]
+    assert recorded_verdict(row) == verdict_b
     assert row["sensor_readings"] == {"k": "v"}
 
     # a garment read back is the record ingress accepted, its crop now carrying the URI it was stored under

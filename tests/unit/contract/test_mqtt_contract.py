@@ -10,6 +10,7 @@ from seamline.contract.mqtt import (
     LineTopics,
     PayloadError,
     cloud_availability_topic,
+    every_line_topic,
     schema,
     topic_specs,
     validate_payload,
@@ -58,6 +59,15 @@ def test_line_topics_follow_the_layout():
     assert t.reviews == "seamline/site1/line-3/reviews"
     assert t.edge_availability == "seamline/site1/line-3/edge/availability"
     assert cloud_availability_topic("seamline", "classifier") == "seamline/_cloud/classifier/availability"
+    assert every_line_topic("seamline", "reviews") == "seamline/+/+/reviews"
+
+
+@pytest.mark.parametrize("root", ["", "seamline/", "a/+", "#"])
+def test_bad_topic_roots_are_refused(root):
+    with pytest.raises(ValueError):
+        LineTopics(root, "site1", "line1")
+    with pytest.raises(ValueError):
+        every_line_topic(root, "reviews")
 
 
 @pytest.mark.parametrize("site", ["", "Site1", "a/b", "a+b", "#", "_cloud", "x" * 65])

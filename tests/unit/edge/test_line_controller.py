@@ -5,6 +5,7 @@ import pytest
 from edge.linecontrol.controller import LineController, VerdictOutcome, action_for
 from edge.linecontrol.ledger import CommandLedger
 from seamline.domain import LineAction
+from tests.fixtures.messages import verdict
 
 
 class Clock:
@@ -34,7 +35,14 @@ def setup(tmp_path):
 
 
 def _verdict(item_id="g1", decision="reject", final=True, verdict_id="v1"):
-    return {"item_id": item_id, "verdict_id": verdict_id, "decision": decision, "final": final}
+    return verdict(
+        item_id=item_id,
+        verdict_id=verdict_id,
+        decision=decision,
+        final=final,
+        route="auto" if final else "human",
+        priority="none" if final else "medium",
+    )
 
 
 @pytest.mark.parametrize(
@@ -49,7 +57,7 @@ def _verdict(item_id="g1", decision="reject", final=True, verdict_id="v1"):
     ],
 )
 def test_action_mapping(decision, final, action):
-    assert action_for({"decision": decision, "final": final}) is action
+    assert action_for(_verdict(decision=decision, final=final)) is action
 
 
 def test_verdict_in_time_commands_once(setup):
@@ -120,7 +128,7 @@ def test_restart_keeps_commands_and_resends_only_unacknowledged(tmp_path):
     for i in range(3):
         controller.track(f"g{i}", "st1", deadline_at=clock.now + 5)
         controller.on_verdict(_verdict(item_id=f"g{i}", verdict_id=f"v{i}"))
-    controller.published(sink.sent[0].command_id)
+    ledger.mark_published(sink.sent[0].command_id)  # what the MQTT sink does on the broker's ack
     controller.track("g3", "st1", deadline_at=clock.now + 1)
     ledger.close()
 
