@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+from contextlib import ExitStack
 from pathlib import Path
 
 import typer
+
+from seamline.children import STOP_SIGNALS, StopRequested, stop_on_signals
 
 logger = logging.getLogger(__name__)
 
@@ -33,35 +36,36 @@ def serve(
             "e.g. lines: [{site_id: site1, line_id: line1}]"
         )
     setup_logging(seamline_config.logging.level, seamline_config.logging.json_lines)
-    vllm = None
-    base_url = None
-    if cloud_config.local_vllm is not None:
-        from cloud.classifiers.vllm_server import start_vllm_server
 
-        local = cloud_config.local_vllm
-        vllm = start_vllm_server(
-            local.model, port=local.port, served_model_name=cloud_config.classifier.model
-        )
-        typer.echo(f"starting local vLLM on {vllm.url} with {local.model} (log {vllm.log_path}) ...")
-        vllm.wait_ready(local.ready_timeout_s)
-        base_url = vllm.openai_base_url
-
-    async def main() -> None:
+    async def main(base_url: str | None) -> None:
         service = CloudService(seamline_config, cloud_config, classifier_base_url=base_url)
         port = await service.start()
         typer.echo(f"cloud service listening on port {port}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
         await service.stop()
 
-    try:
-        asyncio.run(main())
-    finally:
-        if vllm is not None:
-            vllm.stop()
+    # A stop before the service serves (vLLM can take minutes to start) is as clean a stop as one after.
+    with stop_on_signals(), ExitStack() as stack:
+        try:
+            base_url = None
+            if (local := cloud_config.local_vllm) is not None:
+                from cloud.classifiers.vllm_server import start_vllm_server
+
+                vllm = stack.enter_context(
+                    start_vllm_server(
+                        local.model, port=local.port, served_model_name=cloud_config.classifier.model
+                    )
+                )
+                typer.echo(f"starting local vLLM on {vllm.url} with {local.model} (log {vllm.log_path}) ...")
+                vllm.wait_ready(local.ready_timeout_s)
+                base_url = vllm.openai_base_url
+            asyncio.run(main(base_url))
+        except StopRequested:
+            pass
 
 
 @app.command("vllm")
@@ -73,11 +77,15 @@ def vllm(
     """Start a local vLLM server (CPU build here; the GPU build elsewhere) and keep it running."""
     from cloud.classifiers.vllm_server import start_vllm_server
 
-    server = start_vllm_server(model, port=port, served_model_name=served_model_name)
-    typer.echo(f"vLLM starting on {server.url} (log {server.log_path})")
-    try:
-        seconds = server.wait_ready(600)
-        typer.echo(f"ready after {seconds:.0f} s; Ctrl-C stops it")
-        signal.sigwait({signal.SIGINT, signal.SIGTERM})
-    finally:
-        server.stop()
+    with (
+        stop_on_signals(),
+        start_vllm_server(model, port=port, served_model_name=served_model_name) as server,
+    ):
+        typer.echo(f"vLLM starting on {server.url} (log {server.log_path})")
+        try:
+            seconds = server.wait_ready(600)
+            typer.echo(f"ready after {seconds:.0f} s; Ctrl-C stops it")
+            while True:
+                signal.pause()
+        except StopRequested:
+            pass  # leaving the block stops the server

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from seamline import envs
+from seamline.children import StopRequested, stop_on_signals
 from seamline.errors import SeamlineError
 from seamline.logs import setup_logging
 
@@ -112,7 +113,8 @@ def demo(
         settings.detector = detector
     if classifier is not None:
         settings.classifier = classifier
-    stats = run_demo(settings, live=live).stats
+    with stop_on_signals():  # SIGTERM unwinds like Ctrl-C: run_demo stops the processes it started
+        stats = run_demo(settings, live=live).stats
     from rich.console import Console
 
     Console().print(stats_table(settings, stats, title="Seamline demo: summary"))
@@ -161,6 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except StopRequested as stop:  # SIGTERM or SIGINT, within seamline.children.stop_on_signals
+        typer.echo("aborted", err=True)
+        sys.exit(128 + stop.signum)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except Exception as exc:  # click usage errors (typer may vendor its own click) carry their own exit code

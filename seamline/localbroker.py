@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+from seamline.children import end_process
 from seamline.errors import SeamlineError
 from seamline.optional import require
 
@@ -95,16 +96,6 @@ def _wait_until_answers(host: str, port: int, timeout: float, alive: callable[[]
     raise BrokerStartError(f"broker on {host}:{port} did not answer within {timeout:.0f} s")
 
 
-def _end_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
-    """Terminate ``proc``, and kill it if it is still there after ``timeout`` seconds."""
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
 def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> LocalBroker:
     """Start ``mosquitto`` on 127.0.0.1:port (free port if None) with the project's configuration."""
     binary = shutil.which("mosquitto") or next(
@@ -124,12 +115,12 @@ def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> Loc
     proc = subprocess.Popen([binary, "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT)
 
     def stop() -> None:
-        _end_process(proc)
+        end_process(proc)
         log.close()
 
     try:
         _wait_until_answers("127.0.0.1", port, 10.0, lambda: proc.poll() is None)
-    except BrokerStartError:
+    except BaseException:  # a stop request (seamline.children) too
         stop()
         raise
     logger.info("started mosquitto on 127.0.0.1:%d (pid %d)", port, proc.pid)
@@ -154,7 +145,7 @@ def start_embedded(port: int | None = None) -> LocalBroker:
     )
 
     def stop() -> None:
-        _end_process(proc)
+        end_process(proc)
         if proc.stderr:
             proc.stderr.close()
 
@@ -165,6 +156,9 @@ def start_embedded(port: int | None = None) -> LocalBroker:
         raise BrokerStartError(
             f"{exc}: {(proc.stderr.read() if proc.stderr else b'').decode(errors='replace')[-500:]}"
         ) from None
+    except BaseException:  # a stop request (seamline.children)
+        stop()
+        raise
     logger.info("started embedded amqtt broker on 127.0.0.1:%d (pid %d)", port, proc.pid)
     return LocalBroker("127.0.0.1", port, "embedded", [stop])
 

@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from types import TracebackType
 from typing import Self
 
 from seamline import envs
+from seamline.children import end_process
 from seamline.errors import SeamlineError
 
 logger = logging.getLogger(__name__)
@@ -177,21 +177,7 @@ class VllmServer:
 
     def stop(self, timeout: float = 20.0) -> None:
         """Terminate the process group (API server, engine core, workers); kill what outlives ``timeout``."""
-        group = self.process.pid  # the leader of its own session
-        if self.process.poll() is None:
-            _signal_group(group, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                logger.warning("vLLM server %s ignored SIGTERM for %.0f s; killing it", self.url, timeout)
-                _signal_group(group, signal.SIGKILL)
-                self.process.wait()
-        # The leader can be gone while spawned children linger in its group.
-        deadline = time.monotonic() + min(timeout, 5.0)
-        while _signal_group(group, 0) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _signal_group(group, signal.SIGKILL):
-            logger.warning("killed processes left in vLLM server group %d", group)
+        end_process(self.process, timeout, group=True)  # the leader of its own session
         if self.tmp_dir is not None:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
@@ -202,17 +188,6 @@ class VllmServer:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
-
-
-def _signal_group(group: int, sig: int) -> bool:
-    """Send ``sig`` to process group ``group``; False if no process is left in it."""
-    try:
-        os.killpg(group, sig)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # a zombie leader not yet reaped, or a reused id: nothing of ours to signal
-        return False
-    return True
 
 
 def start_vllm_server(

@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from seamline.children import StopRequested, end_process
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import LineTopics
@@ -152,14 +152,7 @@ class _Process:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 60.0) -> int:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s did not stop in %.0f s; killing it", self.name, timeout)
-            self.proc.kill()
-            code = self.proc.wait()
+        code = end_process(self.proc, timeout)
         self._thread.join(5)
         self._log.close()
         return code
@@ -262,7 +255,7 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
             try:
                 while all(p.alive() for p in processes if p.name != "edge"):
                     time.sleep(1)
-            except KeyboardInterrupt:
+            except (KeyboardInterrupt, StopRequested):
                 pass
         return DemoResult(stats, monitor, config)
     finally:

@@ -22,6 +22,7 @@ from seamline.contract.mqtt import LineTopics, validate_payload
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.localbroker import free_port
 from tests.integration.cloud.test_cloud_service import _garments
+from tests.processes import port_open
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
@@ -169,13 +170,5 @@ def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
         statuses = [r[0] for r in db.execute("SELECT status FROM garments")]
     assert statuses == ["published"] * 3
     assert not wait_until(
-        lambda: _port_open(vllm_port), timeout=2
+        lambda: port_open(vllm_port), timeout=2
     )  # the local vLLM went down with the service
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
