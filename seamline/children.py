@@ -2,29 +2,46 @@
 
 Seamline's commands start servers: ``seamline cloud vllm`` and ``seamline cloud serve`` a vLLM server, the
 demo a broker and its parts, the tests a broker and vLLM. However such a command ends, its children must end
-with it, or they keep their port and their memory. A stop request, SIGTERM or SIGINT, is the way out covered
-here: Python's default SIGTERM ends the process on the spot, skipping every ``finally``; within
-``stop_on_signals()`` both signals raise ``StopRequested`` in the main thread instead, so the ``finally`` and
-``with`` blocks that stop the children run. Only the first signal does: a repeat would cut that clean-up
-short, so it is ignored.
+with it, or they keep their port and their memory. Two ways out are covered:
+
+- A stop request, SIGTERM or SIGINT. Python's default SIGTERM ends the process on the spot, skipping every
+  ``finally``; within ``stop_on_signals()`` both signals raise ``StopRequested`` in the main thread instead,
+  so the ``finally`` and ``with`` blocks that stop the children run. Only the first signal does: a repeat
+  would cut that clean-up short, so it is ignored.
+- A death nothing in the process sees: SIGKILL, the OOM killer, a crash. ``start_child`` starts a child
+  through a launcher, this file run as a script, that asks the kernel to SIGKILL the child when its parent
+  dies (Linux ``PR_SET_PDEATHSIG``) and then ``exec``s the command: it works for any program (mosquitto
+  too), and needs no ``preexec_fn``, which can deadlock a process that has threads. The kernel sends that
+  signal when the *thread* that started the child ends, so start children from the main thread (or one that
+  lives as long as they should); and it forgets it when the child changes its user (as mosquitto started by
+  root does unless told not to). Processes a child starts itself (vLLM's engine core and worker) call
+  ``die_with_parent`` at start.
 
 ``end_process`` stops a child: SIGTERM, then SIGKILL after a timeout, to its whole process group if it leads
 one.
+
+This module imports only the standard library: it runs as the launcher, isolated (``python -I``).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_LINUX = sys.platform.startswith("linux")
+CHILDREN_LAUNCHER = __file__  # run as a script: python -I CHILDREN_LAUNCHER PARENT_PID PROGRAM [ARG ...]
 
 
 class StopRequested(BaseException):
@@ -101,3 +118,42 @@ def end_process(process: subprocess.Popen, timeout: float = 5.0, *, group: bool 
         if signal_group(process.pid, signal.SIGKILL):
             logger.warning("killed processes left in process group %d", process.pid)
     return process.returncode
+
+
+def die_with_parent(parent_pid: int) -> None:
+    """Have the kernel SIGKILL this process when its parent, ``parent_pid``, ends; end now if it has.
+
+    Linux only; elsewhere this does nothing.
+    """
+    if not _LINUX:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent_pid:  # it ended before the kernel was asked: no signal would come
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def start_child(args: Sequence[str | os.PathLike[str]], **popen_kwargs: Any) -> subprocess.Popen:
+    """``subprocess.Popen(args, **popen_kwargs)`` for a child that dies with this process (see above).
+
+    Raises:
+        FileNotFoundError: ``args[0]`` is no program on the child's ``PATH``, as Popen would.
+    """
+    command = [os.fspath(arg) for arg in args]
+    if not _LINUX:
+        return subprocess.Popen(command, **popen_kwargs)
+    env = popen_kwargs.get("env") or os.environ
+    if shutil.which(command[0], path=env.get("PATH", os.defpath)) is None:
+        raise FileNotFoundError(2, "No such file or directory", command[0])
+    # -I: the launcher needs only the standard library, whatever PYTHONPATH the child is given
+    launcher = [sys.executable, "-I", CHILDREN_LAUNCHER, str(os.getpid())]
+    return subprocess.Popen([*launcher, *command], **popen_kwargs)
+
+
+if __name__ == "__main__":
+    # The launcher start_child runs
+    die_with_parent(int(sys.argv[1]))
+    os.execvp(sys.argv[2], sys.argv[2:])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
 import socket
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from seamline.children import end_process
+from seamline.children import end_process, start_child
 from seamline.errors import SeamlineError
 from seamline.optional import require
 
@@ -109,10 +110,14 @@ def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> Loc
     conf, n = re.subn(r"(?m)^listener\s+\d+(\s+\S+)?\s*$", f"listener {port} 127.0.0.1", conf)
     if n != 1:
         raise BrokerStartError(f"{MOSQUITTO_CONF}: expected exactly one 'listener' line, found {n}")
+    if os.geteuid() == 0:
+        # Started as root, mosquitto switches to its own user, and a change of user clears the kernel's order
+        # to end it with this process (seamline.children.start_child).
+        conf += "user root\n"
     conf_path = workdir / "mosquitto.conf"
     conf_path.write_text(conf, encoding="utf-8")
     log = open(workdir / "mosquitto.log", "wb")  # noqa: SIM115 - lives as long as the broker
-    proc = subprocess.Popen([binary, "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT)
+    proc = start_child([binary, "-c", str(conf_path)], stdout=log, stderr=subprocess.STDOUT)
 
     def stop() -> None:
         end_process(proc)
@@ -138,7 +143,7 @@ def start_embedded(port: int | None = None) -> LocalBroker:
     """Start an amqtt broker on 127.0.0.1:port in a child process (stopping it can never hang the caller)."""
     require("amqtt", "The embedded MQTT broker", extra="dev")
     port = port or free_port()
-    proc = subprocess.Popen(
+    proc = start_child(
         [sys.executable, "-m", "seamline.localbroker", "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

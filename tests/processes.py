@@ -44,6 +44,17 @@ def survivors(tree: dict[int, str]) -> list[int]:
     return alive
 
 
+def describe(pids: list[int]) -> dict[int, str]:
+    """pid -> command line, for an assertion's message."""
+    lines = {}
+    for pid in pids:
+        try:
+            lines[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+        except OSError:
+            lines[pid] = "(gone)"
+    return lines
+
+
 def kill_survivors(tree: dict[int, str]) -> None:
     """Clean up after a failed test: SIGKILL what is left of ``tree``."""
     for pid in survivors(tree):

@@ -11,6 +11,8 @@ interpreter where the repair cannot reach, is kept in-process on CPU.
 
 ``start_vllm_server`` starts that module as a subprocess in its own process group with Seamline's cache
 layout, offline hub access and the structured-output settings that produced valid JSON every time on CPU.
+The server and every process it spawns die with their parent (``seamline.children``), so no part of it
+outlives a supervisor killed with SIGKILL.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from types import TracebackType
 from typing import Self
 
 from seamline import envs
-from seamline.children import end_process
+from seamline.children import die_with_parent, end_process, start_child
 from seamline.errors import SeamlineError
 
 logger = logging.getLogger(__name__)
@@ -260,7 +262,7 @@ def start_vllm_server(
     tmp_dir = Path(tempfile.mkdtemp(prefix=f"{port}-", dir=vllm_cache_dir() / "tmp"))  # short: socket paths
     logger.info("starting vLLM server on %s:%d for %s (log %s)", host, port, model, log_path)
     with open(log_path, "wb") as log:  # the child keeps its own descriptor
-        process = subprocess.Popen(
+        process = start_child(
             command,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -299,9 +301,16 @@ def _prepare_server_process() -> None:
 
 
 _TORCH_COMPAT = None
+_SPAWNER_PID_ENV = "SEAMLINE_VLLM_SPAWNER_PID"  # the vLLM process that spawned this one
 if __name__ in ("__main__", "__mp_main__"):
     # Runs in the server and, through spawn's re-import as __mp_main__, in the engine core and workers. A
     # process that only launches the server (start_vllm_server) never imports torch or vLLM.
+    if __name__ == "__mp_main__":
+        # The server dies with whoever started it (start_child), but vLLM's worker outlived a server killed
+        # with SIGKILL by 30 s and more: die with the spawning process too. Its pid comes through the
+        # environment, as os.getppid() would already name another process were that one gone.
+        die_with_parent(int(os.environ.get(_SPAWNER_PID_ENV, os.getppid())))
+    os.environ[_SPAWNER_PID_ENV] = str(os.getpid())  # for the processes this one spawns
     _prepare_server_process()
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from seamline.children import StopRequested, end_process
+from seamline.children import StopRequested, end_process, start_child
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import LineTopics
@@ -124,7 +124,7 @@ class _Process:
         self.ready = threading.Event()
         self._pattern = re.compile(ready) if ready else None
         env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
+        self.proc = start_child(
             [sys.executable, "-m", "seamline", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

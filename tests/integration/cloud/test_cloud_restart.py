@@ -117,24 +117,30 @@ def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
     assert all(len(ids) == 1 for ids in verdicts.values()), {i: v for i, v in verdicts.items() if len(v) > 1}
 
 
-def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
-    """The single-machine default: `cloud.local_vllm` makes `seamline cloud serve` start vLLM itself."""
-    port, vllm_port = free_port(), free_port()
+def local_vllm_config(tmp_path: Path, mqtt_url: str, model: Path, port: int, vllm_port: int) -> Path:
+    """A configuration: `seamline cloud serve` serves line1 on ``port``, starts vLLM on ``vllm_port``."""
     config = tmp_path / "seamline.yaml"
     config.write_text(
         yaml.safe_dump(
             {
-                "mqtt": {"url": mqtt_broker.url, "topic_root": f"seamline-lv{time.time_ns()}"},
+                "mqtt": {"url": mqtt_url, "topic_root": f"seamline-lv{time.time_ns()}"},
                 "grpc": {"listen_address": f"127.0.0.1:{port}"},
                 "storage": {"data_dir": str(tmp_path / "data")},
                 "cloud": {
                     "lines": [{"site_id": "site1", "line_id": "line1"}],
                     "classifier": {"model": "tiny"},
-                    "local_vllm": {"model": str(tiny_qwen_dir), "port": vllm_port},
+                    "local_vllm": {"model": str(model), "port": vllm_port},
                 },
             }
         )
     )
+    return config
+
+
+def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
+    """The single-machine default: `cloud.local_vllm` makes `seamline cloud serve` start vLLM itself."""
+    port, vllm_port = free_port(), free_port()
+    config = local_vllm_config(tmp_path, mqtt_broker.url, tiny_qwen_dir, port, vllm_port)
     log = tmp_path / "cloud.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "seamline", "cloud", "serve", "--config", str(config)],

@@ -1,4 +1,4 @@
-"""`seamline demo` stopped while its cloud service starts vLLM: no process it started survives it."""
+"""`seamline demo` stopped or killed while its cloud starts vLLM: no process it started survives it."""
 
 import os
 import signal
@@ -7,13 +7,18 @@ import sys
 
 import pytest
 
-from tests.processes import kill_survivors, process_tree, survivors
+from tests.processes import describe, kill_survivors, process_tree, survivors
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
 
 
-def test_sigterm_stops_every_part_of_the_demo(tmp_path):
+@pytest.mark.parametrize(
+    ("sig", "exit_code"),
+    [(signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGKILL, -signal.SIGKILL)],
+    ids=["SIGTERM", "SIGKILL"],
+)
+def test_no_part_of_the_demo_outlives_it(tmp_path, sig, exit_code):
     out = tmp_path / "demo"
     demo = subprocess.Popen(
         # mqtt://127.0.0.1:1 answers nothing, so the demo starts its own broker
@@ -40,9 +45,9 @@ def test_sigterm_stops_every_part_of_the_demo(tmp_path):
         assert wait_until(lambda: cloud_log.exists() and "starting local vLLM" in cloud_log.read_text(), 120)
         tree = process_tree(demo.pid)
         assert len(tree) >= 4, tree
-        demo.send_signal(signal.SIGTERM)
+        demo.send_signal(sig)
         output, _ = demo.communicate(timeout=120)
-        assert demo.returncode == 128 + signal.SIGTERM, output
-        assert wait_until(lambda: not survivors(tree), timeout=10), survivors(tree)
+        assert demo.returncode == exit_code, output
+        assert wait_until(lambda: not survivors(tree), timeout=10), describe(survivors(tree))
     finally:
         kill_survivors(tree or process_tree(demo.pid))
