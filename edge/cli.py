@@ -64,7 +64,8 @@ def export(
 
     result = export_onnx(checkpoint, out, opset=opset, version=version)
     typer.echo(
-        f"ONNX: {result.path} ({result.size_bytes / 1e6:.1f} MB, opset {result.opset}) in {result.seconds:.1f} s; "
+        f"ONNX: {result.path} ({result.size_bytes / 1e6:.1f} MB, opset {result.opset}) "
+        f"in {result.seconds:.1f} s; "
         f"vs PyTorch: scores {result.max_score_diff:.1e}, boxes {result.max_box_diff:.1e} px"
     )
     if tensorrt:
@@ -79,5 +80,6 @@ def export(
             opt_batch=max_batch,
         )
         typer.echo(
-            f"TensorRT: {engine.path} ({engine.size_bytes / 1e6:.1f} MB, {engine.precision}) in {engine.seconds:.0f} s"
+            f"TensorRT: {engine.path} ({engine.size_bytes / 1e6:.1f} MB, {engine.precision}) "
+            f"in {engine.seconds:.0f} s"
         )

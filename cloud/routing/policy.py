@@ -1,20 +1,19 @@
 """The routing policy: which garments the system settles by itself and which go to people, in what order.
-
-What the seed did, and what this policy changes:
+ What the seed did, and what this policy changes:
 
 * The seed's gate for automation was the mean *detector* score. The detector answers "is something here?", not
-  "is the classification right?", and it is tuned for recall, so its score says little about the verdict. Here the
-  gate is the classifier's own confidence in each region's answer: the probability of the tokens it chose for the
-  ``type`` and ``severity`` fields (vLLM logprobs), and, when self-consistency sampling is on, the share of samples
-  that agree. The region confidence is the smaller of the two when both exist; with neither, it is 0 and nothing is
-  automated (an uncalibrated answer never acts on its own).
+  "is the classification right?", and it is tuned for recall, so its score says little about the verdict. Here
+  the gate is the classifier's own confidence in each region's answer: the probability of the tokens it chose
+  for the ``type`` and ``severity`` fields (vLLM logprobs), and, when self-consistency sampling is on, the
+  share of samples that agree. The region confidence is the smaller of the two when both exist; with neither,
+  it is 0 and nothing is automated (an uncalibrated answer never acts on its own).
 * In the seed a classifier "reject" always became "review", so nothing was ever rejected automatically, and a
   "reject" outranked its own severity. Here the garment decision comes from the constrained fields through the
-  taxonomy's rule (reject from ``reject_at_severity`` up), never from free text or from the model's own decision
-  field; that field is only checked for consistency with the severity it gave.
-* Confidence is combined per decision, not averaged: a reject needs one region that surely is an unsellable defect
-  (the most confident rejecting region counts); a pass needs every region surely harmless (the least confident
-  region counts).
+  taxonomy's rule (reject from ``reject_at_severity`` up), never from free text or from the model's own
+  decision field; that field is only checked for consistency with the severity it gave.
+* Confidence is combined per decision, not averaged: a reject needs one region that surely is an unsellable
+  defect (the most confident rejecting region counts); a pass needs every region surely harmless (the least
+  confident region counts).
 
 The detector still has two roles: a region the classifier calls an unsellable defect cannot be rejected
 automatically when the detector barely saw it (``min_detector_score_for_auto_reject``: the classifier may be
@@ -22,8 +21,9 @@ hallucinating), and a region the classifier calls normal while the detector is n
 (``detector_veto_score``) goes to a person (the classic source of leaked defects).
 
 Bands (the seed's 0.95 / 0.70): confidence >= ``auto_threshold`` (0.95) is settled automatically; below it a
-person decides, with priority high below ``high_priority_below`` (0.70), medium below ``medium_priority_below``
-(0.85), low otherwise — raised to high whenever a region is severe or the classifier failed.
+person decides, with priority high below ``high_priority_below`` (0.70), medium below
+``medium_priority_below`` (0.85), low otherwise — raised to high whenever a region is severe or the classifier
+failed.
 """
 
 from __future__ import annotations
@@ -144,15 +144,17 @@ class RoutingPolicy:
         if region.type == self.normal_id and region.detector_score >= self.config.detector_veto_score:
             return (
                 0.0,
-                f"{region.crop_id}: called normal but the detector is {region.detector_score:.2f} sure of a defect",
+                f"{region.crop_id}: called normal but the detector is {region.detector_score:.2f} sure "
+                "of a defect",
             )
         consistent = (region.suggested is Decision.REJECT) == self.rejects(
             region
         ) or region.suggested is Decision.REVIEW
         if not consistent:
+            severity = region.severity.value if region.severity else "none"
             return (
                 0.0,
-                f"{region.crop_id}: decision {region.suggested.value} contradicts {region.type}/{region.severity.value if region.severity else 'none'}",
+                f"{region.crop_id}: decision {region.suggested.value} contradicts {region.type}/{severity}",
             )
         return float(min(max(confidence, 0.0), 1.0)), None
 
@@ -186,7 +188,8 @@ class RoutingPolicy:
             ]
             if not eligible:
                 reasons.append(
-                    f"rejecting regions have detector scores below {self.config.min_detector_score_for_auto_reject}"
+                    "rejecting regions have detector scores below "
+                    f"{self.config.min_detector_score_for_auto_reject}"
                 )
             confidence = max((confidences[r.crop_id] for r in eligible), default=0.0)
             proposed = Decision.REJECT
@@ -198,7 +201,8 @@ class RoutingPolicy:
                 proposed, Route.AUTO, Priority.NONE, confidence, True, tuple(reasons), confidences
             )
         reasons.append(
-            f"confidence {confidence:.3f} below {self.config.auto_threshold} for an automatic {proposed.value}"
+            f"confidence {confidence:.3f} below {self.config.auto_threshold} "
+            f"for an automatic {proposed.value}"
         )
         priority = self._priority(confidence, regions, urgent=False)
         return RoutingDecision(

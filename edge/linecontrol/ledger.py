@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS items (
     late_verdict_at REAL
 );
 CREATE INDEX IF NOT EXISTS items_undecided ON items (deadline_at) WHERE command_id IS NULL;
-CREATE INDEX IF NOT EXISTS items_unpublished ON items (decided_at) WHERE command_id IS NOT NULL AND published_at IS NULL;
+CREATE INDEX IF NOT EXISTS items_unpublished ON items (decided_at)
+    WHERE command_id IS NOT NULL AND published_at IS NULL;
 """
 
 
@@ -69,7 +70,8 @@ class CommandLedger:
         """Start waiting for a verdict on ``item_id``; False if it was already registered."""
         with self._lock:
             cursor = self._db.execute(
-                "INSERT OR IGNORE INTO items (item_id, station_id, registered_at, deadline_at) VALUES (?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO items (item_id, station_id, registered_at, deadline_at) "
+                "VALUES (?, ?, ?, ?)",
                 (item_id, station_id, time.time(), deadline_at),
             )
         return cursor.rowcount == 1
@@ -112,7 +114,8 @@ class CommandLedger:
         """A verdict that came after the command was decided: kept for reporting, never acted on."""
         with self._lock:
             self._db.execute(
-                "UPDATE items SET late_verdict_id = ?, late_verdict_at = ? WHERE item_id = ? AND late_verdict_id IS NULL",
+                "UPDATE items SET late_verdict_id = ?, late_verdict_at = ? "
+                "WHERE item_id = ? AND late_verdict_id IS NULL",
                 (verdict_id, time.time(), item_id),
             )
 
@@ -141,7 +144,8 @@ class CommandLedger:
         """Garments still without a command whose deadline is at or before ``now``."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT item_id FROM items WHERE command_id IS NULL AND deadline_at <= ? ORDER BY deadline_at LIMIT ?",
+                "SELECT item_id FROM items WHERE command_id IS NULL AND deadline_at <= ? "
+                "ORDER BY deadline_at LIMIT ?",
                 (now, limit),
             ).fetchall()
         return [r[0] for r in rows]
@@ -156,7 +160,8 @@ class CommandLedger:
         """Decided commands the broker has not acknowledged yet, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT command_id, item_id, station_id, action, cause, verdict_id, decided_at, deadline_at FROM items "
+                "SELECT command_id, item_id, station_id, action, cause, verdict_id, decided_at, deadline_at "
+                "FROM items "
                 "WHERE command_id IS NOT NULL AND published_at IS NULL ORDER BY decided_at LIMIT ?",
                 (limit,),
             ).fetchall()
@@ -167,7 +172,8 @@ class CommandLedger:
         with self._lock:
             waiting, decided, unpublished, late = self._db.execute(
                 "SELECT SUM(command_id IS NULL), SUM(command_id IS NOT NULL), "
-                "SUM(command_id IS NOT NULL AND published_at IS NULL), SUM(late_verdict_id IS NOT NULL) FROM items"
+                "SUM(command_id IS NOT NULL AND published_at IS NULL), SUM(late_verdict_id IS NOT NULL) "
+                "FROM items"
             ).fetchone()
         return {
             "waiting": waiting or 0,

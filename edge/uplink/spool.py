@@ -160,7 +160,8 @@ class Spool:
         """Unacknowledged garments with ``seq > after_seq``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, item_id, payload, enqueued_at, attempts FROM garments WHERE seq > ? ORDER BY seq LIMIT ?",
+                "SELECT seq, item_id, payload, enqueued_at, attempts FROM garments "
+                "WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
         return [SpooledGarment(*row) for row in rows]

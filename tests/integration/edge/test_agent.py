@@ -1,4 +1,4 @@
-"""The edge agent end to end on real parts: ONNX Runtime detector, real broker, real cloud ingress on a free port."""
+"""The edge agent end to end on real parts: ONNX Runtime detector, a broker, cloud ingress on a free port."""
 
 import threading
 import time
