@@ -155,7 +155,10 @@ def main(argv: list[str] | None = None) -> None:
     """
     setup_logging(envs.SEAMLINE_LOG_LEVEL)
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click returns a command's typer.Exit code instead of raising it.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and not isinstance(code, bool) and code != 0:
+            sys.exit(code)
     except SeamlineError as exc:
         logger.debug("command failed", exc_info=True)
         typer.echo(f"error: {exc}", err=True)

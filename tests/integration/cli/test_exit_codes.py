@@ -37,3 +37,16 @@ def test_a_runtime_the_machine_lacks_is_a_failed_job_exit_1(tmp_path):
     result = _edge_run(tmp_path, {"type": "tensorrt", "engine": "detector.engine"})
     assert result.returncode == 1, result.stderr
     assert "needs the 'tensorrt' package" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_command_ending_with_typer_exit_keeps_its_code():
+    # `seamline demo` checks its arguments before starting anything and ends with typer.Exit(2).
+    result = subprocess.run(
+        [sys.executable, "-m", "seamline", "demo", "--garments", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "--garments must be >= 1" in result.stderr
