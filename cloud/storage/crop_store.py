@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from seamline.errors import ConfigError, SeamlineError
+from seamline.optional import require
 
 _EXTENSIONS = {"jpeg": "jpg", "png": "png", "webp": "webp"}
 
@@ -107,13 +108,8 @@ class S3CropStore(CropStore):
         client: Any = None,
     ) -> None:
         if client is None:
-            try:
-                import boto3
-                from botocore.config import Config
-            except ImportError as exc:
-                from seamline.errors import MissingDependencyError
-
-                raise MissingDependencyError("boto3", "cloud", "The S3 crop store") from exc
+            boto3 = require("boto3", "The S3 crop store", extra="cloud")
+            Config = require("botocore.config", "The S3 crop store", extra="cloud", package="boto3").Config
             # Path-style addressing works with every S3-compatible server; retries cover brief outages.
             config = Config(
                 s3={"addressing_style": "path"},

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from seamline.errors import MissingDependencyError
+from seamline.optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -25,10 +25,8 @@ _PG_LOCK_KEY = 0x5EA411E  # any constant shared by every Seamline process
 
 def alembic_config(connection: sa.Connection | None = None):  # type: ignore[no-untyped-def]
     """An Alembic Config for the migrations in this package (bound to ``connection`` if given)."""
-    try:
-        from alembic.config import Config
-    except ModuleNotFoundError as exc:
-        raise MissingDependencyError("alembic", "cloud", "The audit store's schema migrations") from exc
+    purpose = "The audit store's schema migrations"
+    Config = require("alembic.config", purpose, extra="cloud", package="alembic").Config
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     if connection is not None:
