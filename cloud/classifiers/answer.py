@@ -21,12 +21,28 @@ NORMAL_REASON = "No defect: the fabric is intact."
 
 
 def answer_schema(taxonomy: Taxonomy) -> dict[str, Any]:
-    """JSON Schema of one region's answer."""
+    """JSON Schema of one region's answer.
+
+    Two shapes, so the grammar itself pairs type and severity: a defect type takes one of the three
+    severities, ``normal`` takes ``"none"``. (A single object with both enums let a random-weight model answer
+    a defect with no severity, which the parser then had to refuse.)
+    """
+    normal = taxonomy.normal.id
+    defects = [label for label in taxonomy.label_ids if label != normal]
+    return {
+        "anyOf": [
+            _region_shape(defects, [s.value for s in Severity]),
+            _region_shape([normal], [NO_SEVERITY]),
+        ]
+    }
+
+
+def _region_shape(types: list[str], severities: list[str]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "type": {"type": "string", "enum": list(taxonomy.label_ids)},
-            "severity": {"type": "string", "enum": [NO_SEVERITY, *(s.value for s in Severity)]},
+            "type": {"type": "string", "enum": types},
+            "severity": {"type": "string", "enum": severities},
             "decision": {"type": "string", "enum": [d.value for d in Decision]},
             "reason": {"type": "string", "minLength": 1, "maxLength": REASON_MAX_CHARS},
         },

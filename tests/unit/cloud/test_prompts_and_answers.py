@@ -15,9 +15,23 @@ TAXONOMY = default_taxonomy()
 
 def test_schema_enums_come_from_the_taxonomy():
     schema = answer_schema(TAXONOMY)
-    assert schema["properties"]["type"]["enum"] == list(TAXONOMY.label_ids)
-    assert list(schema["properties"]) == ["type", "severity", "decision", "reason"]
+    defect, normal = schema["anyOf"]
+    assert defect["properties"]["type"]["enum"] + normal["properties"]["type"]["enum"] == list(
+        TAXONOMY.label_ids
+    )
+    for shape in (defect, normal):
+        assert list(shape["properties"]) == ["type", "severity", "decision", "reason"]
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_schema_pairs_type_and_severity():
+    validator = jsonschema.Draft202012Validator(answer_schema(TAXONOMY))
+
+    def valid(label, severity):
+        return validator.is_valid({"type": label, "severity": severity, "decision": "review", "reason": "x"})
+
+    assert valid("stain", "minor") and valid("normal", "none")
+    assert not valid("stain", "none") and not valid("normal", "severe")
 
 
 @pytest.mark.parametrize(
