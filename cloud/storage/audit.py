@@ -9,7 +9,8 @@ the same calls scale out by changing the URL. Writes are synchronous; async call
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,17 @@ class AuditStore:
                 is not None
             )
 
-    def accept(self, record: GarmentRecord, crop_uris: dict[str, str]) -> bool:
+    def accept(
+        self,
+        record: GarmentRecord,
+        crop_uris: dict[str, str],
+        *,
+        owner: str | None = None,
+        lease_s: float = 0.0,
+    ) -> bool:
         """Record an accepted garment and its crops in one transaction; False if the item id was already
-        there."""
+        there. ``owner`` takes the garment's lease for ``lease_s`` (the replica that accepted it classifies
+        it)."""
         row = {
             "item_id": record.item_id,
             "site_id": record.site_id,
@@ -89,6 +98,8 @@ class AuditStore:
             "operator_note": record.operator_note,
             "sensor_readings": dict(record.sensor_readings),
             "status": "accepted",
+            "owner": owner,
+            "lease_until": utcnow() + timedelta(seconds=lease_s) if owner else None,
         }
         crop_rows = [
             {
@@ -128,6 +139,62 @@ class AuditStore:
                 .limit(limit)
             ).all()
         return [r[0] for r in rows]
+
+    # leases: every unfinished garment is seen through by exactly one live replica --------------------------
+
+    def claim(self, owner: str, *, lease_s: float, limit: int = 100) -> list[str]:
+        """Take the lease of unfinished garments nobody holds, live deadlines first, then oldest first.
+
+        Unfinished is accepted or classified but not published; nobody holds it when it never had a lease or
+        its lease ran out (its replica died or lost its database). Each row is taken with a compare-and-set
+        update, so two replicas sweeping at once never both take the same garment.
+        """
+        now = utcnow()
+        unfinished = garments.c.status.in_(("accepted", "classified"))
+        free = sa.or_(garments.c.lease_until.is_(None), garments.c.lease_until < now)
+        live_first = sa.case(
+            (sa.and_(garments.c.deadline_at.is_not(None), garments.c.deadline_at > now), 0), else_=1
+        )
+        claimed = []
+        with self.engine.begin() as conn:
+            candidates = conn.execute(
+                sa.select(garments.c.item_id)
+                .where(unfinished, free)
+                .order_by(live_first, garments.c.deadline_at, garments.c.received_at)
+                .limit(limit)
+            ).all()
+            for (item_id,) in candidates:
+                taken = conn.execute(
+                    garments.update()
+                    .where(garments.c.item_id == item_id, unfinished, free)
+                    .values(owner=owner, lease_until=now + timedelta(seconds=lease_s))
+                )
+                if taken.rowcount == 1:
+                    claimed.append(item_id)
+        return claimed
+
+    def renew(self, owner: str, item_ids: Iterable[str], *, lease_s: float) -> None:
+        """Extend the leases ``owner`` holds on ``item_ids``."""
+        ids = list(item_ids)
+        until = utcnow() + timedelta(seconds=lease_s)
+        with self.engine.begin() as conn:
+            for start in range(0, len(ids), 500):
+                conn.execute(
+                    garments.update()
+                    .where(garments.c.owner == owner, garments.c.item_id.in_(ids[start : start + 500]))
+                    .values(lease_until=until)
+                )
+
+    def release(self, owner: str) -> int:
+        """Give up every lease held under ``owner`` (a replica starting again under its own name: whatever its
+        previous run held is free to claim at once). Returns how many."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                garments.update()
+                .where(garments.c.owner == owner, garments.c.status != "published")
+                .values(lease_until=None)
+            )
+        return result.rowcount
 
     def garment(self, item_id: str) -> dict[str, Any] | None:
         """The garment row with its crop rows under ``"crops"``."""
@@ -181,7 +248,7 @@ class AuditStore:
             conn.execute(
                 garments.update()
                 .where(garments.c.item_id == item_id)
-                .values(status="published", published_at=utcnow())
+                .values(status="published", published_at=utcnow(), owner=None, lease_until=None)
             )
 
     def counts(self) -> dict[str, int]:

@@ -51,8 +51,14 @@ garments = sa.Table(
     sa.Column("verdict", sa.JSON),
     sa.Column("classified_at", TZ),
     sa.Column("published_at", TZ),
+    # Who is seeing the garment through to a published verdict, and until when (cloud/service.py). A
+    # replica renews its leases while it holds the garment; an expired lease hands it to whichever replica
+    # sweeps next.
+    sa.Column("owner", sa.String(128)),
+    sa.Column("lease_until", TZ),
 )
 sa.Index("garments_status", garments.c.status, garments.c.received_at)
+sa.Index("garments_lease", garments.c.status, garments.c.lease_until)
 
 crops = sa.Table(
     "crops",

@@ -1,7 +1,8 @@
 """The audit store on SQLite (default) and PostgreSQL (by URL, when a server answers on 127.0.0.1:5432)."""
 
+import threading
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -57,6 +58,62 @@ def _exercise(store: AuditStore) -> None:
     store.accept(record, {"v0-c0": "file:///c"})
     reloaded = garment_record(store.garment("c"), {"file:///c": b"x"}.__getitem__)
     assert reloaded == replace(record, crops=(replace(record.crops[0], uri="file:///c"),))
+
+
+def _exercise_leases(store: AuditStore) -> None:
+    """Unfinished garments are held by one owner at a time; a lapsed or released lease is claimable."""
+    now = datetime.now(UTC)
+    store.accept(_record("held"), {"v0-c0": "file:///h"}, owner="r1", lease_s=60)
+    store.accept(_record("lapsed"), {"v0-c0": "file:///l"}, owner="r1", lease_s=0)
+    store.accept(replace(_record("live"), deadline_at=now + timedelta(seconds=60)), {"v0-c0": "file:///v"})
+    store.accept(_record("done"), {"v0-c0": "file:///d"})
+    store.record_verdict(verdict(item_id="done", verdict_id="vd", priority="low"))
+    store.mark_published("done")
+    store.accept(_record("to-publish"), {"v0-c0": "file:///p"})
+    store.record_verdict(verdict(item_id="to-publish", verdict_id="vp", priority="low"))
+
+    # live deadline first; published and held garments are not taken; a classified one is (to publish)
+    assert store.claim("r2", lease_s=60) == ["live", "lapsed", "to-publish"]
+    assert store.claim("r3", lease_s=60) == []  # nothing twice
+    store.renew("r1", ["held"], lease_s=0)  # r1 stops holding it in time
+    assert store.claim("r3", lease_s=60) == ["held"]
+    assert store.release("r2") == 3  # r2 starts again under its own name: its garments are free at once
+    assert sorted(store.claim("r2", lease_s=60)) == ["lapsed", "live", "to-publish"]
+    store.mark_published("to-publish")
+    assert store.release("r2") == 2  # a published garment holds no lease
+
+
+def test_leases_on_sqlite(tmp_path):
+    _exercise_leases(AuditStore.from_url(f"sqlite:///{tmp_path / 'audit.db'}"))
+
+
+def test_leases_on_postgresql(postgres_url):
+    store = AuditStore.from_url(postgres_url)
+    _exercise_leases(store)
+    store.engine.dispose()
+
+
+def test_two_replicas_claiming_at_once_never_share_a_garment(tmp_path):
+    url = f"sqlite:///{tmp_path / 'audit.db'}"
+    first, second = AuditStore.from_url(url), AuditStore.from_url(url)
+    for i in range(200):
+        first.accept(_record(f"g{i:03d}"), {"v0-c0": f"file:///{i}"})
+    taken: dict[str, list[str]] = {"a": [], "b": []}
+
+    def sweep(store: AuditStore, owner: str) -> None:
+        while batch := store.claim(owner, lease_s=60, limit=7):
+            taken[owner].extend(batch)
+
+    threads = [
+        threading.Thread(target=sweep, args=(first, "a")),
+        threading.Thread(target=sweep, args=(second, "b")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not set(taken["a"]) & set(taken["b"])
+    assert len(taken["a"]) + len(taken["b"]) == 200
 
 
 def test_sqlite(tmp_path):
