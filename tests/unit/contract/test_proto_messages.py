@@ -55,6 +55,28 @@ def test_uplink_and_downlink_are_oneofs():
     assert pb.DownlinkMessage.FromString(down.SerializeToString()).refusal.reason == "crops[0].box"
 
 
+def test_a_drop_record_is_an_uplink_kind_of_its_own():
+    now = timestamp_pb2.Timestamp()
+    now.GetCurrentTime()
+    dropped = pb.GarmentDropped(
+        item_id="site1-line1-000043",
+        site_id="site1",
+        line_id="line1",
+        station_id="st1",
+        capture_time=now,
+        dropped_at=now,
+        reason=pb.DROP_REASON_DETECTOR_BEHIND,
+        detail="detector behind",
+        line_action=pb.LINE_ACTION_DIVERT_REVIEW,
+    )
+    up = pb.UplinkMessage.FromString(pb.UplinkMessage(dropped=dropped).SerializeToString())
+    assert up.WhichOneof("kind") == "dropped" and up.dropped == dropped
+    assert not up.dropped.HasField("deadline")  # optional: the edge may not know it
+    # additive: the fields an edge already sends keep their numbers
+    kinds = pb.UplinkMessage.DESCRIPTOR.fields_by_name
+    assert (kinds["hello"].number, kinds["garment"].number, kinds["dropped"].number) == (1, 2, 3)
+
+
 def test_service_is_bidirectional_streaming():
     method = pb.DESCRIPTOR.services_by_name["InspectionService"].methods_by_name["StreamGarments"]
     assert method.client_streaming and method.server_streaming
