@@ -1,4 +1,5 @@
-"""The cloud's view of an accepted garment (what storage keeps and the classifier reads).
+"""The cloud's view of an accepted garment (what storage keeps and the classifier reads), and of one the edge
+dropped without inspecting it.
 
 These types sit below every cloud package: ingress builds them, storage keeps and reloads them, the
 classifier, routing and publishing read them. They import nothing from the cloud.
@@ -46,3 +47,22 @@ class GarmentRecord:
     operator_note: str | None = None
     sensor_readings: tuple[tuple[str, str], ...] = ()
     edge_timings_ms: tuple[tuple[str, float], ...] = ()  # informational; not kept in the audit store
+
+
+@dataclass(frozen=True)
+class DroppedGarmentRecord:
+    """A garment the edge dropped without inspecting it (a ``GarmentDropped`` record): stored for the audit
+    trail and reports, never classified."""
+
+    item_id: str
+    site_id: str
+    line_id: str
+    station_id: str
+    agent_id: str
+    captured_at: datetime
+    deadline_at: datetime | None
+    dropped_at: datetime | None  # on the edge's clock; None if the edge did not say
+    received_at: datetime
+    reason: str  # "detector_behind" | "edge_error" | "unknown_<n>" for a reason newer than this service
+    detail: str
+    line_action: str  # LineCommand.action: "divert_review" (or "pass", "reject", "unknown_<n>")

@@ -4,6 +4,8 @@ Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_AR
 served here with PERMISSION_DENIED), the ServerHello grants limits, then each garment is validated, stored
 durably (crops, then the audit row) and only then acked; a garment that breaks the contract is refused with a
 precise reason and the stream goes on. A re-sent item id is acked as a duplicate and not handed on again.
+A GarmentDropped record (a garment the edge did not inspect) is checked, stored as one audit row and acked
+the same way; nothing is handed on, since there is nothing to classify.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 import grpc
 from google.protobuf.message import DecodeError
 
-from cloud.ingress.validation import GarmentInvalid, IngressLimits, check_hello, validate_garment
+from cloud.ingress.validation import (
+    GarmentInvalid,
+    IngressLimits,
+    check_hello,
+    validate_drop,
+    validate_garment,
+)
 from cloud.records import GarmentRecord
 from cloud.storage.audit import AuditStore
 from cloud.storage.crop_store import CropKeyError, CropStore
@@ -100,6 +108,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         self.on_accepted = on_accepted or (lambda record: None)
         self.server_id = server_id or f"cloud-{uuid.uuid4().hex[:8]}"
         self.accepted = 0
+        self.drops_recorded = 0
         self.duplicates = 0
         self.refused = 0
 
@@ -148,6 +157,37 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             return _ack(item_id, duplicate=True)
         self.accepted += 1
         self.on_accepted(record)
+        return _ack(item_id, duplicate=False)
+
+    async def _handle_drop(self, dropped: pb.GarmentDropped, hello: pb.AgentHello) -> pb.DownlinkMessage:
+        """Store a dropped garment's record before acking it; the refusal rules are a garment's."""
+        item_id = dropped.item_id[:128]
+        try:
+            record = validate_drop(dropped, hello, agent_id=hello.agent_id)
+        except GarmentInvalid as exc:
+            self.refused += 1
+            logger.warning(
+                "refused drop record from %s: %s", hello.agent_id, exc.reason, extra={"item_id": item_id}
+            )
+            return _refusal(item_id, exc.code, exc.reason, retryable=False)
+        try:
+            new = await asyncio.to_thread(self.audit.record_drop, record)
+        except Exception:
+            logger.exception("could not store drop record", extra={"item_id": item_id})
+            return _refusal(
+                item_id, pb.REFUSAL_CODE_UNAVAILABLE, "storage unavailable; retry later", retryable=True
+            )
+        if not new:
+            self.duplicates += 1
+            logger.info("duplicate drop record acked again", extra={"item_id": item_id})
+            return _ack(item_id, duplicate=True)
+        self.drops_recorded += 1
+        logger.info(
+            "garment dropped at the edge recorded (%s, line %s)",
+            record.reason,
+            record.line_action,
+            extra={"item_id": item_id},
+        )
         return _ack(item_id, duplicate=False)
 
     async def StreamGarments(
@@ -201,12 +241,14 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             kind = message.WhichOneof("kind")
             if kind == "garment":
                 yield await self._handle(message.garment, hello)
+            elif kind == "dropped":
+                yield await self._handle_drop(message.dropped, hello)
             elif kind == "hello":
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "AgentHello may only be the first message of a stream"
                 )
             else:
                 await context.abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "empty UplinkMessage (neither hello nor garment)"
+                    grpc.StatusCode.INVALID_ARGUMENT, "empty UplinkMessage (no hello, garment or dropped)"
                 )
         logger.info("edge agent %s disconnected", hello.agent_id)

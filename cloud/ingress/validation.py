@@ -1,4 +1,5 @@
-"""Check an incoming Garment against the contract and the service's limits; pure, no I/O.
+"""Check an incoming Garment (or GarmentDropped record) against the contract and the service's limits; pure,
+no I/O.
 
 Every problem is reported precisely (field path, value, limit) so an integrator can fix the sender. Crops are
 decoded here too: a truncated JPEG or a decompression bomb is refused before anything is stored.
@@ -9,10 +10,11 @@ from __future__ import annotations
 import math
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import Field
 
-from cloud.records import CropRecord, GarmentRecord
+from cloud.records import CropRecord, DroppedGarmentRecord, GarmentRecord
 from seamline.clock import utcnow
 from seamline.config.base import StrictModel
 from seamline.contract.mqtt import TOPIC_LEVEL
@@ -25,6 +27,7 @@ _ENCODINGS = {pb.IMAGE_ENCODING_JPEG: "jpeg", pb.IMAGE_ENCODING_PNG: "png", pb.I
 _TIMING_KEY = re.compile(r"^[a-z_]{1,32}$")
 MAX_EDGE_TIMINGS = 8
 _BOX_SLACK = 1.0  # pixels a box may overhang its view (float rounding at the edge)
+MAX_DROP_DETAIL_CHARS = 1000
 
 
 class IngressLimits(StrictModel):
@@ -115,6 +118,21 @@ def _timestamp(ts, path: str) -> datetime:  # type: ignore[no-untyped-def]
         raise _invalid(f"{path}: not a valid timestamp ({exc})") from None
 
 
+def _check_where(message: pb.Garment | pb.GarmentDropped, hello: pb.AgentHello) -> None:
+    """The item id, site, line and station rules a Garment and a GarmentDropped share."""
+    if not _ITEM_ID.match(message.item_id):
+        raise _invalid(f"item_id {message.item_id[:140]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    if _names_nothing(message.item_id):
+        raise _invalid(f"item_id {message.item_id!r} is only dots; it needs a letter, digit, '_', ':' or '-'")
+    if message.site_id != hello.site_id or message.line_id != hello.line_id:
+        raise _invalid(
+            f"site_id/line_id {message.site_id!r}/{message.line_id!r} differ from the stream's hello "
+            f"{hello.site_id!r}/{hello.line_id!r}"
+        )
+    if len(message.station_id) > 64:
+        raise _invalid("station_id is longer than 64 characters")
+
+
 def validate_garment(
     garment: pb.Garment, hello: pb.AgentHello, limits: IngressLimits, *, agent_id: str
 ) -> GarmentRecord:
@@ -122,17 +140,7 @@ def validate_garment(
     size = garment.ByteSize()
     if size > limits.max_garment_bytes:
         raise _too_large(f"garment is {size} bytes, over the limit of {limits.max_garment_bytes}")
-    if not _ITEM_ID.match(garment.item_id):
-        raise _invalid(f"item_id {garment.item_id[:140]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
-    if _names_nothing(garment.item_id):
-        raise _invalid(f"item_id {garment.item_id!r} is only dots; it needs a letter, digit, '_', ':' or '-'")
-    if garment.site_id != hello.site_id or garment.line_id != hello.line_id:
-        raise _invalid(
-            f"site_id/line_id {garment.site_id!r}/{garment.line_id!r} differ from the stream's hello "
-            f"{hello.site_id!r}/{hello.line_id!r}"
-        )
-    if len(garment.station_id) > 64:
-        raise _invalid("station_id is longer than 64 characters")
+    _check_where(garment, hello)
     if not garment.detector_model_version or len(garment.detector_model_version) > 128:
         raise _invalid("detector_model_version must be 1-128 characters")
     if not garment.HasField("capture_time"):
@@ -254,4 +262,47 @@ def validate_garment(
         operator_note=garment.operator_note if garment.HasField("operator_note") else None,
         sensor_readings=tuple(sorted(garment.sensor_readings.items())),
         edge_timings_ms=tuple(sorted(garment.edge_timings_ms.items())),
+    )
+
+
+def _enum_name(enum: Any, number: int, path: str) -> str:
+    """The stored name of a required enum field: ``DROP_REASON_DETECTOR_BEHIND`` -> ``detector_behind``.
+
+    UNSPECIFIED (0) is refused: the sender did not say. A number this service's contract does not list yet is
+    kept as ``unknown_<n>`` instead of refused, so a record from a newer edge still reaches the audit trail.
+    """
+    if number == 0:
+        raise _invalid(f"{path} is missing ({enum.Name(0)})")
+    if number not in enum.values():
+        return f"unknown_{number}"
+    prefix = enum.Name(0).removesuffix("UNSPECIFIED")
+    return enum.Name(number).removeprefix(prefix).lower()
+
+
+def validate_drop(dropped: pb.GarmentDropped, hello: pb.AgentHello, *, agent_id: str) -> DroppedGarmentRecord:
+    """A checked ``DroppedGarmentRecord`` for a ``GarmentDropped`` record, or GarmentInvalid (INVALID) naming
+    the first problem."""
+    _check_where(dropped, hello)
+    if not dropped.HasField("capture_time"):
+        raise _invalid("capture_time is missing")
+    captured_at = _timestamp(dropped.capture_time, "capture_time")
+    deadline_at = _timestamp(dropped.deadline, "deadline") if dropped.HasField("deadline") else None
+    dropped_at = _timestamp(dropped.dropped_at, "dropped_at") if dropped.HasField("dropped_at") else None
+    reason = _enum_name(pb.DropReason, dropped.reason, "reason")
+    line_action = _enum_name(pb.LineAction, dropped.line_action, "line_action")
+    if len(dropped.detail) > MAX_DROP_DETAIL_CHARS:
+        raise _invalid(f"detail is {len(dropped.detail)} characters, over {MAX_DROP_DETAIL_CHARS}")
+    return DroppedGarmentRecord(
+        item_id=dropped.item_id,
+        site_id=dropped.site_id,
+        line_id=dropped.line_id,
+        station_id=dropped.station_id,
+        agent_id=agent_id,
+        captured_at=captured_at,
+        deadline_at=deadline_at,
+        dropped_at=dropped_at,
+        received_at=utcnow(),
+        reason=reason,
+        detail=dropped.detail,
+        line_action=line_action,
     )

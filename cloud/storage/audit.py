@@ -1,4 +1,6 @@
-"""The audit store: every accepted garment, its crops, and later its verdict and publication.
+"""The audit store: every accepted garment, its crops, and later its verdict and publication; and every
+garment the edge dropped without inspecting it (status ``dropped_at_edge``), so the trail counts every garment
+sent or dropped.
 
 The tables are in tables.py, made and upgraded by Alembic (schema.py) when a store opens.
 
@@ -18,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
-from cloud.records import CropRecord, GarmentRecord
+from cloud.records import CropRecord, DroppedGarmentRecord, GarmentRecord
 from cloud.storage.schema import upgrade
 from cloud.storage.tables import crops, garments, review_items
 from seamline.clock import utcnow
@@ -28,6 +30,9 @@ from seamline.errors import MissingDependencyError
 logger = logging.getLogger(__name__)
 
 _PRIORITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+# The status of a garment the edge dropped: final from the start, nothing to classify or publish.
+DROPPED_AT_EDGE = "dropped_at_edge"
 
 
 def create_audit_engine(url: str) -> sa.Engine:
@@ -129,12 +134,43 @@ class AuditStore:
             raise
         return True
 
+    def record_drop(self, record: DroppedGarmentRecord) -> bool:
+        """Record a garment the edge dropped (one row, status dropped_at_edge, no crops); False if the item id
+        was already there, whether as a drop or as a garment the edge did send."""
+        row = {
+            "item_id": record.item_id,
+            "site_id": record.site_id,
+            "line_id": record.line_id,
+            "station_id": record.station_id,
+            "agent_id": record.agent_id,
+            "captured_at": record.captured_at,
+            "deadline_at": record.deadline_at,
+            "received_at": record.received_at,
+            "detector_version": "",  # no detector ran on it
+            "views": [],
+            "sensor_readings": {},
+            "status": DROPPED_AT_EDGE,
+            "drop_reason": record.reason,
+            "drop_detail": record.detail,
+            "drop_line_action": record.line_action,
+            "dropped_at": record.dropped_at,
+        }
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(garments.insert().values(row))
+        except IntegrityError:
+            if self.has(record.item_id):
+                return False
+            raise
+        return True
+
     def pending(self, limit: int = 1000) -> list[str]:
-        """Item ids accepted but not yet published, oldest first (work to resume after a restart)."""
+        """Item ids accepted but not yet published, oldest first (work to resume after a restart). Garments
+        dropped at the edge are never pending: there is nothing to classify or publish."""
         with self.engine.connect() as conn:
             rows = conn.execute(
                 sa.select(garments.c.item_id)
-                .where(garments.c.status != "published")
+                .where(garments.c.status.not_in(("published", DROPPED_AT_EDGE)))
                 .order_by(garments.c.received_at)
                 .limit(limit)
             ).all()

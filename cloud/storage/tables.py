@@ -45,7 +45,8 @@ garments = sa.Table(
     sa.Column("views", sa.JSON, nullable=False),
     sa.Column("operator_note", sa.Text),
     sa.Column("sensor_readings", sa.JSON, nullable=False),
-    # accepted -> classified -> published
+    # accepted -> classified -> published; or dropped_at_edge (a GarmentDropped record: the edge never
+    # inspected it, so it has no crops, no views, an empty detector_version and is never classified)
     sa.Column("status", sa.String(16), nullable=False, default="accepted"),
     sa.Column("verdict_id", sa.String(64)),
     sa.Column("verdict", sa.JSON),
@@ -56,6 +57,11 @@ garments = sa.Table(
     # sweeps next.
     sa.Column("owner", sa.String(128)),
     sa.Column("lease_until", TZ),
+    # Set only for dropped_at_edge: why, the edge's words, the line action it commanded, when it dropped it.
+    sa.Column("drop_reason", sa.String(32)),
+    sa.Column("drop_detail", sa.Text),
+    sa.Column("drop_line_action", sa.String(16)),
+    sa.Column("dropped_at", TZ),
 )
 sa.Index("garments_status", garments.c.status, garments.c.received_at)
 sa.Index("garments_lease", garments.c.status, garments.c.lease_until)

@@ -11,7 +11,7 @@ from cloud.storage.tables import metadata
 
 
 def test_a_new_store_is_at_head_and_matches_the_tables(audit_store):
-    assert current_revision(audit_store.engine) == head_revision() == "0002"
+    assert current_revision(audit_store.engine) == head_revision() == "0004"
     with audit_store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
@@ -31,7 +31,7 @@ def test_a_store_made_before_migrations_is_stamped_and_upgraded(tmp_path):
         conn.execute(sa.text("DROP TABLE alembic_version"))
     engine.dispose()
     store = AuditStore.from_url(f"sqlite:///{tmp_path / 'old.db'}")
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0004"
     assert store.has("old-1")
     assert "verified_labels" in sa.inspect(store.engine).get_table_names()
 
@@ -42,4 +42,24 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path):
         command.downgrade(alembic_config(conn), "0001")
     assert "reviewers" not in sa.inspect(store.engine).get_table_names()
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0002"
+    assert current_revision(store.engine) == "0004"
+
+
+def test_downgrading_below_edge_drops_removes_their_rows_so_no_older_service_classifies_them(tmp_path):
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'a.db'}")
+    now = "2026-01-01 00:00:00"
+    with store.engine.begin() as conn:
+        for item_id, status in (("sent-1", "published"), ("drop-1", "dropped_at_edge")):
+            conn.execute(
+                sa.text(
+                    "INSERT INTO garments (item_id, site_id, line_id, station_id, agent_id, captured_at, "
+                    "received_at, detector_version, views, sensor_readings, status) "
+                    "VALUES (:item_id, 's', 'l', 'st', 'a', :now, :now, '', '[]', '{}', :status)"
+                ),
+                {"item_id": item_id, "now": now, "status": status},
+            )
+        command.downgrade(alembic_config(conn), "0003")
+    columns = {c["name"] for c in sa.inspect(store.engine).get_columns("garments")}
+    assert "drop_reason" not in columns and store.has("sent-1") and not store.has("drop-1")
+    upgrade(store.engine)
+    assert "drop_reason" in {c["name"] for c in sa.inspect(store.engine).get_columns("garments")}
