@@ -4,6 +4,10 @@ Threads: the source fills a bounded buffer; the detection loop empties it; the u
 network thread delivers verdicts; a ticker issues fail-safe commands when deadlines pass. Everything a garment
 needs to get its one line command (its deadline, the command itself) is in SQLite before it matters, so the
 agent can be killed at any point and restarted without losing or doubling a command.
+
+A garment the agent drops without inspecting it (the detector fell behind the camera, or the edge could not
+process it) is still diverted to review, and a small record of the drop goes through the spool to the cloud,
+so the cloud's audit trail counts every garment, not only those with crops.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from edge.linecontrol.mqtt_link import MqttCommandSink, verdict_listener
 from edge.metrics import EdgeMetrics
 from edge.sources import CapturedGarment, GarmentBuffer, GarmentSource, ItemIds, build_source
 from edge.uplink.client import Uplink, insecure_channel_factory, tls_channel_factory
-from edge.uplink.convert import garment_message
-from edge.uplink.spool import Spool, SpoolFull
+from edge.uplink.convert import dropped_message, garment_message
+from edge.uplink.spool import RecordKind, Spool, SpoolFull
 from seamline import __version__
 from seamline.clock import utcnow
 from seamline.comms.mqtt import MqttBus
@@ -153,11 +157,18 @@ class EdgeAgent:
                 break
             try:
                 self.process(garment)
-            except Exception:
+            except Exception as exc:
                 logger.exception(
                     "could not process garment; diverting it to review", extra={"item_id": garment.item_id}
                 )
-                self.controller.settle(garment.item_id, LineAction.DIVERT_REVIEW, "edge_error")
+                command = self.controller.settle(
+                    garment.item_id, LineAction.DIVERT_REVIEW, "edge_error"
+                ) or self.ledger.command_for(garment.item_id)
+                # A garment passed at the edge (nothing detected) was inspected: only record the others.
+                if command is not None and command.cause != "no_detection":
+                    self._record_drop(
+                        garment, "edge_error", f"could not process the garment: {exc!r}", command.action
+                    )
 
     def drain(self, timeout: float) -> bool:
         """Wait until every garment has its command and the spool is empty (for tests and the demo)."""
@@ -191,16 +202,23 @@ class EdgeAgent:
             for garment in self.source.garments():
                 # Start the deadline clock at capture: even a garment dropped later gets its fail-safe
                 # command.
-                deadline = garment.captured_at + timedelta(seconds=self.edge.timing.budget_s)
-                self.controller.track(garment.item_id, self.station_id, deadline.timestamp())
+                self.controller.track(
+                    garment.item_id, self.station_id, self._deadline(garment.captured_at).timestamp()
+                )
                 self.captured_at[garment.item_id] = garment.captured_at
                 self.metrics.garments.inc()
                 dropped = self.buffer.put(garment)
-                if dropped:
+                if dropped is not None:
                     self.metrics.garments_dropped.inc()
                     logger.warning(
                         "detector behind: dropped a garment (it will be diverted at its deadline)",
-                        extra={"item_id": dropped},
+                        extra={"item_id": dropped.item_id},
+                    )
+                    self._record_drop(
+                        dropped,
+                        "detector_behind",
+                        "detector behind the camera: dropped as the oldest of "
+                        f"{self.edge.buffer_capacity} garments waiting for it",
                     )
                 if self.source.skipped > skipped:
                     self.metrics.frames_skipped.inc(self.source.skipped - skipped)
@@ -220,7 +238,7 @@ class EdgeAgent:
         self.metrics.detections.inc(sum(len(d) for d in detections))
         crops = make_crops(views, detections, self.detector.label_names, self.edge.crops)
         crops_s = time.perf_counter() - started - detect_s
-        deadline_at = garment.captured_at + timedelta(seconds=self.edge.timing.budget_s)
+        deadline_at = self._deadline(garment.captured_at)
         self.processed += 1
         if not crops:
             self._pass_locally(
@@ -250,9 +268,54 @@ class EdgeAgent:
         except SpoolFull as exc:
             logger.error("%s; diverting to review", exc, extra={"item_id": garment.item_id})
             self.controller.settle(garment.item_id, LineAction.DIVERT_REVIEW, "edge_error")
+            self._record_drop(garment, "edge_error", f"could not spool the garment: {exc}")
             return
         self.metrics.crops.inc(len(crops))
         self.metrics.crop_bytes.inc(sum(len(c.jpeg) for c in crops))
+        self.uplink.notify()
+
+    def _deadline(self, captured_at: datetime) -> datetime:
+        """When a garment captured at ``captured_at`` reaches the diverter."""
+        return captured_at + timedelta(seconds=self.edge.timing.budget_s)
+
+    def _record_drop(
+        self,
+        garment: CapturedGarment,
+        reason: str,
+        detail: str,
+        line_action: LineAction = LineAction.DIVERT_REVIEW,
+    ) -> None:
+        """Spool the record of a garment dropped without inspection, for the cloud's audit trail.
+
+        ``line_action`` is the garment's line command: divert_review for a dropped garment, at its deadline
+        or at once. A garment already spooled keeps its garment record (the spool dedupes by item id). When
+        even this small record cannot be spooled (spool full, disk error), the drop stays in the ledger and
+        the log only.
+        """
+        message = dropped_message(
+            item_id=garment.item_id,
+            site_id=self.site_id,
+            line_id=self.line_id,
+            station_id=self.station_id,
+            captured_at=garment.captured_at,
+            deadline_at=self._deadline(garment.captured_at),
+            dropped_at=utcnow(),
+            reason=reason,
+            detail=detail,
+            line_action=line_action,
+        )
+        try:
+            self.spool.put(garment.item_id, message.SerializeToString(), RecordKind.DROPPED)
+        except SpoolFull as exc:
+            logger.error(
+                "%s; the cloud will not hear of this dropped garment", exc, extra={"item_id": garment.item_id}
+            )
+            return
+        except Exception:  # the record is for the audit trail: never let it stop the camera or the detector
+            logger.exception(
+                "could not spool the record of a dropped garment", extra={"item_id": garment.item_id}
+            )
+            return
         self.uplink.notify()
 
     def _pass_locally(

@@ -122,12 +122,12 @@ class GarmentBuffer:
         self._queue: queue.Queue[CapturedGarment | None] = queue.Queue(maxsize=capacity)
         self.strategy = DropStrategy(strategy)
 
-    def put(self, garment: CapturedGarment | None) -> str | None:
-        """Hand over a garment (``None`` marks the end); returns the item id dropped to make room, if any."""
+    def put(self, garment: CapturedGarment | None) -> CapturedGarment | None:
+        """Hand over a garment (``None`` marks the end); returns the garment dropped to make room, if any."""
         if self.strategy is DropStrategy.BLOCK or garment is None:
             self._queue.put(garment)
             return None
-        dropped: str | None = None
+        dropped: CapturedGarment | None = None
         while True:
             try:
                 self._queue.put_nowait(garment)
@@ -140,7 +140,7 @@ class GarmentBuffer:
                 if old is None:  # the producer already said it was done
                     self._queue.put(old)
                     raise RuntimeError("garment put after the end marker") from None
-                dropped = old.item_id
+                dropped = old
 
     def get(self, timeout: float | None = None) -> CapturedGarment | None:
         return self._queue.get(timeout=timeout)

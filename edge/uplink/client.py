@@ -7,6 +7,8 @@
   and jitter; every garment still in the spool is sent again, oldest first.
 * A refusal that the cloud marks not retryable removes the garment and reports it, so line control can divert
   it to review; a retryable one stays spooled and is re-sent after a backoff.
+* The record of a garment dropped before inspection (``GarmentDropped``) travels the same way. Its line
+  command is already settled, so a refusal for good is only logged and counted, not reported.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass, field
 import grpc
 from pydantic import Field
 
-from edge.uplink.spool import Spool
+from edge.uplink.spool import RecordKind, Spool, SpooledGarment
 from seamline.config.base import StrictModel
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
@@ -85,7 +87,7 @@ class Uplink:
         channel_factory: makes a new ``grpc.Channel`` (insecure or TLS) per connection attempt.
         hello: this agent's ``AgentHello``.
         on_refused: called with (item_id, code name, reason) for a garment refused for good.
-        on_acked: called with the item id when the cloud stored a garment.
+        on_acked: called with the item id when the cloud stored a garment or a drop record.
     """
 
     def __init__(
@@ -214,7 +216,7 @@ class Uplink:
                         continue
                     if retry_after.get(garment.item_id, 0) > now:
                         break  # keep order: wait for the retry time of the oldest refused garment
-                    outbox.put(pb.UplinkMessage(garment=pb.Garment.FromString(garment.payload)))
+                    outbox.put(_uplink_message(garment))
                     self.spool.mark_sent(garment.item_id)
                     in_flight[garment.item_id] = now
                     last_seq = garment.seq
@@ -268,8 +270,10 @@ class Uplink:
             )
             retry_after[refusal.item_id] = time.monotonic() + self.config.backoff_max_s
             return True
+        dropped = self.spool.kind_of(refusal.item_id) is RecordKind.DROPPED
         logger.error(
-            "cloud refused garment for good (%s): %s",
+            "cloud refused %s for good (%s): %s",
+            "the record of a dropped garment" if dropped else "garment",
             code,
             refusal.reason,
             extra={"item_id": refusal.item_id},
@@ -277,8 +281,16 @@ class Uplink:
         self.spool.ack(refusal.item_id)
         with self.stats.lock:
             self.stats.refused += 1
-        self.on_refused(refusal.item_id, code, refusal.reason)
+        if not dropped:
+            self.on_refused(refusal.item_id, code, refusal.reason)
         return False
+
+
+def _uplink_message(spooled: SpooledGarment) -> pb.UplinkMessage:
+    """The stream message for a spooled record, by its kind."""
+    if spooled.kind is RecordKind.DROPPED:
+        return pb.UplinkMessage(dropped=pb.GarmentDropped.FromString(spooled.payload))
+    return pb.UplinkMessage(garment=pb.Garment.FromString(spooled.payload))
 
 
 def insecure_channel_factory(

@@ -7,7 +7,19 @@ from datetime import datetime
 from google.protobuf import timestamp_pb2
 
 from edge.crops import Crop
+from seamline.domain import LineAction
 from seamline.inspection.v1 import inspection_pb2 as pb
+
+# Why a garment was dropped, in the agent's words -> the contract's DropReason.
+DROP_REASONS = {
+    "detector_behind": pb.DROP_REASON_DETECTOR_BEHIND,
+    "edge_error": pb.DROP_REASON_EDGE_ERROR,
+}
+_LINE_ACTIONS = {
+    LineAction.PASS: pb.LINE_ACTION_PASS,
+    LineAction.DIVERT_REVIEW: pb.LINE_ACTION_DIVERT_REVIEW,
+    LineAction.REJECT: pb.LINE_ACTION_REJECT,
+}
 
 
 def timestamp(moment: datetime) -> timestamp_pb2.Timestamp:
@@ -63,4 +75,34 @@ def garment_message(
     )
     if operator_note is not None:
         message.operator_note = operator_note
+    return message
+
+
+def dropped_message(
+    *,
+    item_id: str,
+    site_id: str,
+    line_id: str,
+    station_id: str,
+    captured_at: datetime,
+    deadline_at: datetime | None,
+    dropped_at: datetime,
+    reason: str,
+    detail: str,
+    line_action: LineAction,
+) -> pb.GarmentDropped:
+    """The ``GarmentDropped`` record of a garment the edge dropped; ``reason`` is a key of DROP_REASONS."""
+    message = pb.GarmentDropped(
+        item_id=item_id,
+        site_id=site_id,
+        line_id=line_id,
+        station_id=station_id,
+        capture_time=timestamp(captured_at),
+        dropped_at=timestamp(dropped_at),
+        reason=DROP_REASONS[reason],
+        detail=detail[:1000],  # the contract's limit: a long exception text is cut, not refused
+        line_action=_LINE_ACTIONS[LineAction(line_action)],
+    )
+    if deadline_at is not None:
+        message.deadline.CopyFrom(timestamp(deadline_at))
     return message

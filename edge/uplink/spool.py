@@ -3,6 +3,10 @@
 A garment is written here before it is sent and deleted only when the cloud acks it, so a WAN outage or a
 crash (even SIGKILL) loses nothing: on restart the spool still holds every unacknowledged garment, in the
 order they were captured, and the uplink drains it.
+
+Each entry is one record for the cloud, keyed by the garment's item id: a garment (a serialized ``Garment``)
+or the small record of a garment the edge dropped before inspecting it (a serialized ``GarmentDropped``).
+Both kinds share the order, the limits and the ack rule.
 """
 
 from __future__ import annotations
@@ -28,15 +32,23 @@ class FullPolicy(str, Enum):
     DROP_OLDEST = "drop_oldest"
 
 
+class RecordKind(str, Enum):
+    """What a spooled payload is."""
+
+    GARMENT = "garment"  # a serialized Garment: crops for the cloud to classify
+    DROPPED = "dropped"  # a serialized GarmentDropped: a garment the edge dropped before inspecting it
+
+
 @dataclass(frozen=True)
 class SpooledGarment:
-    """One spooled garment: its order, id and serialized ``Garment`` message."""
+    """One spooled record: its order, id, serialized message and what kind of message that is."""
 
     seq: int
     item_id: str
     payload: bytes
     enqueued_at: float
     attempts: int
+    kind: RecordKind = RecordKind.GARMENT
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,8 @@ CREATE TABLE IF NOT EXISTS garments (
     payload BLOB NOT NULL,
     size INTEGER NOT NULL,
     enqueued_at REAL NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0
+    attempts INTEGER NOT NULL DEFAULT 0,
+    kind TEXT NOT NULL DEFAULT 'garment'
 );
 """
 
@@ -96,6 +109,9 @@ class Spool:
             raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(garments)")}
+        if "kind" not in columns:  # a spool written before drop records: everything in it is a garment
+            self._db.execute("ALTER TABLE garments ADD COLUMN kind TEXT NOT NULL DEFAULT 'garment'")
 
     def close(self) -> None:
         with self._lock:
@@ -116,8 +132,10 @@ class Spool:
             self.max_bytes > 0 and size + extra > self.max_bytes
         )
 
-    def put(self, item_id: str, payload: bytes) -> PutResult:
-        """Store a garment durably (committed to disk when this returns).
+    def put(self, item_id: str, payload: bytes, kind: RecordKind = RecordKind.GARMENT) -> PutResult:
+        """Store a garment (or, with ``kind``, another record) durably (committed to disk when this returns).
+
+        A second put for an item id already spooled, of either kind, is a duplicate and stores nothing.
 
         Raises:
             SpoolFull: at the limit with policy reject_new, or a single payload larger than max_bytes.
@@ -145,8 +163,8 @@ class Spool:
                     evicted.append(row[1])
                     count, total = count - 1, total - row[2]
                 self._db.execute(
-                    "INSERT INTO garments (item_id, payload, size, enqueued_at) VALUES (?, ?, ?, ?)",
-                    (item_id, payload, size, time.time()),
+                    "INSERT INTO garments (item_id, payload, size, enqueued_at, kind) VALUES (?, ?, ?, ?, ?)",
+                    (item_id, payload, size, time.time(), RecordKind(kind).value),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -160,11 +178,17 @@ class Spool:
         """Unacknowledged garments with ``seq > after_seq``, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                "SELECT seq, item_id, payload, enqueued_at, attempts FROM garments "
+                "SELECT seq, item_id, payload, enqueued_at, attempts, kind FROM garments "
                 "WHERE seq > ? ORDER BY seq LIMIT ?",
                 (after_seq, limit),
             ).fetchall()
-        return [SpooledGarment(*row) for row in rows]
+        return [SpooledGarment(*row[:5], RecordKind(row[5])) for row in rows]
+
+    def kind_of(self, item_id: str) -> RecordKind | None:
+        """The kind of the record spooled for ``item_id``; None if nothing is."""
+        with self._lock:
+            row = self._db.execute("SELECT kind FROM garments WHERE item_id = ?", (item_id,)).fetchone()
+        return RecordKind(row[0]) if row else None
 
     def mark_sent(self, item_id: str) -> None:
         """Count one send attempt (for metrics and poison-message detection)."""

@@ -27,6 +27,8 @@ def write_config(
     budget_s: float = 1.5,
     line_id: str = "line1",
     metrics_port=None,
+    drop_strategy: str = "block",
+    buffer_capacity: int = 8,
 ) -> Path:
     data = {
         "site": {"site_id": "site1", "line_id": line_id, "station_id": "st1"},
@@ -43,7 +45,8 @@ def write_config(
                 "actuation_margin_s": 0.1,
             },
             "uplink": {"ack_timeout_s": 3, "backoff_max_s": 1},
-            "drop_strategy": "block",
+            "drop_strategy": drop_strategy,
+            "buffer_capacity": buffer_capacity,
             "metrics_port": metrics_port,
         },
     }

@@ -218,3 +218,60 @@ def test_bad_frames_are_skipped_and_the_agent_keeps_running(tmp_path, mqtt_broke
         cloud.stop()
     assert agent.processed == 2 and agent.source.skipped == 4
     assert agent.metrics.frames_skipped._value.get() == 4
+
+
+def test_garments_dropped_behind_the_detector_are_diverted_and_recorded_in_the_cloud(
+    tmp_path, mqtt_broker, tiny_onnx_detector
+):
+    """A live camera outruns the detector: every garment still gets its one command, and the cloud's audit
+    store holds every garment, the dropped ones as records of the drop."""
+    import numpy as np
+
+    from seamline.imaging import encode_jpeg
+
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(30):
+        (frames / f"{i:02d}.jpg").write_bytes(encode_jpeg(np.full((180, 320, 3), 60 + 5 * i, np.uint8)))
+    cloud = IngressThread(tmp_path / "cloud").start()
+    root = f"seamline-drop{time.time_ns()}"
+    path = write_config(
+        tmp_path / "seamline.yaml",
+        broker_url=mqtt_broker.url,
+        cloud_address=cloud.address,
+        detector=tiny_onnx_detector,
+        # as fast as files read: the source fills the one-garment buffer long before the detector empties it
+        source={"type": "folder", "path": str(frames)},
+        threshold=0.0,  # every inspected garment has crops and goes to the cloud as a garment
+        topic_root=root,
+        drop_strategy="drop_oldest",
+        buffer_capacity=1,
+    )
+    config = load_config(path)
+    agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))
+    recorder = CommandRecorder(mqtt_broker.url, LineTopics(root, "site1", "line1"))
+    try:
+        agent.start()
+        agent.run()
+        assert agent.drain(30), agent.ledger.counts()
+        assert wait_until(lambda: len(recorder.commands) == 30)
+        time.sleep(0.5)
+    finally:
+        agent.stop()
+        recorder.stop()
+        cloud.stop()
+    dropped = int(agent.metrics.garments_dropped._value.get())
+    assert dropped >= 1 and agent.processed == 30 - dropped
+    assert not recorder.invalid
+    assert all(len(ids) == 1 for ids in recorder.distinct_commands().values())
+    assert cloud.audit.counts() == {"accepted": 30 - dropped, "dropped_at_edge": dropped}
+    sent = {r.item_id for r in cloud.accepted}
+    for item_id, commands in recorder.commands.items():
+        row = cloud.audit.garment(item_id)
+        if item_id in sent:
+            assert row["status"] == "accepted"
+            continue
+        assert row["status"] == "dropped_at_edge" and row["crops"] == []
+        assert (row["drop_reason"], row["drop_line_action"]) == ("detector_behind", "divert_review")
+        assert row["agent_id"] == agent.agent_id and row["dropped_at"] >= row["captured_at"]
+        assert (commands[0]["action"], commands[0]["cause"]) == ("divert_review", "deadline_missed")

@@ -9,8 +9,9 @@ import pytest
 
 from edge.crops import Crop
 from edge.uplink.client import Uplink, UplinkConfig, insecure_channel_factory
-from edge.uplink.convert import garment_message
-from edge.uplink.spool import Spool
+from edge.uplink.convert import dropped_message, garment_message
+from edge.uplink.spool import RecordKind, Spool
+from seamline.domain import LineAction
 from seamline.imaging import encode_jpeg
 from seamline.inspection.v1 import inspection_pb2 as pb
 from tests.fixtures.cloud import IngressThread
@@ -37,6 +38,22 @@ def _garment(item_id: str, *, score: float = 0.8, jpeg: bytes | None = None) -> 
         camera_ids=["top"],
         crops=[crop],
         detector_version="tiny@test",
+    ).SerializeToString()
+
+
+def _dropped(item_id: str, *, station_id: str = "st1") -> bytes:
+    now = datetime.now(UTC)
+    return dropped_message(
+        item_id=item_id,
+        site_id="site1",
+        line_id="line1",
+        station_id=station_id,
+        captured_at=now,
+        deadline_at=now + timedelta(seconds=5),
+        dropped_at=now,
+        reason="detector_behind",
+        detail="detector behind the camera",
+        line_action=LineAction.DIVERT_REVIEW,
     ).SerializeToString()
 
 
@@ -104,6 +121,41 @@ def test_invalid_garment_is_refused_for_good_and_others_go_on(tmp_path, ingress)
     reasons = {item: (code, reason) for item, code, reason in refused}
     assert reasons["bad"][0] == "REFUSAL_CODE_UNDECODABLE_IMAGE" and "crops[0].image" in reasons["bad"][1]
     assert reasons["nan"][0] == "REFUSAL_CODE_INVALID" and "detector_score nan" in reasons["nan"][1]
+
+
+def test_drop_records_drain_with_the_garments_into_the_audit_store(tmp_path, ingress):
+    spool = Spool(tmp_path / "spool.db")
+    for i in range(12):
+        if i % 3 == 1:
+            spool.put(f"m{i:02d}", _dropped(f"m{i:02d}"), RecordKind.DROPPED)
+        else:
+            spool.put(f"m{i:02d}", _garment(f"m{i:02d}"))
+    uplink = _uplink(spool, ingress.address, max_in_flight=4)
+    try:
+        assert wait_until(lambda: len(spool) == 0)
+        spool.put("m01", _dropped("m01"), RecordKind.DROPPED)  # a re-send (say, after a lost ack)
+        uplink.notify()
+        assert wait_until(lambda: uplink.stats.duplicates == 1)
+    finally:
+        uplink.stop()
+    assert ingress.audit.counts() == {"accepted": 8, "dropped_at_edge": 4}
+    assert [r.item_id for r in ingress.accepted] == [f"m{i:02d}" for i in range(12) if i % 3 != 1]
+    assert ingress.audit.garment("m04")["drop_reason"] == "detector_behind"
+
+
+def test_a_drop_record_refused_for_good_leaves_the_spool_and_is_not_reported_as_a_garment(tmp_path, ingress):
+    # A refused garment is reported so line control diverts it; a dropped one already has its command.
+    spool = Spool(tmp_path / "spool.db")
+    refused = []
+    spool.put("d-bad", _dropped("d-bad", station_id="s" * 65), RecordKind.DROPPED)
+    spool.put("g-ok", _garment("g-ok"))
+    uplink = _uplink(spool, ingress.address, refused=refused)
+    try:
+        assert wait_until(lambda: len(spool) == 0)
+    finally:
+        uplink.stop()
+    assert refused == [] and uplink.stats.refused == 1
+    assert ingress.audit.counts() == {"accepted": 1}
 
 
 def test_cloud_restart_mid_stream_loses_nothing(tmp_path):

@@ -103,7 +103,8 @@ def _garment(i: int) -> CapturedGarment:
 
 def test_drop_oldest_keeps_the_newest():
     buffer = GarmentBuffer(2, DropStrategy.DROP_OLDEST)
-    assert [buffer.put(_garment(i)) for i in range(4)] == [None, None, "g0", "g1"]
+    dropped = [buffer.put(_garment(i)) for i in range(4)]
+    assert [g and g.item_id for g in dropped] == [None, None, "g0", "g1"]
     assert [buffer.get().item_id, buffer.get().item_id] == ["g2", "g3"]
 
 

@@ -3,10 +3,11 @@
 import multiprocessing
 import os
 import signal
+import sqlite3
 
 import pytest
 
-from edge.uplink.spool import FullPolicy, Spool, SpoolFull
+from edge.uplink.spool import FullPolicy, RecordKind, Spool, SpoolFull
 
 
 def test_put_pending_ack_in_order(tmp_path):
@@ -36,6 +37,40 @@ def test_reopen_keeps_everything(tmp_path):
         spool.ack("g1")
     with Spool(tmp_path / "s.db") as spool:
         assert [(g.item_id, g.payload) for g in spool.pending()] == [("g2", b"2")]
+
+
+def test_a_drop_record_is_spooled_beside_garments_with_its_kind(tmp_path):
+    with Spool(tmp_path / "s.db") as spool:
+        spool.put("g1", b"garment")
+        spool.put("d1", b"drop", RecordKind.DROPPED)
+        # one record per item id: a drop record for a garment already spooled stores nothing
+        assert spool.put("g1", b"drop of g1", RecordKind.DROPPED).duplicate
+    with Spool(tmp_path / "s.db") as spool:
+        pending = spool.pending()
+        assert [(g.item_id, g.kind, g.payload) for g in pending] == [
+            ("g1", RecordKind.GARMENT, b"garment"),
+            ("d1", RecordKind.DROPPED, b"drop"),
+        ]
+        assert spool.kind_of("d1") is RecordKind.DROPPED and spool.kind_of("g1") is RecordKind.GARMENT
+        assert spool.ack("d1") and spool.kind_of("d1") is None
+
+
+def test_a_spool_written_before_drop_records_opens_with_its_garments(tmp_path):
+    # The schema an older agent left on disk, with a garment still waiting for its ack.
+    db = sqlite3.connect(tmp_path / "s.db")
+    db.executescript(
+        "CREATE TABLE garments (seq INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL UNIQUE, "
+        "payload BLOB NOT NULL, size INTEGER NOT NULL, enqueued_at REAL NOT NULL, "
+        "attempts INTEGER NOT NULL DEFAULT 0);"
+        "INSERT INTO garments (item_id, payload, size, enqueued_at) VALUES ('old', x'01', 1, 0);"
+    )
+    db.close()
+    with Spool(tmp_path / "s.db") as spool:
+        spool.put("new", b"drop", RecordKind.DROPPED)
+        assert [(g.item_id, g.kind) for g in spool.pending()] == [
+            ("old", RecordKind.GARMENT),
+            ("new", RecordKind.DROPPED),
+        ]
 
 
 def _fill_then_die(path: str, ready) -> None:
