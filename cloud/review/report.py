@@ -5,6 +5,11 @@ misclassifications, top error patterns with an action each) and adds what the se
 precision and recall from reviewed regions (missed defects the reviewers drew count against recall), a daily
 and an eight-week trend, and the seed's retraining triggers evaluated on the week. Weeks are ISO weeks in UTC.
 
+It also counts the garments the cloud heard of that week (by capture time): those the edge sent for
+inspection and those it dropped without inspecting (its detector fell behind the camera), by reason, so a
+week's figures account for every garment that reached the cloud or its audit trail. Garments the edge passed
+itself (nothing detected) never reach the cloud and are not in these counts.
+
 Agreement is agreements / (reviews - unanswered): a garment the classifier could not answer says nothing about
 its accuracy. (The seed's example, 8,400 reviews with 680 + 412 + 100 errors, gives 0.858, not the 0.87 it
 printed.)
@@ -20,6 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.review.feedback import ERRORS, Outcome
+from cloud.storage.audit import DROPPED_AT_EDGE
+from cloud.storage.tables import garments as garment_rows
 from cloud.storage.tables import review_decisions, review_feedback, verified_labels
 from seamline.config.taxonomy import Taxonomy
 
@@ -89,6 +96,11 @@ def weekly_report(
             ).scalar()
             or 0
         )
+        seen = conn.execute(
+            sa.select(garment_rows.c.status, garment_rows.c.drop_reason, sa.func.count())
+            .where(garment_rows.c.captured_at >= start, garment_rows.c.captured_at < end)
+            .group_by(garment_rows.c.status, garment_rows.c.drop_reason)
+        ).all()
     decisions = [dict(d) for d in decisions]
     week = [d for d in decisions if d["decided_at"] >= start]
 
@@ -100,6 +112,7 @@ def weekly_report(
     report: dict[str, Any] = {
         "week": week_label(start),
         "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "line": _line(seen),
         "total_reviews": len(week),
         "agreement_rate": agreement,
         "garments": {o: garments.get(o, 0) for o in OUTCOMES},
@@ -117,6 +130,19 @@ def weekly_report(
     }
     report["retrain"] = _retrain(report)
     return report
+
+
+def _line(seen: list[Any]) -> dict[str, Any]:
+    """Garments captured in the week that the cloud recorded: sent for inspection, and dropped at the edge
+    by reason. ``seen`` holds (status, drop reason, count) rows."""
+    dropped = Counter({reason: n for status, reason, n in seen if status == DROPPED_AT_EDGE})
+    inspected = sum(n for status, _, n in seen if status != DROPPED_AT_EDGE)
+    return {
+        "garments": inspected + sum(dropped.values()),
+        "sent_for_inspection": inspected,
+        "dropped_at_edge": sum(dropped.values()),
+        "dropped_by_reason": dict(sorted(dropped.items())),
+    }
 
 
 def _agreement(outcomes: Counter) -> float | None:
@@ -223,9 +249,16 @@ def report_markdown(report: dict[str, Any]) -> str:
     rate = report["agreement_rate"]
     decisions = report["decisions"]
     retrain = report["retrain"]
+    line = report["line"]
+    reasons = ", ".join(f"{reason} {n}" for reason, n in line["dropped_by_reason"].items())
     lines = [
         f"# Review report {report['week']}",
         "",
+        (
+            f"- Garments recorded: **{line['garments']}** "
+            f"(sent for inspection {line['sent_for_inspection']}, "
+            f"dropped at the edge {line['dropped_at_edge']}{f': {reasons}' if reasons else ''})"
+        ),
         f"- Reviews: **{report['total_reviews']}** (pass {decisions['pass']}, reject {decisions['reject']})",
         f"- AI-human agreement: **{'n/a' if rate is None else f'{rate:.1%}'}**",
         (

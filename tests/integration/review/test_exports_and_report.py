@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cloud.learning.classifier_data import jsonl_crops
+from cloud.records import CropRecord, DroppedGarmentRecord, GarmentRecord
 from cloud.review.decision import CropLabel, HumanDecision, MissedDefect
 from cloud.review.export import ExportError, export_verified
 from cloud.review.queue import ReviewQueue
@@ -105,6 +106,41 @@ def test_weekly_report_counts(reviewed):
     assert "| hole | 2 | 3 | 0.50 | 0.33 |" in report_markdown(report)
     previous = weekly_report(store.engine, start - timedelta(days=7), TAXONOMY)
     assert previous["total_reviews"] == 0 and previous["agreement_rate"] is None
+
+
+def test_weekly_report_counts_the_garments_dropped_at_the_edge(audit_store):
+    """The week's garments in the audit store, by capture time: sent for inspection, and dropped by reason."""
+    captured = DECIDED_AT - timedelta(hours=2)
+    crop = CropRecord(
+        "c0", 0, (1.0, 1.0, 9.0, 9.0), (0.0, 0.0, 10.0, 10.0), 0.7, "defect", "jpeg", b"", 10, 10
+    )
+    sent = GarmentRecord(
+        "sent-1", "s1", "l1", "st1", "agent-1", captured, None, captured, "d@1", ((0, 64, 64),), (crop,)
+    )
+    assert audit_store.accept(sent, {"c0": "file:///crops/sent-1/c0.jpg"})
+    for item_id, reason, at in (
+        ("drop-1", "detector_behind", captured),
+        ("drop-2", "detector_behind", captured + timedelta(hours=1)),
+        ("drop-3", "edge_error", captured),
+        ("drop-old", "detector_behind", captured - timedelta(days=7)),  # the week before
+    ):
+        drop = DroppedGarmentRecord(
+            item_id, "s1", "l1", "st1", "agent-1", at, None, at, at, reason, "", "divert_review"
+        )
+        assert audit_store.record_drop(drop)
+    report = weekly_report(audit_store.engine, iso_week("2026-W48"), TAXONOMY)
+    assert report["line"] == {
+        "garments": 4,
+        "sent_for_inspection": 1,
+        "dropped_at_edge": 3,
+        "dropped_by_reason": {"detector_behind": 2, "edge_error": 1},
+    }
+    assert (
+        "- Garments recorded: **4** (sent for inspection 1, dropped at the edge 3: detector_behind 2, "
+        "edge_error 1)" in report_markdown(report)
+    )
+    before = weekly_report(audit_store.engine, iso_week("2026-W47"), TAXONOMY)["line"]
+    assert before["dropped_by_reason"] == {"detector_behind": 1} and before["sent_for_inspection"] == 0
 
 
 def test_coco_export_holds_crops_and_every_verified_box_inside_them(reviewed, tmp_path):
