@@ -4,10 +4,12 @@ import json
 import re
 import threading
 import time
+from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from cloud.records import DroppedGarmentRecord
 from harness.review import queue_garments
 from seamline.contract.messages import ReviewEvent
 from seamline.contract.mqtt import LineTopics
@@ -275,3 +277,25 @@ def test_password_guessing_is_throttled_and_deactivation_ends_sessions(console, 
     assert alice.http.get("/api/queue").status_code == 200  # the real alice's session is unaffected
     console.service.reviewers.set_active("alice", False)
     assert alice.http.get("/api/queue").status_code == 401
+
+
+def test_the_report_page_counts_the_garments_dropped_at_the_edge(console, login):
+    captured = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)  # in ISO week 2026-W48
+    record = DroppedGarmentRecord(
+        "drop-1",
+        "s1",
+        "l1",
+        "st1",
+        "agent-1",
+        captured,
+        None,
+        captured,
+        captured,
+        "detector_behind",
+        "",
+        "divert_review",
+    )
+    assert console.service.audit.record_drop(record)
+    page = login("alice").http.get("/report?week=2026-W48")
+    assert page.status_code == 200
+    assert 'id="garments-recorded">1<' in page.text and 'id="dropped-at-edge">1<' in page.text
