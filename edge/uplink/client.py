@@ -7,8 +7,8 @@
   and jitter; every garment still in the spool is sent again, oldest first.
 * A refusal that the cloud marks not retryable removes the garment and reports it, so line control can divert
   it to review; a retryable one stays spooled and is re-sent after a backoff.
-* The record of a garment dropped before inspection (``GarmentDropped``) travels the same way. Its line
-  command is already settled, so a refusal for good is only logged and counted, not reported.
+* The record of a garment dropped before inspection (``GarmentDropped``) travels the same way. Line control
+  diverts that garment whatever the cloud says: a refusal for good is only logged and counted, not reported.
 """
 
 from __future__ import annotations
