@@ -2,7 +2,8 @@
 
 Order of preference: a broker already answering at the given URL; else ``mosquitto`` started on a free
 port from ``deploy/mosquitto/mosquitto.conf``; else an embedded amqtt broker in a background thread.
-All three speak real MQTT over TCP; nothing here is a mock.
+All three speak real MQTT over TCP; nothing here is a mock. Mosquitto speaks MQTT 5, the embedded broker only
+3.1.1: a client configured for this broker takes ``LocalBroker.protocol`` (``MqttConfig.protocol``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from seamline.optional import require
 logger = logging.getLogger(__name__)
 
 BrokerKind = Literal["external", "mosquitto", "embedded"]
+MqttProtocol = Literal["5", "3.1.1"]
 MOSQUITTO_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto" / "mosquitto.conf"
 
 
@@ -43,11 +45,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
-    """True if an MQTT broker at host:port accepts a CONNECT (a real handshake, not just an open port)."""
-    # CONNECT, MQTT 3.1.1, clean session, keepalive 10 s, client id "seamline-probe".
+def connack_code(
+    host: str, port: int, timeout: float = 2.0, *, protocol: MqttProtocol = "3.1.1"
+) -> int | None:
+    """The code of the CONNACK an anonymous CONNECT gets at host:port (0: accepted); None: no CONNACK."""
+    # CONNECT, clean session, keepalive 10 s, client id "seamline-probe"; MQTT 5 adds an empty property list.
     client_id = b"seamline-probe"
-    variable = b"\x00\x04MQTT\x04\x02\x00\x0a"
+    variable = b"\x00\x04MQTT\x05\x02\x00\x0a\x00" if protocol == "5" else b"\x00\x04MQTT\x04\x02\x00\x0a"
     payload = len(client_id).to_bytes(2, "big") + client_id
     body = variable + payload
     packet = b"\x10" + bytes([len(body)]) + body
@@ -58,8 +62,23 @@ def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
             reply = s.recv(4)
             s.sendall(b"\xe0\x00")  # DISCONNECT
     except OSError:
-        return False
-    return len(reply) == 4 and reply[0] == 0x20 and reply[3] == 0x00  # CONNACK, accepted
+        return None
+    # CONNACK: type, remaining length (one byte here: an MQTT 5 CONNACK's few properties stay under 128
+    # bytes), acknowledge flags, return code (3.1.1) or reason code (5). A broker that does not speak MQTT 5
+    # answers a version 5 CONNECT with a 3.1.1 CONNACK refusing the protocol version.
+    if len(reply) < 4 or reply[0] != 0x20:
+        return None
+    return reply[3]
+
+
+def mqtt_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True if an MQTT broker at host:port accepts a CONNECT (a real handshake, not just an open port)."""
+    return connack_code(host, port, timeout) == 0
+
+
+def speaks_mqtt5(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True if the broker at host:port accepts an anonymous MQTT 5 CONNECT."""
+    return connack_code(host, port, timeout, protocol="5") == 0
 
 
 @dataclass
@@ -69,6 +88,7 @@ class LocalBroker:
     host: str
     port: int
     kind: BrokerKind
+    protocol: MqttProtocol  # the newest MQTT version it speaks, for MqttConfig.protocol
     _stop: list = field(default_factory=list, repr=False)
 
     @property
@@ -86,10 +106,19 @@ class LocalBroker:
         self.stop()
 
 
-def _wait_until_answers(host: str, port: int, timeout: float, alive: callable[[], bool]) -> None:  # type: ignore[valid-type]
+def _wait_until_answers(
+    host: str,
+    port: int,
+    timeout: float,
+    alive: callable[[], bool],  # type: ignore[valid-type]
+    *,
+    anonymous: bool = True,
+) -> None:
+    """Wait until the broker accepts an anonymous CONNECT, or (``anonymous=False``) answers one at all."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if mqtt_answers(host, port, timeout=0.5):
+        code = connack_code(host, port, timeout=0.5)
+        if code == 0 or (code is not None and not anonymous):
             return
         if not alive():
             raise BrokerStartError(f"broker on {host}:{port} exited during start-up")
@@ -97,19 +126,34 @@ def _wait_until_answers(host: str, port: int, timeout: float, alive: callable[[]
     raise BrokerStartError(f"broker on {host}:{port} did not answer within {timeout:.0f} s")
 
 
-def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> LocalBroker:
-    """Start ``mosquitto`` on 127.0.0.1:port (free port if None) with the project's configuration."""
+def start_mosquitto(
+    port: int | None = None, workdir: Path | None = None, *, conf: str | None = None
+) -> LocalBroker:
+    """Start ``mosquitto`` on 127.0.0.1:port (free port if None) with the project's configuration.
+
+    ``conf``: a whole mosquitto.conf instead (tests of passwords, ACLs and TLS), whose listeners the caller
+    chose; ``port`` must be one of them, where the broker may refuse anonymous clients.
+    """
     binary = shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
     )
     if binary is None:
         raise BrokerStartError("mosquitto is not installed (apt-get install mosquitto)")
+    if conf is not None and port is None:
+        raise ValueError("start_mosquitto(conf=...) needs the port of one of its listeners")
     port = port or free_port()
     workdir = workdir or Path(tempfile.mkdtemp(prefix="seamline-mosquitto-"))
-    conf = MOSQUITTO_CONF.read_text(encoding="utf-8")
-    conf, n = re.subn(r"(?m)^listener\s+\d+(\s+\S+)?\s*$", f"listener {port} 127.0.0.1", conf)
-    if n != 1:
-        raise BrokerStartError(f"{MOSQUITTO_CONF}: expected exactly one 'listener' line, found {n}")
+    if conf is None:
+        conf, n = re.subn(
+            r"(?m)^listener\s+\d+(\s+\S+)?\s*$",
+            f"listener {port} 127.0.0.1",
+            MOSQUITTO_CONF.read_text(encoding="utf-8"),
+        )
+        if n != 1:
+            raise BrokerStartError(f"{MOSQUITTO_CONF}: expected exactly one 'listener' line, found {n}")
+        anonymous = True
+    else:
+        anonymous = False
     if os.geteuid() == 0:
         # Started as root, mosquitto switches to its own user, and a change of user clears the kernel's order
         # to end it with this process (seamline.children.start_child).
@@ -124,12 +168,12 @@ def start_mosquitto(port: int | None = None, workdir: Path | None = None) -> Loc
         log.close()
 
     try:
-        _wait_until_answers("127.0.0.1", port, 10.0, lambda: proc.poll() is None)
+        _wait_until_answers("127.0.0.1", port, 10.0, lambda: proc.poll() is None, anonymous=anonymous)
     except BaseException:  # a stop request (seamline.children) too
         stop()
         raise
     logger.info("started mosquitto on 127.0.0.1:%d (pid %d)", port, proc.pid)
-    return LocalBroker("127.0.0.1", port, "mosquitto", [stop])
+    return LocalBroker("127.0.0.1", port, "mosquitto", "5", [stop])  # mosquitto speaks MQTT 5 since 1.6
 
 
 def _amqtt_config(port: int) -> dict:
@@ -165,7 +209,7 @@ def start_embedded(port: int | None = None) -> LocalBroker:
         stop()
         raise
     logger.info("started embedded amqtt broker on 127.0.0.1:%d (pid %d)", port, proc.pid)
-    return LocalBroker("127.0.0.1", port, "embedded", [stop])
+    return LocalBroker("127.0.0.1", port, "embedded", "3.1.1", [stop])  # amqtt speaks 3.1.1 only
 
 
 def _serve_embedded(port: int) -> None:
@@ -200,7 +244,7 @@ def local_broker(url: str | None = "mqtt://127.0.0.1:1883", prefer: BrokerKind |
         host, port = parts.hostname or "127.0.0.1", parts.port or 1883
         if mqtt_answers(host, port):
             logger.info("using the MQTT broker already running at %s:%d", host, port)
-            return LocalBroker(host, port, "external")
+            return LocalBroker(host, port, "external", "5" if speaks_mqtt5(host, port) else "3.1.1")
         if prefer == "external":
             raise BrokerStartError(f"no MQTT broker answers at {url}")
     if prefer in (None, "mosquitto"):

@@ -83,6 +83,21 @@ class MqttConfig(StrictModel):
         default=30, ge=5, le=3600, title="Keepalive (s)", description="MQTT keepalive interval."
     )
     tls: TlsConfig | None = Field(default=None, title="TLS", description="TLS for mqtts:// URLs.")
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        title="MQTT protocol version",
+        description=(
+            "5 (MQTT 5): the broker's PUBACK says when it refuses a publish (an ACL denial), which Seamline "
+            "reports. 3.1.1 only for a broker without MQTT 5 (the embedded test broker): a broker drops a "
+            "refused 3.1.1 publish and still acknowledges it, so such a refusal goes unnoticed."
+        ),
+    )
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _protocol(cls, value: Any) -> Any:
+        # YAML reads `protocol: 5` as the integer 5.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @field_validator("url")
     @classmethod

@@ -67,9 +67,18 @@ def synthetic_truth(synth: dict[str, Any]):
 
 
 def demo_config(
-    settings: DemoSettings, *, mqtt_url: str, grpc_port: int, vllm_port: int, review_port: int = 8080
+    settings: DemoSettings,
+    *,
+    mqtt_url: str,
+    grpc_port: int,
+    vllm_port: int,
+    review_port: int = 8080,
+    mqtt_protocol: str = "5",
 ) -> dict[str, Any]:
-    """The Seamline configuration the demo's processes share (written to OUT/seamline.yaml)."""
+    """The Seamline configuration the demo's processes share (written to OUT/seamline.yaml).
+
+    ``mqtt_protocol``: the broker's MQTT version (``LocalBroker.protocol``; the embedded broker speaks 3.1.1).
+    """
     routing: dict[str, Any] = {}
     if settings.auto_threshold is not None:
         routing["auto_threshold"] = settings.auto_threshold
@@ -77,7 +86,7 @@ def demo_config(
         routing["high_priority_below"] = settings.high_priority_below
     return {
         "site": {"site_id": SITE, "line_id": LINE, "station_id": STATION},
-        "mqtt": {"url": mqtt_url, "topic_root": "seamline"},
+        "mqtt": {"url": mqtt_url, "topic_root": "seamline", "protocol": mqtt_protocol},
         "grpc": {"cloud_address": f"127.0.0.1:{grpc_port}", "listen_address": f"127.0.0.1:{grpc_port}"},
         "storage": {"data_dir": str((settings.out_dir / "data").resolve())},
         "edge": {
@@ -186,6 +195,7 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
         config = demo_config(
             settings,
             mqtt_url=broker.url,
+            mqtt_protocol=broker.protocol,
             grpc_port=free_port(),
             vllm_port=free_port(),
             review_port=free_port(),
@@ -198,7 +208,7 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
         )
         monitor = LineMonitor(truth=synthetic_truth(config["edge"]["source"]))
         topics = LineTopics(config["mqtt"]["topic_root"], SITE, LINE)
-        bus = MqttBus(MqttConfig(url=broker.url), persistent_session=False)
+        bus = MqttBus(MqttConfig(url=broker.url, protocol=broker.protocol), persistent_session=False)
         monitor.attach(bus, topics.verdicts, topics.commands)
         bus.start()
         if not bus.wait_connected(15):

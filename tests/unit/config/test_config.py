@@ -32,6 +32,13 @@ def test_empty_file_gives_laptop_defaults(tmp_path):
     assert config.grpc.cloud_address == "127.0.0.1:50051"
 
 
+@pytest.mark.parametrize(
+    "text, protocol", [("{}", "5"), ("{protocol: 5}", "5"), ("{protocol: 3.1.1}", "3.1.1")]
+)
+def test_mqtt_protocol_defaults_to_5_and_reads_as_yaml_writes_it(tmp_path, text, protocol):
+    assert load_config(_write(tmp_path, f"mqtt: {text}\n")).mqtt.protocol == protocol
+
+
 def test_misspelt_key_is_named_with_its_line(tmp_path):
     path = _write(
         tmp_path,
@@ -73,6 +80,7 @@ def test_every_problem_is_reported_with_its_own_line(tmp_path):
         ("mqtt: [1, 2]\n", "mqtt"),
         ("mqtt:\n  url: http://x\n", "mqtt://host:port"),
         ("mqtt:\n  url: mqtt://x:99999\n", "port"),
+        ("mqtt:\n  protocol: 3.1\n", "mqtt.protocol"),
         ("site:\n  site_id: a\n  site_id: b\n", "duplicate key"),
         ("site: {\n", "not valid YAML"),
         ("- a\n- b\n", "top level must be a mapping"),

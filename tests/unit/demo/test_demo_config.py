@@ -15,7 +15,9 @@ def test_the_generated_config_validates_for_edge_and_cloud(tmp_path):
     settings = DemoSettings(
         garments=5, rate_hz=3.0, views=2, out_dir=tmp_path, auto_threshold=0.93, high_priority_below=0.6
     )
-    config = demo_config(settings, mqtt_url="mqtt://127.0.0.1:1999", grpc_port=50123, vllm_port=8123)
+    config = demo_config(
+        settings, mqtt_url="mqtt://127.0.0.1:1999", grpc_port=50123, vllm_port=8123, mqtt_protocol="3.1.1"
+    )
     path = tmp_path / "seamline.yaml"
     path.write_text(yaml.safe_dump(config))
     loaded = load_config(path)
@@ -28,6 +30,7 @@ def test_the_generated_config_validates_for_edge_and_cloud(tmp_path):
         and cloud.routing.high_priority_below == 0.6
     )
     assert cloud.classifier.prompt.style == "v1-compact" and loaded.grpc.cloud_address == "127.0.0.1:50123"
+    assert loaded.mqtt.protocol == "3.1.1"  # the embedded broker's version reaches every process
     # the cloud serves exactly the line the demo's edge agent runs
     assert cloud.served_lines() == {(loaded.site.site_id, loaded.site.line_id)}
 
