@@ -33,6 +33,9 @@ environment_variables: dict[str, Callable[[], Any]] = {
     "MQTT_URL": lambda: os.environ.get("MQTT_URL", "mqtt://127.0.0.1:1883"),
     # Force the test broker fixture to a kind: "external", "mosquitto" or "embedded".
     "SEAMLINE_TEST_BROKER": lambda: os.environ.get("SEAMLINE_TEST_BROKER", ""),
+    # The MQTT protocol version when a configuration does not name one ("5" or "3.1.1"; default "5"). The test
+    # broker fixture sets it for an embedded broker, which speaks only 3.1.1.
+    "SEAMLINE_MQTT_PROTOCOL": lambda: os.environ.get("SEAMLINE_MQTT_PROTOCOL") or "5",
     # Log level for the CLI and services.
     "SEAMLINE_LOG_LEVEL": lambda: os.environ.get("SEAMLINE_LOG_LEVEL", "INFO"),
 }

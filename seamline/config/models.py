@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator, model_validator
 
+from seamline import envs
 from seamline.config.base import StrictModel
 from seamline.config.paths import ConfigPath
 from seamline.config.secrets import Secret
@@ -84,12 +85,13 @@ class MqttConfig(StrictModel):
     )
     tls: TlsConfig | None = Field(default=None, title="TLS", description="TLS for mqtts:// URLs.")
     protocol: Literal["5", "3.1.1"] = Field(
-        default="5",
+        default_factory=lambda: envs.SEAMLINE_MQTT_PROTOCOL,
         title="MQTT protocol version",
         description=(
             "5 (MQTT 5): the broker's PUBACK says when it refuses a publish (an ACL denial), which Seamline "
             "reports. 3.1.1 only for a broker without MQTT 5 (the embedded test broker): a broker drops a "
-            "refused 3.1.1 publish and still acknowledges it, so such a refusal goes unnoticed."
+            "refused 3.1.1 publish and still acknowledges it, so such a refusal goes unnoticed. Unset: "
+            "$SEAMLINE_MQTT_PROTOCOL, else 5."
         ),
     )
 

@@ -35,8 +35,15 @@ def test_empty_file_gives_laptop_defaults(tmp_path):
 @pytest.mark.parametrize(
     "text, protocol", [("{}", "5"), ("{protocol: 5}", "5"), ("{protocol: 3.1.1}", "3.1.1")]
 )
-def test_mqtt_protocol_defaults_to_5_and_reads_as_yaml_writes_it(tmp_path, text, protocol):
+def test_mqtt_protocol_defaults_to_5_and_reads_as_yaml_writes_it(tmp_path, text, protocol, monkeypatch):
+    monkeypatch.delenv("SEAMLINE_MQTT_PROTOCOL", raising=False)
     assert load_config(_write(tmp_path, f"mqtt: {text}\n")).mqtt.protocol == protocol
+
+
+def test_mqtt_protocol_unset_in_the_file_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEAMLINE_MQTT_PROTOCOL", "3.1.1")
+    assert load_config(_write(tmp_path, "mqtt: {}\n")).mqtt.protocol == "3.1.1"
+    assert load_config(_write(tmp_path, "mqtt: {protocol: 5}\n")).mqtt.protocol == "5"
 
 
 def test_misspelt_key_is_named_with_its_line(tmp_path):
