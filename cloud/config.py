@@ -95,6 +95,57 @@ class CloudConfig(StrictModel):
         title="Garments in flight",
         description="Garments being classified at once.",
     )
+    replica_id: str | None = Field(
+        default=None,
+        max_length=128,
+        title="Replica id",
+        description=(
+            "This replica's name on the garments it holds (unique per replica). A replica started again "
+            "under the same name takes back what its previous run held at once; others wait for the lease "
+            "to run out. Default: the host name and gRPC port."
+        ),
+    )
+    lease_s: float = Field(
+        default=30.0,
+        ge=1,
+        title="Garment lease (s)",
+        description=(
+            "How long a garment stays with a replica that stops renewing it (renewed every sweep) before "
+            "another replica's sweep takes it over."
+        ),
+    )
+    sweep_interval_s: float = Field(
+        default=2.0,
+        gt=0,
+        title="Sweep interval (s)",
+        description=(
+            "How often the service renews its leases, retries what failed, and takes over garments that no "
+            "live replica holds."
+        ),
+    )
+    retry_initial_s: float = Field(
+        default=1.0,
+        gt=0,
+        title="Retry backoff (s)",
+        description="First wait before a failed step is retried.",
+    )
+    retry_max_s: float = Field(
+        default=60.0, gt=0, title="Longest retry backoff (s)", description="The backoff doubles up to this."
+    )
+    publish_grace_s: float = Field(
+        default=10.0,
+        ge=0,
+        title="Publish grace (s)",
+        description=(
+            "How long the broker may be unreachable (or refuse every verdict) before the service reports "
+            "NOT_SERVING on gRPC health."
+        ),
+    )
+    metrics_address: str | None = Field(
+        default=None,
+        title="Metrics address",
+        description="host:port for Prometheus /metrics (port 0: any free port); null: off.",
+    )
     shutdown_grace_s: float = Field(
         default=10.0,
         ge=0,

@@ -1,22 +1,37 @@
 """The cloud service: ingress -> classifier -> routing -> audit -> MQTT verdicts (and the review queue).
 
-One asyncio loop. The ingress acks a garment once it is stored and puts it on the work queue; workers classify
-its crops concurrently, route it, record the verdict (queue it for review if people must decide) in the audit
-store, and only then publish it (QoS 1). A restart resumes from the audit store: verdicts recorded but not
-acknowledged by the broker are published again with the same id, garments accepted but not classified are
-classified.
+One asyncio loop. The ingress acks a garment once it is stored, under this replica's lease, and hands it to
+the work queue (live garments first); workers classify its crops concurrently, route it, record the verdict
+(queue it for review if people must decide) in the audit store, and only then publish it (QoS 1); the
+broker's ack marks it published and ends the lease.
+
+The invariant: every garment acknowledged as stored reaches a published verdict without a restart. A sweep
+(every ``sweep_interval_s``) keeps it:
+
+* it renews the leases of the garments this replica holds;
+* it retries, with exponential backoff, a classification that failed or a verdict the broker refused;
+* it takes over unfinished garments that no live replica holds (their lease ran out: a replica died, or a
+  stream was cut in a way that left a garment stored and unqueued) and classifies or publishes them.
+
+A replica started again under its own ``replica_id`` frees what its previous run held and takes it back at
+once. While no verdict can be published at all (broker unreachable or refusing) for ``publish_grace_s``, the
+service says so in the log at ERROR, in its metrics and as NOT_SERVING on gRPC health.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
+import uuid
+from dataclasses import dataclass
 
 from cloud.classifiers.vllm_backend import VllmClassifier
 from cloud.config import CloudConfig
 from cloud.ingress.server import create_server, set_serving
 from cloud.ingress.servicer import InspectionServicer
+from cloud.metrics import CloudMetrics
 from cloud.publishing.publisher import VerdictPublisher
 from cloud.publishing.verdicts import build_verdict
 from cloud.records import GarmentRecord
@@ -24,6 +39,7 @@ from cloud.routing.policy import RoutingPolicy
 from cloud.routing.regions import region_results
 from cloud.storage.audit import AuditStore, garment_record, recorded_verdict
 from cloud.storage.crop_store import CropStore, crop_store_from_url
+from cloud.worklist import LiveFirstQueue
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import ReviewEvent, Verdict
@@ -31,6 +47,20 @@ from seamline.contract.mqtt import cloud_availability_topic
 from seamline.domain import Route
 
 logger = logging.getLogger(__name__)
+
+
+def default_replica_id(listen_address: str) -> str:
+    """``host:port`` of the gRPC listener: stable across restarts of the same replica. A listener on port 0
+    has no stable name, so it gets a random one (its garments wait out the lease after a crash)."""
+    port = listen_address.rpartition(":")[2]
+    suffix = port if port not in ("", "0") else f"0-{uuid.uuid4().hex[:8]}"
+    return f"{socket.gethostname()}:{suffix}"
+
+
+@dataclass
+class _Retry:
+    due: float  # time.monotonic()
+    attempts: int
 
 
 class CloudService:
@@ -41,6 +71,7 @@ class CloudService:
     ) -> None:
         self.config = config
         self.cloud = cloud
+        self.replica_id = cloud.replica_id or default_replica_id(config.grpc.listen_address)
         data_dir = config.storage.data_dir
         self.crop_store: CropStore = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")
         self.audit = AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
@@ -58,17 +89,30 @@ class CloudService:
             availability_topic=cloud_availability_topic(config.mqtt.topic_root, "classifier"),
         )
         self.publisher = VerdictPublisher(self.bus, config.mqtt.topic_root)
-        self.queue: asyncio.Queue[GarmentRecord] = asyncio.Queue()
+        self.metrics = CloudMetrics()
+        self.queue = LiveFirstQueue()
         self.published = 0
         self.classified = 0
+        self.metrics_port: int | None = None
+        # Unfinished garments this replica holds the lease of, and which of them wait for a retry.
+        self._held: set[str] = set()
+        self._unpublished: set[str] = set()  # held, verdict recorded, not yet acknowledged by the broker
+        self._retries: dict[str, _Retry] = {}
+        self._failures: dict[str, int] = {}
+        # Publishing health: since when the broker has been unreachable / refusing every verdict.
+        self._down_since: float | None = None
+        self._refusing_since: float | None = None
+        self._last_refusal = ""
+        self.publishing_problem: str | None = None
         self._workers: list[asyncio.Task] = []
+        self._sweeper: asyncio.Task | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
 
     # lifecycle --------------------------------------------------------------------------------------------
 
     async def start(self) -> int:
-        """Connect, resume unfinished work, start serving; returns the gRPC port."""
+        """Connect, take back unfinished work, start serving; returns the gRPC port."""
         self._loop = asyncio.get_running_loop()
         self.classifier = VllmClassifier(self.classifier_config, self.taxonomy)
         self.bus.start()
@@ -77,35 +121,50 @@ class CloudService:
             audit=self.audit,
             limits=self.cloud.limits,
             lines=self.cloud.served_lines(),
-            on_accepted=self.queue.put_nowait,
+            on_accepted=self._accepted,
+            server_id=self.replica_id,
+            lease_s=self.cloud.lease_s,
         )
         self.servicer = servicer
         self.server, self.port, self.health = create_server(
             self.config.grpc.listen_address, servicer, max_message_bytes=self.config.grpc.max_message_bytes
         )
-        await self._resume()
+        if self.cloud.metrics_address:
+            self.metrics_port = self.metrics.serve(self.cloud.metrics_address)
+        freed = await asyncio.to_thread(self.audit.release, self.replica_id)
+        if freed:
+            logger.info("taking back %d unfinished garment(s) held by this replica's previous run", freed)
+        await self.sweep()
         self._workers = [
             asyncio.create_task(self._work(), name=f"classify-{i}")
             for i in range(self.cloud.max_garments_in_flight)
         ]
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep")
         await self.server.start()
         await set_serving(self.health, True)
         self.bus.set_available(True)
         logger.info(
-            "cloud service serving on port %d (classifier %s)", self.port, self.classifier_config.base_url
+            "cloud service %s serving on port %d (classifier %s)",
+            self.replica_id,
+            self.port,
+            self.classifier_config.base_url,
         )
         return self.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """NOT_SERVING, drain the streams, finish queued work, then close."""
+        """NOT_SERVING, drain the streams, finish queued work, then close and free the leases."""
         grace = self.cloud.shutdown_grace_s if grace is None else grace
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
         await set_serving(self.health, False)
         await self.server.stop(grace)
         try:
             await asyncio.wait_for(self.queue.join(), timeout=grace)
         except TimeoutError:
             logger.warning(
-                "%d garment(s) still queued at shutdown; they resume on the next start", self.queue.qsize()
+                "%d garment(s) still queued at shutdown; another replica or the next start takes them over",
+                self.queue.qsize(),
             )
         for task in self._workers:
             task.cancel()
@@ -113,21 +172,84 @@ class CloudService:
         await self.classifier.aclose()
         self.bus.set_available(False)
         self.bus.stop()
+        await asyncio.to_thread(self.audit.release, self.replica_id)
+        self.metrics.close()
         self.audit.engine.dispose()
 
-    async def _resume(self) -> None:
-        pending = await asyncio.to_thread(self.audit.pending, 100_000)
-        for item_id in pending:
+    # holding garments until their verdict is out ----------------------------------------------------------
+
+    def _accepted(self, record: GarmentRecord) -> None:
+        """Ingress stored a new garment under our lease: classify it."""
+        self.metrics.garments_accepted.inc()
+        self._held.add(record.item_id)
+        self.queue.put_nowait(record)
+
+    def _done(self, item_id: str) -> None:
+        self._held.discard(item_id)
+        self._unpublished.discard(item_id)
+        self._retries.pop(item_id, None)
+        self._failures.pop(item_id, None)
+
+    def _retry_later(self, item_id: str) -> float:
+        """Schedule another try of the garment's next step with exponential backoff; returns the delay."""
+        attempts = self._failures.get(item_id, 0) + 1
+        self._failures[item_id] = attempts
+        delay = min(self.cloud.retry_max_s, self.cloud.retry_initial_s * 2 ** (attempts - 1))
+        self._retries[item_id] = _Retry(time.monotonic() + delay, attempts)
+        return delay
+
+    async def _continue(self, item_id: str) -> None:
+        """Take a held garment's next step from what the audit store says: publish its verdict if it has one,
+        else classify it."""
+        try:
             row = await asyncio.to_thread(self.audit.garment, item_id)
-            if row is None:
-                continue
+            if row is None or row["status"] == "published":
+                self._done(item_id)
+                return
             verdict = recorded_verdict(row)
             if verdict is not None:
                 self._publish(verdict)
             else:
                 self.queue.put_nowait(await asyncio.to_thread(garment_record, row, self.crop_store.get))
-        if pending:
-            logger.info("resumed %d garment(s) from the audit store", len(pending))
+        except Exception as exc:
+            delay = self._retry_later(item_id)
+            logger.warning(
+                "could not reload garment (%s); retrying in %.0f s", exc, delay, extra={"item_id": item_id}
+            )
+
+    async def sweep(self) -> None:
+        """Renew leases, retry what is due, take over garments nobody holds, check publishing."""
+        if self._held:
+            await asyncio.to_thread(
+                self.audit.renew, self.replica_id, list(self._held), lease_s=self.cloud.lease_s
+            )
+        now = time.monotonic()
+        for item_id in [i for i, retry in self._retries.items() if retry.due <= now]:
+            del self._retries[item_id]
+            await self._continue(item_id)
+        room = 4 * self.cloud.max_garments_in_flight - self.queue.qsize()
+        if room > 0:
+            claimed = await asyncio.to_thread(
+                self.audit.claim, self.replica_id, lease_s=self.cloud.lease_s, limit=room
+            )
+            taken = [item_id for item_id in claimed if item_id not in self._held]
+            for item_id in taken:
+                self._held.add(item_id)
+                await self._continue(item_id)
+            if taken:
+                self.metrics.garments_taken_over.inc(len(taken))
+                logger.info("took over %d unfinished garment(s) that no live replica held", len(taken))
+        await self._check_publishing()
+        self.metrics.garments_held.set(len(self._held))
+        self.metrics.verdicts_unpublished.set(len(self._unpublished))
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.cloud.sweep_interval_s)
+            try:
+                await self.sweep()
+            except Exception:
+                logger.exception("sweep failed; trying again in %.1f s", self.cloud.sweep_interval_s)
 
     # the pipeline -----------------------------------------------------------------------------------------
 
@@ -137,9 +259,10 @@ class CloudService:
             try:
                 await self.process(record)
             except Exception:
+                self.metrics.classify_failures.inc()
+                delay = self._retry_later(record.item_id)
                 logger.exception(
-                    "could not process garment; it stays pending and resumes on restart",
-                    extra={"item_id": record.item_id},
+                    "could not process garment; retrying in %.0f s", delay, extra={"item_id": record.item_id}
                 )
             finally:
                 self.queue.task_done()
@@ -169,6 +292,7 @@ class CloudService:
         review_priority = routing.priority.value if routing.route is Route.HUMAN else None
         await asyncio.to_thread(self.audit.record_verdict, verdict, review_priority=review_priority)
         self.classified += 1
+        self.metrics.verdicts_recorded.inc()
         self._publish(verdict)
         if review_priority is not None:
             event = ReviewEvent(
@@ -191,12 +315,78 @@ class CloudService:
             extra={"item_id": record.item_id},
         )
 
+    # publishing -------------------------------------------------------------------------------------------
+
     def _publish(self, verdict: Verdict) -> None:
-        """Publish a recorded verdict; the broker's ack marks it published in the audit store."""
+        """Publish a recorded verdict; the broker's ack marks it published in the audit store, a refusal is
+        retried with backoff."""
         item_id = verdict.item_id
+        loop = self._loop
+        assert loop is not None
+        self._held.add(item_id)
+        self._unpublished.add(item_id)
 
-        def acked() -> None:
-            self.audit.mark_published(item_id)
-            self.published += 1
+        def acked() -> None:  # on the MQTT network thread
+            try:
+                self.audit.mark_published(item_id)
+            except Exception as exc:
+                logger.warning(
+                    "verdict published but not marked in the audit store (%s); it will be sent again", exc
+                )
+                loop.call_soon_threadsafe(self._retry_later, item_id)
+                return
+            loop.call_soon_threadsafe(self._published, item_id)
 
-        self.publisher.publish(verdict, on_acked=acked)
+        def refused(reason: str) -> None:  # on the MQTT network thread
+            loop.call_soon_threadsafe(self._refused, item_id, reason)
+
+        self.publisher.publish(verdict, on_acked=acked, on_refused=refused)
+
+    def _published(self, item_id: str) -> None:
+        self._done(item_id)
+        self.published += 1
+        self.metrics.verdicts_published.inc()
+        self._refusing_since = None
+
+    def _refused(self, item_id: str, reason: str) -> None:
+        self.metrics.verdict_publish_refused.inc()
+        if self._refusing_since is None:
+            self._refusing_since = time.monotonic()
+        self._last_refusal = reason
+        delay = self._retry_later(item_id)
+        logger.warning(
+            "the broker refused the verdict (%s); it stays unpublished and is retried in %.0f s",
+            reason,
+            delay,
+            extra={"item_id": item_id},
+        )
+
+    async def _check_publishing(self) -> None:
+        """Report NOT_SERVING (and log at ERROR) while no verdict can be published at all."""
+        now = time.monotonic()
+        connected = self.bus.connected
+        self.metrics.mqtt_connected.set(1 if connected else 0)
+        if connected:
+            self._down_since = None
+        elif self._down_since is None:
+            self._down_since = now
+        grace = self.cloud.publish_grace_s
+        problem = None
+        if self._down_since is not None and now - self._down_since >= grace:
+            problem = f"no connection to the MQTT broker ({self.bus.last_error or 'not connected'})"
+        elif self._refusing_since is not None and now - self._refusing_since >= grace:
+            problem = f"the MQTT broker refuses every verdict ({self._last_refusal})"
+        if problem == self.publishing_problem:
+            return
+        if problem is not None:
+            logger.error(
+                "no verdict can be published: %s; %d verdict(s) wait, the line fails safe on its deadlines; "
+                "reporting NOT_SERVING",
+                problem,
+                len(self._unpublished),
+            )
+        else:
+            logger.warning("verdicts are being published again; reporting SERVING")
+        self.publishing_problem = problem
+        self.metrics.publishing_ok.set(0 if problem else 1)
+        await set_serving(self.health, problem is None)

@@ -90,6 +90,7 @@ class LocalBroker:
     kind: BrokerKind
     protocol: MqttProtocol  # the newest MQTT version it speaks, for MqttConfig.protocol
     _stop: list = field(default_factory=list, repr=False)
+    pid: int | None = None  # a mosquitto this process started (SIGHUP reloads its password file and ACL)
 
     @property
     def url(self) -> str:
@@ -173,7 +174,7 @@ def start_mosquitto(
         stop()
         raise
     logger.info("started mosquitto on 127.0.0.1:%d (pid %d)", port, proc.pid)
-    return LocalBroker("127.0.0.1", port, "mosquitto", "5", [stop])  # mosquitto speaks MQTT 5 since 1.6
+    return LocalBroker("127.0.0.1", port, "mosquitto", "5", [stop], proc.pid)  # MQTT 5 since mosquitto 1.6
 
 
 def _amqtt_config(port: int) -> dict:

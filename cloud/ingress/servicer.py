@@ -87,6 +87,8 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             PERMISSION_DENIED (its verdicts would go out on a line nobody configured).
         on_accepted: called (in the event loop) with each newly accepted garment, e.g. to queue
             classification.
+        server_id: this replica's name: in the ServerHello, and the owner of the garments it accepts.
+        lease_s: how long an accepted garment's lease runs before the owner must renew it.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         lines: Iterable[tuple[str, str]],
         on_accepted: Callable[[GarmentRecord], None] | None = None,
         server_id: str | None = None,
+        lease_s: float = 30.0,
     ) -> None:
         self.crop_store = crop_store
         self.audit = audit
@@ -107,6 +110,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             raise ValueError("the ingress serves no line: name at least one (cloud.lines)")
         self.on_accepted = on_accepted or (lambda record: None)
         self.server_id = server_id or f"cloud-{uuid.uuid4().hex[:8]}"
+        self.lease_s = lease_s
         self.accepted = 0
         self.drops_recorded = 0
         self.duplicates = 0
@@ -123,7 +127,16 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             )
             for c in record.crops
         }
-        return self.audit.accept(record, uris)
+        return self.audit.accept(record, uris, owner=self.server_id, lease_s=self.lease_s)
+
+    async def _accept(self, record: GarmentRecord) -> bool:
+        """Store the garment and, if new, hand it on. Runs to the end even when the stream is cancelled
+        meanwhile (see ``_handle``)."""
+        new = await asyncio.to_thread(self._store, record)
+        if new:
+            self.accepted += 1
+            self.on_accepted(record)
+        return new
 
     async def _handle(self, garment: pb.Garment, hello: pb.AgentHello) -> pb.DownlinkMessage:
         item_id = garment.item_id
@@ -139,7 +152,9 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             )
             return _refusal(item_id[:128], exc.code, exc.reason, retryable=False)
         try:
-            new = await asyncio.to_thread(self._store, record)
+            # Shielded: a stream cancelled while its garment is being stored (a WAN drop, an agent restart)
+            # must not leave the garment stored but never handed on; the edge's re-send is then a duplicate.
+            new = await asyncio.shield(self._accept(record))
         except CropKeyError as exc:  # validation should have caught it; the store's guard did
             self.refused += 1
             logger.warning("refused garment from %s: %s", hello.agent_id, exc, extra={"item_id": item_id})
@@ -155,8 +170,6 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             self.duplicates += 1
             logger.info("duplicate garment acked again", extra={"item_id": item_id})
             return _ack(item_id, duplicate=True)
-        self.accepted += 1
-        self.on_accepted(record)
         return _ack(item_id, duplicate=False)
 
     async def _handle_drop(self, dropped: pb.GarmentDropped, hello: pb.AgentHello) -> pb.DownlinkMessage:

@@ -31,8 +31,15 @@ class VerdictPublisher:
         self._in_flight: set[str] = set()  # verdict ids handed to paho and not yet acknowledged
         self._lock = threading.Lock()
 
-    def publish(self, verdict: Verdict, *, on_acked: Callable[[], None]) -> None:
-        """Send a recorded verdict (QoS 1); ``on_acked`` runs on the network thread when the broker has it."""
+    def publish(
+        self,
+        verdict: Verdict,
+        *,
+        on_acked: Callable[[], None],
+        on_refused: Callable[[str], None] | None = None,
+    ) -> None:
+        """Send a recorded verdict (QoS 1); ``on_acked`` runs on the network thread when the broker has it,
+        ``on_refused`` (with the broker's reason) when the broker refuses it, e.g. by its ACL."""
         verdict_id = verdict.verdict_id
 
         def acked() -> None:
@@ -42,6 +49,12 @@ class VerdictPublisher:
                 with self._lock:
                     self._in_flight.discard(verdict_id)
 
+        def refused(reason: str) -> None:
+            with self._lock:
+                self._in_flight.discard(verdict_id)
+            if on_refused is not None:
+                on_refused(reason)
+
         with self._lock:
             self._in_flight.add(verdict_id)
         try:
@@ -50,6 +63,7 @@ class VerdictPublisher:
                 verdict.to_json(),
                 qos=1,
                 on_acked=acked,
+                on_refused=refused,
             )
         except Exception:
             with self._lock:

@@ -15,11 +15,13 @@ class RecordingBus:
     def __init__(self, fail: bool = False) -> None:
         self.fail = fail
         self.sent = []  # (topic, payload, qos, on_acked)
+        self.refusals = []  # on_refused callbacks, in the same order
 
-    def publish(self, topic, payload, *, qos=1, retain=False, on_acked=None) -> None:
+    def publish(self, topic, payload, *, qos=1, retain=False, on_acked=None, on_refused=None) -> None:
         if self.fail:
             raise RuntimeError("MQTT publish failed")
         self.sent.append((topic, payload, qos, on_acked))
+        self.refusals.append(on_refused)
 
 
 def test_a_verdict_goes_out_on_its_line_and_stays_in_flight_until_acked():
@@ -46,6 +48,14 @@ def test_a_failed_mark_still_leaves_flight_so_a_republish_retries_it():
     with pytest.raises(RuntimeError):
         bus.sent[0][3]()
     assert publisher.in_flight() == set()
+
+
+def test_a_refused_verdict_leaves_flight_and_the_caller_hears_why():
+    bus, reasons = RecordingBus(), []
+    publisher = VerdictPublisher(bus, "root")
+    publisher.publish(verdict(verdict_id="v1"), on_acked=lambda: None, on_refused=reasons.append)
+    bus.refusals[0]("Not authorized")
+    assert reasons == ["Not authorized"] and publisher.in_flight() == set()
 
 
 def test_a_publish_that_fails_is_not_left_in_flight():
