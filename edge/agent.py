@@ -1,9 +1,11 @@
 """The edge agent: source -> detector -> crops -> spool/uplink, and verdicts -> line commands.
 
 Threads: the source fills a bounded buffer; the detection loop empties it; the uplink drains the spool; paho's
-network thread delivers verdicts; a ticker issues fail-safe commands when deadlines pass. Everything a garment
-needs to get its one line command (its deadline, the command itself) is in SQLite before it matters, so the
-agent can be killed at any point and restarted without losing or doubling a command.
+network thread delivers verdicts; the fail-safe timer diverts each garment whose deadline passes without a
+verdict, on a thread that does nothing else. Everything a garment needs to get its one line command (its
+deadline, the command itself) is in SQLite before it matters, so the agent can be killed at any point and
+restarted without losing or doubling a command; on restart, garments left undecided are settled before the
+detector loads.
 
 A garment the agent drops without inspecting it (the detector fell behind the camera, or the edge could not
 process it) is still diverted to review, and a small record of the drop goes through the spool to the cloud,
@@ -15,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from edge.config import EdgeConfig
@@ -41,10 +44,22 @@ logger = logging.getLogger(__name__)
 
 
 class EdgeAgent:
-    """One agent for one camera station. ``start()``, then ``run()`` until the source ends or ``stop()``."""
+    """One agent for one camera station. ``start()``, then ``run()`` until the source ends or ``stop()``.
+
+    Args:
+        config: the whole configuration (site, MQTT, gRPC, storage).
+        edge: its ``edge:`` section.
+        source: where garments come from; default: the one ``edge.source`` describes.
+        load_detector: builds the detector (not warmed up); default: the runtime ``edge.detector`` describes.
+    """
 
     def __init__(
-        self, config: SeamlineConfig, edge: EdgeConfig, *, source: GarmentSource | None = None
+        self,
+        config: SeamlineConfig,
+        edge: EdgeConfig,
+        *,
+        source: GarmentSource | None = None,
+        load_detector: Callable[[], DetectorRuntime] | None = None,
     ) -> None:
         self.config = config
         self.edge = edge
@@ -86,6 +101,7 @@ class EdgeAgent:
         )
         self.source = source or build_source(edge.source, ItemIds(self.line_id, self.station_id))
         self.buffer = GarmentBuffer(edge.buffer_capacity, edge.drop_strategy)
+        self._load_detector = load_detector or (lambda: build_detector(edge.detector, warm_up=False))
         self.detector: DetectorRuntime | None = None
         self.captured_at: dict[str, datetime] = {}
         self._stop = threading.Event()
@@ -114,23 +130,31 @@ class EdgeAgent:
     # lifecycle --------------------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load and warm the detector, connect, resume unfinished work; then report online."""
-        self.detector = build_detector(self.edge.detector, warm_up=False)
-        self.detector.warm_up(batch_sizes=(1, 2, 4))
+        """Resume unfinished work and keep every deadline, then load and warm the detector; report online.
+
+        Loading and warming the detector takes seconds (about 8 on a Jetson), so everything that does not need
+        it comes first: commands a killed run decided but never got acknowledged go out again, garments whose
+        deadline passed while the agent was down are diverted, the live ones get their fail-safe timers, and
+        verdicts and the spool flow again.
+        """
         self.bus.subscribe(
             self.topics.verdicts,
             verdict_listener(self.controller, self.site_id, self.line_id, self._verdict_outcome),
         )
-        self.bus.start()
+        self.bus.start()  # paho queues what is published before the connection is up
         # Commands decided before a crash and never acknowledged go out again, same ids (the PLC dedupes).
         resent = self.controller.resend_unpublished()
         if resent:
             logger.info("re-sent %d line command(s) left unacknowledged by the previous run", resent)
+        diverted = self.controller.start()
+        if diverted:
+            logger.warning("diverted %d garment(s) whose deadline passed while the agent was down", diverted)
         self.uplink.start()
+        self.detector = self._load_detector()
+        self.detector.warm_up(batch_sizes=(1, 2, 4))
         if self.edge.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.edge.metrics_host, self.edge.metrics_port)
         for target, name in (
-            (self._tick_loop, "deadlines"),
             (self._source_loop, "source"),
             (self._gauges_loop, "gauges"),
         ):
@@ -185,6 +209,7 @@ class EdgeAgent:
         self._stop.set()
         self.source.stop()
         self.uplink.stop()
+        self.controller.stop()
         self.bus.set_available(False)
         self.bus.stop()
         for thread in self._threads:
@@ -366,13 +391,6 @@ class EdgeAgent:
         self.metrics.commands.labels(command.action.value, command.cause).inc()
         if command.cause == "deadline_missed":
             self.metrics.deadline_misses.inc()
-
-    def _tick_loop(self) -> None:
-        while not self._stop.is_set():
-            self.controller.tick()
-            next_deadline = self.ledger.next_deadline()
-            wait = 0.25 if next_deadline is None else min(0.25, max(0.005, next_deadline - time.time()))
-            self._stop.wait(wait)
 
     def _gauges_loop(self) -> None:
         while not self._stop.is_set():

@@ -31,8 +31,8 @@ def run(
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: (stop.set(), agent.source.stop()))
-    agent.start()
     try:
+        agent.start()  # inside: a detector that fails to load still gets the agent's orderly stop
         agent.run()
         # Finite sources: give the last garments their verdicts (or deadlines) before leaving.
         if not stop.is_set():

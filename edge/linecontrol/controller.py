@@ -1,6 +1,7 @@
 """Turn verdicts into exactly one line command per garment, failing safe when a verdict misses its deadline.
 
-Pure decision logic over the durable ``CommandLedger``; the transport (MQTT) sits behind ``CommandSink``.
+Decision logic over the durable ``CommandLedger``; the transport (MQTT) sits behind ``CommandSink``, and the
+deadlines are kept by a ``FailSafeTimer`` on a thread of its own.
 
 Rules:
   * every garment the agent captures is tracked with its deadline (belt speed and distance to the diverter);
@@ -8,7 +9,9 @@ Rules:
     (review, or a verdict still waiting for a person) -> divert_review;
   * no verdict by the deadline -> divert_review (cause ``deadline_missed``); a verdict after that is recorded
     as late and never flips the command;
-  * a garment the cloud refuses for good, or the edge cannot process, is diverted to review at once.
+  * a garment the cloud refuses for good, or the edge cannot process, is diverted to review at once;
+  * at start-up, before anything slow (the detector's load and warm-up), garments a stopped or killed agent
+    left without a command are settled: overdue ones diverted at once, the others' timers armed.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Protocol
 
+from edge.linecontrol.failsafe import FailSafeTimer
 from edge.linecontrol.ledger import CommandLedger, DecidedCommand
 from seamline.contract.messages import Verdict
 from seamline.domain import Decision, LineAction
@@ -55,6 +59,9 @@ def action_for(verdict: Verdict) -> LineAction:
 class LineController:
     """Decides and emits line commands.
 
+    ``start()`` settles what a previous run left undecided and starts the fail-safe timer; without it (unit
+    tests with a fake clock) deadlines are enforced only by calling ``settle_overdue()``.
+
     Args:
         ledger: the durable record of garments and commands.
         sink: sends commands (asynchronously) and marks them published in ``ledger`` on broker acks.
@@ -67,20 +74,40 @@ class LineController:
         self.ledger = ledger
         self.sink = sink
         self.clock = clock
+        self.timer = FailSafeTimer(self.fail_safe, clock=clock)
+
+    def start(self) -> int:
+        """Settle the garments a previous run left undecided, then keep every deadline from now on.
+
+        Overdue garments are diverted here, on the caller's thread, before this returns; the others get their
+        timers armed. Returns how many were diverted.
+        """
+        settled = 0
+        while diverted := self.settle_overdue():
+            settled += len(diverted)
+        for item_id, deadline_at in self.ledger.waiting():
+            self.timer.arm(item_id, deadline_at)
+        self.timer.start()
+        return settled
+
+    def stop(self) -> None:
+        self.timer.stop()
 
     def track(self, item_id: str, station_id: str, deadline_at: float) -> None:
-        """Start the deadline clock for a captured garment."""
+        """Start the deadline clock for a captured garment: recorded first, then its timer armed."""
         self.ledger.register(item_id, station_id, deadline_at)
+        self.timer.arm(item_id, deadline_at)
 
     def _emit(self, command: DecidedCommand | None) -> DecidedCommand | None:
         if command is not None:
+            self.timer.cancel(command.item_id)
+            self.sink.send_command(command)  # before the log line: the PLC is waiting, the log is not
             logger.info(
                 "line command %s (%s)",
                 command.action.value,
                 command.cause,
                 extra={"item_id": command.item_id},
             )
-            self.sink.send_command(command)
         return command
 
     def settle(
@@ -114,23 +141,20 @@ class LineController:
         )
         return VerdictOutcome.LATE if now > deadline else VerdictOutcome.ALREADY_COMMANDED
 
-    def tick(self) -> list[DecidedCommand]:
-        """Fail safe: divert every garment whose deadline passed without a verdict.
+    def fail_safe(self, item_id: str) -> DecidedCommand | None:
+        """The garment's deadline passed: divert it to review, unless it already has its command."""
+        command = self._emit(
+            self.ledger.decide(item_id, LineAction.DIVERT_REVIEW, "deadline_missed", now=self.clock())
+        )
+        if command is not None:
+            logger.warning("no verdict before the deadline: diverted to review", extra={"item_id": item_id})
+        return command
 
-        Call often (every ~50 ms).
-        """
-        now = self.clock()
-        commands = []
-        for item_id in self.ledger.overdue(now):
-            command = self._emit(
-                self.ledger.decide(item_id, LineAction.DIVERT_REVIEW, "deadline_missed", now=now)
-            )
-            if command is not None:
-                logger.warning(
-                    "no verdict before the deadline: diverted to review", extra={"item_id": item_id}
-                )
-                commands.append(command)
-        return commands
+    def settle_overdue(self) -> list[DecidedCommand]:
+        """Fail safe for every garment whose deadline has passed without a command (up to the ledger's
+        batch size; at start-up, and in tests that move a fake clock instead of running the timer)."""
+        commands = [self.fail_safe(item_id) for item_id in self.ledger.overdue(self.clock())]
+        return [c for c in commands if c is not None]
 
     def resend_unpublished(self, skip: set[str] | None = None) -> int:
         """Send again, under the same command ids, every decided command the broker never acknowledged

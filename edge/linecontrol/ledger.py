@@ -89,16 +89,16 @@ class CommandLedger:
         command_id = uuid.uuid4().hex
         now = time.time() if now is None else now
         with self._lock:
-            cursor = self._db.execute(
+            # One statement: on the fail-safe timer's path each one is another wait for the GIL under load.
+            # fetchall() runs it to completion, which commits it.
+            rows = self._db.execute(
                 "UPDATE items SET command_id = ?, action = ?, cause = ?, verdict_id = ?, decided_at = ? "
-                "WHERE item_id = ? AND command_id IS NULL",
+                "WHERE item_id = ? AND command_id IS NULL RETURNING station_id, deadline_at",
                 (command_id, LineAction(action).value, cause, verdict_id, now, item_id),
-            )
-            if cursor.rowcount != 1:
-                return None
-            station_id, deadline_at = self._db.execute(
-                "SELECT station_id, deadline_at FROM items WHERE item_id = ?", (item_id,)
-            ).fetchone()
+            ).fetchall()
+        if not rows:
+            return None
+        station_id, deadline_at = rows[0]
         return DecidedCommand(
             command_id, item_id, station_id, LineAction(action), cause, verdict_id, now, deadline_at
         )
@@ -150,11 +150,15 @@ class CommandLedger:
             ).fetchall()
         return [r[0] for r in rows]
 
-    def next_deadline(self) -> float | None:
-        """The earliest deadline among garments still waiting."""
+    def waiting(self, limit: int = -1) -> list[tuple[str, float]]:
+        """Garments still without a command, with their deadlines, earliest first (``limit`` -1: all)."""
         with self._lock:
-            row = self._db.execute("SELECT MIN(deadline_at) FROM items WHERE command_id IS NULL").fetchone()
-        return row[0]
+            rows = self._db.execute(
+                "SELECT item_id, deadline_at FROM items WHERE command_id IS NULL "
+                "ORDER BY deadline_at LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [(item_id, deadline_at) for item_id, deadline_at in rows]
 
     def unpublished(self, limit: int = 1000) -> list[DecidedCommand]:
         """Decided commands the broker has not acknowledged yet, oldest first."""

@@ -59,6 +59,7 @@ class CommandRecorder:
 
     def __init__(self, broker_url: str, topics: LineTopics) -> None:
         self.commands: dict[str, list[dict]] = defaultdict(list)
+        self.received_at: dict[str, float] = {}  # item id -> wall time its first command arrived
         self.verdicts: list[dict] = []
         self.invalid: list[str] = []
         self.lock = threading.Lock()
@@ -79,6 +80,7 @@ class CommandRecorder:
             self.invalid.append(str(exc))
         with self.lock:
             self.commands[data["item_id"]].append(data)
+            self.received_at.setdefault(data["item_id"], time.time())
 
     def _on_verdict(self, topic: str, payload: bytes) -> None:
         data = json.loads(payload)

@@ -83,11 +83,11 @@ def test_follow_up_verdict_does_not_flip(setup):
 def test_deadline_miss_diverts_and_late_verdict_is_only_recorded(setup):
     controller, sink, clock, ledger = setup
     controller.track("g1", "st1", deadline_at=clock.now + 1)
-    assert controller.tick() == []
+    assert controller.settle_overdue() == []
     clock.now += 1.01
-    (command,) = controller.tick()
+    (command,) = controller.settle_overdue()
     assert (command.action, command.cause) == (LineAction.DIVERT_REVIEW, "deadline_missed")
-    assert controller.tick() == []
+    assert controller.settle_overdue() == []
     assert controller.on_verdict(_verdict(decision="pass")) is VerdictOutcome.LATE
     assert len(sink.sent) == 1 and ledger.counts()["late_verdicts"] == 1
 
@@ -138,4 +138,24 @@ def test_restart_keeps_commands_and_resends_only_unacknowledged(tmp_path):
     assert [c.command_id for c in sink2.sent] == [c.command_id for c in sink.sent[1:]]
     assert controller2.on_verdict(_verdict(item_id="g1", verdict_id="v1")) is VerdictOutcome.DUPLICATE
     clock.now += 2  # g3 was waiting across the restart and its deadline passed
-    assert [c.item_id for c in controller2.tick()] == ["g3"]
+    assert [c.item_id for c in controller2.settle_overdue()] == ["g3"]
+
+
+def test_start_diverts_overdue_garments_at_once_and_arms_the_others(tmp_path):
+    clock, sink = Clock(), RecordingSink()
+    ledger = CommandLedger(tmp_path / "ledger.db")
+    for i in range(1200):  # more than one batch of the ledger's overdue query
+        ledger.register(f"late{i}", "st1", deadline_at=clock.now - 1 - i * 0.001)
+    ledger.register("live", "st1", deadline_at=clock.now + 30)
+    ledger.register("done", "st1", deadline_at=clock.now - 5)
+    ledger.decide("done", LineAction.PASS, "verdict", "v1", now=clock.now - 6)
+    controller = LineController(ledger, sink, clock=clock)
+    try:
+        assert controller.start() == 1200
+        assert {c.item_id for c in sink.sent} == {f"late{i}" for i in range(1200)}
+        assert {(c.action, c.cause) for c in sink.sent} == {(LineAction.DIVERT_REVIEW, "deadline_missed")}
+        assert len(controller.timer) == 1  # "live" waits for its verdict or its deadline
+        assert controller.settle_overdue() == []
+    finally:
+        controller.stop()
+        ledger.close()
