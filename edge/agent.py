@@ -289,7 +289,7 @@ class EdgeAgent:
             },
         )
         try:
-            self.spool.put(garment.item_id, message.SerializeToString())
+            self.spool.put(garment.item_id, message.SerializeToString(), deadline_at=deadline_at.timestamp())
         except SpoolFull as exc:
             logger.error("%s; diverting to review", exc, extra={"item_id": garment.item_id})
             self.controller.settle(garment.item_id, LineAction.DIVERT_REVIEW, "edge_error")

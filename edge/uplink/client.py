@@ -1,12 +1,18 @@
-"""The gRPC uplink: drains the spool to the cloud over one long-lived stream, in order, with flow control.
+"""The gRPC uplink: drains the spool to the cloud over one long-lived stream, live garments first, with flow
+control.
 
 * A garment is in the spool before it is sent and leaves it only on the cloud's ack (at-least-once; the cloud
   dedupes re-sends by item id).
 * At most ``max_in_flight`` garments are unanswered at a time (the smaller of ours and the server's).
+* Send order (``Spool.in_send_order``), chosen afresh for every free slot: live garments, whose deadline is
+  more than ``live_margin_s`` away, earliest deadline first; then the backlog, whose fail-safe command is
+  already out, oldest first. So after an outage the garments still on the belt are classified before the
+  backlog, and a garment captured while the backlog drains overtakes it.
 * A broken stream (cloud down, WAN cut, no ack within ``ack_timeout_s``) is re-opened with exponential backoff
-  and jitter; every garment still in the spool is sent again, oldest first.
+  and jitter; every garment still in the spool is sent again, in that order.
 * A refusal that the cloud marks not retryable removes the garment and reports it, so line control can divert
-  it to review; a retryable one stays spooled and is re-sent after a backoff.
+  it to review; a retryable one stays spooled and is re-sent after a backoff, and the garments after it in the
+  send order wait with it (the cloud asked us to wait).
 * The record of a garment dropped before inspection (``GarmentDropped``) travels the same way. Line control
   diverts that garment whatever the cloud says: a refusal for good is only logged and counted, not reported.
 """
@@ -58,6 +64,13 @@ class UplinkConfig(StrictModel):
         ge=1,
         title="Keepalive (s)",
         description="HTTP/2 ping interval that detects a dead link.",
+    )
+    live_margin_s: float = Field(
+        default=0.5,
+        ge=0,
+        title="Live margin (s)",
+        description="A garment whose deadline is more than this away is live and sent before the backlog, "
+        "earliest deadline first; closer than this, its verdict cannot come back in time.",
     )
 
 
@@ -204,24 +217,10 @@ class Uplink:
 
     def _pump(self, outbox: queue.Queue, answers: queue.Queue, window: int) -> None:
         in_flight: dict[str, float] = {}  # item id -> monotonic send time
-        last_seq = 0
         retry_after: dict[str, float] = {}
         while not self._stopping.is_set():
             if len(in_flight) < window:
-                batch = self.spool.pending(after_seq=last_seq, limit=window - len(in_flight))
-                now = time.monotonic()
-                for garment in batch:
-                    if garment.item_id in in_flight:
-                        last_seq = garment.seq
-                        continue
-                    if retry_after.get(garment.item_id, 0) > now:
-                        break  # keep order: wait for the retry time of the oldest refused garment
-                    outbox.put(_uplink_message(garment))
-                    self.spool.mark_sent(garment.item_id)
-                    in_flight[garment.item_id] = now
-                    last_seq = garment.seq
-                    with self.stats.lock:
-                        self.stats.sent += 1
+                self._send_next(outbox, in_flight, retry_after, window)
             try:
                 answer = answers.get(timeout=0.05 if not in_flight else 0.01)
             except queue.Empty:
@@ -233,9 +232,7 @@ class Uplink:
                 if kind == "ack":
                     self._acked(answer.ack, in_flight)
                 elif kind == "refusal":
-                    restart_from = self._refused(answer.refusal, in_flight, retry_after)
-                    if restart_from:
-                        last_seq = 0  # walk the spool again from the oldest so order is kept on retry
+                    self._refused(answer.refusal, in_flight, retry_after)
                 continue
             if in_flight and time.monotonic() - min(in_flight.values()) > self.config.ack_timeout_s:
                 raise _StreamBroken(
@@ -248,6 +245,22 @@ class Uplink:
                 self._wake.wait(0.05)
                 self._wake.clear()
 
+    def _send_next(
+        self, outbox: queue.Queue, in_flight: dict[str, float], retry_after: dict[str, float], window: int
+    ) -> None:
+        """Fill the free slots of the window from the spool, in send order."""
+        live_after = time.time() + self.config.live_margin_s  # deadlines are wall-clock, like the ledger's
+        now = time.monotonic()
+        for garment in self.spool.in_send_order(live_after, limit=window - len(in_flight), skip=in_flight):
+            if retry_after.get(garment.item_id, 0) > now:
+                break  # the cloud asked us to wait: what comes after this garment waits with it
+            retry_after.pop(garment.item_id, None)
+            outbox.put(_uplink_message(garment))
+            self.spool.mark_sent(garment.item_id)
+            in_flight[garment.item_id] = now
+            with self.stats.lock:
+                self.stats.sent += 1
+
     def _acked(self, ack: pb.GarmentAck, in_flight: dict[str, float]) -> None:
         in_flight.pop(ack.item_id, None)
         self.spool.ack(ack.item_id)
@@ -258,7 +271,7 @@ class Uplink:
 
     def _refused(
         self, refusal: pb.GarmentRefusal, in_flight: dict[str, float], retry_after: dict[str, float]
-    ) -> bool:
+    ) -> None:
         in_flight.pop(refusal.item_id, None)
         code = pb.RefusalCode.Name(refusal.code)
         if refusal.retryable:
@@ -269,7 +282,7 @@ class Uplink:
                 extra={"item_id": refusal.item_id},
             )
             retry_after[refusal.item_id] = time.monotonic() + self.config.backoff_max_s
-            return True
+            return
         dropped = self.spool.kind_of(refusal.item_id) is RecordKind.DROPPED
         logger.error(
             "cloud refused %s for good (%s): %s",
@@ -283,7 +296,6 @@ class Uplink:
             self.stats.refused += 1
         if not dropped:
             self.on_refused(refusal.item_id, code, refusal.reason)
-        return False
 
 
 def _uplink_message(spooled: SpooledGarment) -> pb.UplinkMessage:

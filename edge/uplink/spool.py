@@ -1,12 +1,13 @@
-"""A durable, ordered, bounded store-and-forward spool (SQLite in WAL mode).
+"""A durable, bounded store-and-forward spool (SQLite in WAL mode) that hands out garments live ones first.
 
 A garment is written here before it is sent and deleted only when the cloud acks it, so a WAN outage or a
-crash (even SIGKILL) loses nothing: on restart the spool still holds every unacknowledged garment, in the
-order they were captured, and the uplink drains it.
+crash (even SIGKILL) loses nothing: on restart the spool still holds every unacknowledged garment, and the
+uplink drains it. The order it drains in is ``Spool.in_send_order``: garments whose verdict can still arrive
+before their deadline first, then the backlog that already got its fail-safe command, oldest first.
 
 Each entry is one record for the cloud, keyed by the garment's item id: a garment (a serialized ``Garment``)
-or the small record of a garment the edge dropped before inspecting it (a serialized ``GarmentDropped``).
-Both kinds share the order, the limits and the ack rule.
+or the small record of a garment the edge dropped before inspecting it (a serialized ``GarmentDropped``, which
+has no deadline to meet and so drains with the backlog). Both kinds share the limits and the ack rule.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -41,13 +43,14 @@ class RecordKind(str, Enum):
 
 @dataclass(frozen=True)
 class SpooledGarment:
-    """One spooled record: its order, id, serialized message and what kind of message that is."""
+    """One spooled record: its capture order, id, serialized message, deadline and what kind of message it is."""
 
     seq: int
     item_id: str
     payload: bytes
     enqueued_at: float
     attempts: int
+    deadline_at: float | None  # epoch seconds; None if spooled without one (or by a version that kept none)
     kind: RecordKind = RecordKind.GARMENT
 
 
@@ -72,9 +75,11 @@ CREATE TABLE IF NOT EXISTS garments (
     size INTEGER NOT NULL,
     enqueued_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
+    deadline_at REAL,
     kind TEXT NOT NULL DEFAULT 'garment'
 );
 """
+_COLUMNS = "seq, item_id, payload, enqueued_at, attempts, deadline_at, kind"
 
 
 class Spool:
@@ -110,8 +115,12 @@ class Spool:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(garments)")}
+        if "deadline_at" not in columns:
+            # A spool written before deadlines were kept: its garments count as backlog (oldest first).
+            self._db.execute("ALTER TABLE garments ADD COLUMN deadline_at REAL")
         if "kind" not in columns:  # a spool written before drop records: everything in it is a garment
             self._db.execute("ALTER TABLE garments ADD COLUMN kind TEXT NOT NULL DEFAULT 'garment'")
+        self._db.execute("CREATE INDEX IF NOT EXISTS garments_deadline ON garments (deadline_at)")
 
     def close(self) -> None:
         with self._lock:
@@ -132,10 +141,19 @@ class Spool:
             self.max_bytes > 0 and size + extra > self.max_bytes
         )
 
-    def put(self, item_id: str, payload: bytes, kind: RecordKind = RecordKind.GARMENT) -> PutResult:
+    def put(
+        self,
+        item_id: str,
+        payload: bytes,
+        kind: RecordKind = RecordKind.GARMENT,
+        *,
+        deadline_at: float | None = None,
+    ) -> PutResult:
         """Store a garment (or, with ``kind``, another record) durably (committed to disk when this returns).
 
         A second put for an item id already spooled, of either kind, is a duplicate and stores nothing.
+
+        ``deadline_at`` (epoch seconds, the garment message's deadline) decides whether it goes out as live.
 
         Raises:
             SpoolFull: at the limit with policy reject_new, or a single payload larger than max_bytes.
@@ -163,8 +181,9 @@ class Spool:
                     evicted.append(row[1])
                     count, total = count - 1, total - row[2]
                 self._db.execute(
-                    "INSERT INTO garments (item_id, payload, size, enqueued_at, kind) VALUES (?, ?, ?, ?, ?)",
-                    (item_id, payload, size, time.time(), RecordKind(kind).value),
+                    "INSERT INTO garments (item_id, payload, size, enqueued_at, deadline_at, kind) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (item_id, payload, size, time.time(), deadline_at, RecordKind(kind).value),
                 )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -174,15 +193,37 @@ class Spool:
             logger.warning("spool full: evicted oldest garment", extra={"item_id": gone})
         return PutResult(accepted=True, evicted=tuple(evicted))
 
-    def pending(self, after_seq: int = 0, limit: int = 64) -> list[SpooledGarment]:
-        """Unacknowledged garments with ``seq > after_seq``, oldest first."""
+    def in_send_order(
+        self, live_after: float, *, limit: int = 64, skip: Collection[str] = ()
+    ) -> list[SpooledGarment]:
+        """The next ``limit`` unacknowledged garments to send, leaving out ``skip`` (those in flight).
+
+        Live garments come first: those whose deadline is after ``live_after`` (now plus the time a verdict
+        needs to come back), earliest deadline first, so the one nearest its deadline goes next and none waits
+        behind a later one. Then the backlog, oldest first: garments whose deadline has passed, or is too
+        close, already have (or are about to get) their fail-safe command; their verdicts still matter for the
+        audit trail and review, not for the line. A garment captured while the backlog drains is live, so it
+        goes ahead of everything left in the backlog.
+        """
+        wanted = limit + len(skip)
         with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, item_id, payload, enqueued_at, attempts, kind FROM garments "
-                "WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
+            live = self._db.execute(
+                "SELECT seq, item_id FROM garments WHERE deadline_at > ? ORDER BY deadline_at, seq LIMIT ?",
+                (live_after, wanted),
             ).fetchall()
-        return [SpooledGarment(*row[:5], RecordKind(row[5])) for row in rows]
+            order = [seq for seq, item_id in live if item_id not in skip][:limit]
+            if len(order) < limit:
+                backlog = self._db.execute(
+                    "SELECT seq, item_id FROM garments WHERE deadline_at IS NULL OR deadline_at <= ? "
+                    "ORDER BY seq LIMIT ?",
+                    (live_after, wanted),
+                ).fetchall()
+                order += [seq for seq, item_id in backlog if item_id not in skip][: limit - len(order)]
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM garments WHERE seq IN ({','.join('?' * len(order))})", order
+            ).fetchall()
+        by_seq = {row[0]: SpooledGarment(*row[:6], RecordKind(row[6])) for row in rows}
+        return [by_seq[seq] for seq in order]
 
     def kind_of(self, item_id: str) -> RecordKind | None:
         """The kind of the record spooled for ``item_id``; None if nothing is."""

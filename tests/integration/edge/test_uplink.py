@@ -1,4 +1,5 @@
-"""The uplink against a real cloud ingress on a free port: in order, acked, deduped, refused, resilient."""
+"""The uplink against a real cloud ingress on a free port: in send order (live garments first), acked,
+deduped, refused, resilient."""
 
 import threading
 import time
@@ -7,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from cloud.storage.crop_store import LocalCropStore
 from edge.crops import Crop
 from edge.uplink.client import Uplink, UplinkConfig, insecure_channel_factory
 from edge.uplink.convert import dropped_message, garment_message
@@ -21,7 +23,9 @@ pytestmark = pytest.mark.integration
 HELLO = pb.AgentHello(agent_id="edge-test", site_id="site1", line_id="line1", contract_version="v1")
 
 
-def _garment(item_id: str, *, score: float = 0.8, jpeg: bytes | None = None) -> bytes:
+def _garment(
+    item_id: str, *, score: float = 0.8, jpeg: bytes | None = None, deadline_in: float = 5.0
+) -> bytes:
     image = np.full((48, 64, 3), 128, np.uint8)
     crop = Crop(
         "v0-c0", 0, (10.0, 10.0, 40.0, 30.0), (0, 0, 64, 48), score, "defect", jpeg or encode_jpeg(image)
@@ -33,7 +37,7 @@ def _garment(item_id: str, *, score: float = 0.8, jpeg: bytes | None = None) -> 
         line_id="line1",
         station_id="st1",
         captured_at=now,
-        deadline_at=now + timedelta(seconds=5),
+        deadline_at=now + timedelta(seconds=deadline_in),
         view_sizes=[(720, 1280)],
         camera_ids=["top"],
         crops=[crop],
@@ -194,3 +198,101 @@ def test_cloud_restart_mid_stream_loses_nothing(tmp_path):
         cloud.stop()
     assert cloud.audit.counts()["accepted"] == len(produced)
     assert uplink.stats.reconnects >= 1
+
+
+def _put(spool: Spool, item_id: str, deadline_in: float) -> None:
+    """Spool a garment the way the agent does, its deadline ``deadline_in`` seconds from now."""
+    spool.put(item_id, _garment(item_id, deadline_in=deadline_in), deadline_at=time.time() + deadline_in)
+
+
+def test_after_an_outage_live_garments_go_first_then_the_backlog_oldest_first(tmp_path):
+    cloud = IngressThread(tmp_path / "cloud").start()
+    port = cloud.port
+    spool = Spool(tmp_path / "spool.db")
+    uplink = _uplink(spool, cloud.address, ack_timeout_s=2, live_margin_s=5.0)
+    try:
+        _put(spool, "before", 30)
+        assert wait_until(lambda: len(spool) == 0 and uplink.stats.connected)
+        cloud.stop()
+        # While the cloud is down the line goes on: garments whose deadlines pass (their fail-safe command
+        # went out) pile up between garments still on the belt.
+        _put(spool, "b0", -20)
+        _put(spool, "live-late", 60)
+        _put(spool, "b1", -15)
+        _put(spool, "too-close", 3)  # inside live_margin_s: no verdict could come back in time
+        _put(spool, "live-soon", 30)
+        _put(spool, "b2", -10)
+        _put(spool, "live-mid", 45)
+        assert wait_until(lambda: not uplink.stats.connected)
+        cloud = IngressThread(tmp_path / "cloud", port=port).start()
+        assert wait_until(lambda: len(spool) == 0)
+    finally:
+        uplink.stop()
+        cloud.stop()
+    assert [r.item_id for r in cloud.accepted] == [
+        "live-soon",
+        "live-mid",
+        "live-late",
+        "b0",
+        "b1",
+        "too-close",
+        "b2",
+    ]
+    assert cloud.audit.counts() == {"accepted": 8}  # the first cloud's audit store is the same directory
+
+
+def test_a_garment_captured_while_the_backlog_drains_overtakes_it(tmp_path, ingress):
+    spool = Spool(tmp_path / "spool.db")
+    for i in range(200):
+        _put(spool, f"b{i:03d}", -60 + i * 0.1)
+    window = 2
+    uplink = _uplink(spool, ingress.address, max_in_flight=window)
+    try:
+        assert wait_until(lambda: len(ingress.accepted) >= 20)
+        arrived_before = len(ingress.accepted)
+        _put(spool, "live", 30)
+        uplink.notify()
+        assert wait_until(lambda: len(spool) == 0, timeout=60)
+    finally:
+        uplink.stop()
+    order = [r.item_id for r in ingress.accepted]
+    assert len(order) == 201 and len(set(order)) == 201  # at least once, and everything arrived
+    # Ahead of it only what was already on the wire when it was spooled (at most one window, plus one window
+    # the uplink may have been choosing at that moment), not the rest of the backlog.
+    assert order.index("live") <= arrived_before + 2 * window, (order.index("live"), arrived_before)
+    backlog = [item for item in order if item != "live"]
+    assert backlog == sorted(backlog)  # the backlog itself still drains oldest first
+
+
+class _FlakyCropStore(LocalCropStore):
+    """Real files, but the cloud's storage is down for the first ``failures`` writes."""
+
+    def __init__(self, root, failures: int) -> None:
+        super().__init__(root)
+        self.failures = failures
+
+    def put(self, key: str, data: bytes, encoding: str) -> str:
+        if self.failures > 0:
+            self.failures -= 1
+            raise OSError("storage unavailable")
+        return super().put(key, data, encoding)
+
+
+def test_a_retryable_refusal_keeps_the_garment_and_what_follows_it_waits(tmp_path):
+    cloud = IngressThread(tmp_path / "cloud", crop_store=_FlakyCropStore(tmp_path / "crops", 1)).start()
+    spool = Spool(tmp_path / "spool.db")
+    refused = []
+    _put(spool, "first", 30)
+    uplink = _uplink(spool, cloud.address, refused=refused, max_in_flight=1)
+    try:
+        assert wait_until(lambda: uplink.stats.sent == 1)
+        _put(spool, "second", 40)  # behind "first" in the send order
+        started = time.monotonic()
+        assert wait_until(lambda: len(spool) == 0)
+        waited = time.monotonic() - started
+    finally:
+        uplink.stop()
+        cloud.stop()
+    assert [r.item_id for r in cloud.accepted] == ["first", "second"]
+    assert uplink.stats.sent == 3 and refused == []  # "first" twice: kept in the spool, sent again
+    assert waited >= 0.5 * 0.9  # the retry waited for backoff_max_s, and "second" waited with it

@@ -1,4 +1,4 @@
-"""The spool keeps order, survives reopening (and SIGKILL), and enforces its bound by policy."""
+"""The spool's send order (live garments first), survives reopening (and SIGKILL), enforces its bound."""
 
 import multiprocessing
 import os
@@ -9,17 +9,72 @@ import pytest
 
 from edge.uplink.spool import FullPolicy, RecordKind, Spool, SpoolFull
 
+NOW = 1_000_000.0
 
-def test_put_pending_ack_in_order(tmp_path):
+
+def _ids(spool: Spool, live_after: float = NOW, **kwargs) -> list[str]:
+    return [g.item_id for g in spool.in_send_order(live_after, **kwargs)]
+
+
+def test_put_send_order_ack(tmp_path):
     with Spool(tmp_path / "s.db") as spool:
         for i in range(5):
             assert spool.put(f"g{i}", b"x" * i).accepted
-        assert [g.item_id for g in spool.pending()] == [f"g{i}" for i in range(5)]
+        assert _ids(spool) == [f"g{i}" for i in range(5)]
         assert spool.ack("g2") and not spool.ack("g2")
-        rest = spool.pending()
-        assert [g.item_id for g in rest] == ["g0", "g1", "g3", "g4"]
-        assert [g.item_id for g in spool.pending(after_seq=rest[1].seq)] == ["g3", "g4"]
+        assert _ids(spool) == ["g0", "g1", "g3", "g4"]
+        assert _ids(spool, skip={"g0", "g3"}, limit=2) == ["g1", "g4"]
         assert spool.depth() == (4, 0 + 1 + 3 + 4)
+
+
+def test_live_garments_first_by_deadline_then_the_backlog_oldest_first(tmp_path):
+    with Spool(tmp_path / "s.db") as spool:
+        deadlines = {
+            "b0": NOW - 30,  # backlog: deadline passed, fail-safe command already out
+            "l-late": NOW + 9,  # live, deadline far
+            "b1": NOW - 20,
+            "near": NOW,  # exactly at live_after: no time left for a verdict, so backlog
+            "l-soon": NOW + 2,  # live, deadline first
+            "old": None,  # spooled without a deadline: backlog
+            "l-mid": NOW + 5,
+            "b2": NOW - 10,
+        }
+        for item_id, deadline in deadlines.items():
+            spool.put(item_id, item_id.encode(), deadline_at=deadline)
+        order = spool.in_send_order(NOW)
+        assert [g.item_id for g in order] == ["l-soon", "l-mid", "l-late", "b0", "b1", "near", "old", "b2"]
+        assert [(g.payload, g.deadline_at) for g in order[:2]] == [(b"l-soon", NOW + 2), (b"l-mid", NOW + 5)]
+        # The window is partly in flight: the next ones in the same order; a small window takes the first.
+        assert _ids(spool, skip={"l-soon", "b0"}, limit=3) == ["l-mid", "l-late", "b1"]
+        assert _ids(spool, limit=2) == ["l-soon", "l-mid"]
+        # Time moves on: l-soon's deadline is now too close, so it joins the backlog in capture order.
+        assert _ids(spool, NOW + 3) == ["l-mid", "l-late", "b0", "b1", "near", "l-soon", "old", "b2"]
+
+
+def test_a_garment_captured_while_the_backlog_drains_goes_next(tmp_path):
+    with Spool(tmp_path / "s.db") as spool:
+        for i in range(100):
+            spool.put(f"b{i:03d}", b"x", deadline_at=NOW - 100 + i * 0.1)
+        in_flight = set(_ids(spool, limit=8))
+        spool.put("new", b"x", deadline_at=NOW + 3)
+        assert _ids(spool, skip=in_flight, limit=1) == ["new"]
+
+
+def test_spool_from_before_deadlines_were_kept_is_upgraded(tmp_path):
+    path = tmp_path / "s.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE garments (seq INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL UNIQUE, "
+            "payload BLOB NOT NULL, size INTEGER NOT NULL, enqueued_at REAL NOT NULL, "
+            "attempts INTEGER NOT NULL DEFAULT 0)"
+        )
+        db.execute("INSERT INTO garments (item_id, payload, size, enqueued_at) VALUES ('old', x'00', 1, 0)")
+    with Spool(path) as spool:
+        spool.put("live", b"x", deadline_at=NOW + 5)
+        assert [(g.item_id, g.deadline_at) for g in spool.in_send_order(NOW)] == [
+            ("live", NOW + 5),
+            ("old", None),
+        ]
 
 
 def test_duplicate_put_is_idempotent(tmp_path):
@@ -27,7 +82,7 @@ def test_duplicate_put_is_idempotent(tmp_path):
         spool.put("g", b"a")
         result = spool.put("g", b"b")
         assert result.duplicate and len(spool) == 1
-        assert spool.pending()[0].payload == b"a"
+        assert spool.in_send_order(NOW)[0].payload == b"a"
 
 
 def test_reopen_keeps_everything(tmp_path):
@@ -36,7 +91,7 @@ def test_reopen_keeps_everything(tmp_path):
         spool.put("g2", b"2")
         spool.ack("g1")
     with Spool(tmp_path / "s.db") as spool:
-        assert [(g.item_id, g.payload) for g in spool.pending()] == [("g2", b"2")]
+        assert [(g.item_id, g.payload) for g in spool.in_send_order(NOW)] == [("g2", b"2")]
 
 
 def test_a_drop_record_is_spooled_beside_garments_with_its_kind(tmp_path):
@@ -46,7 +101,7 @@ def test_a_drop_record_is_spooled_beside_garments_with_its_kind(tmp_path):
         # one record per item id: a drop record for a garment already spooled stores nothing
         assert spool.put("g1", b"drop of g1", RecordKind.DROPPED).duplicate
     with Spool(tmp_path / "s.db") as spool:
-        pending = spool.pending()
+        pending = spool.in_send_order(time.time())
         assert [(g.item_id, g.kind, g.payload) for g in pending] == [
             ("g1", RecordKind.GARMENT, b"garment"),
             ("d1", RecordKind.DROPPED, b"drop"),
@@ -67,7 +122,7 @@ def test_a_spool_written_before_drop_records_opens_with_its_garments(tmp_path):
     db.close()
     with Spool(tmp_path / "s.db") as spool:
         spool.put("new", b"drop", RecordKind.DROPPED)
-        assert [(g.item_id, g.kind) for g in spool.pending()] == [
+        assert [(g.item_id, g.kind) for g in spool.in_send_order(time.time())] == [
             ("old", RecordKind.GARMENT),
             ("new", RecordKind.DROPPED),
         ]
@@ -89,7 +144,7 @@ def test_sigkill_after_put_loses_nothing(tmp_path):
     proc.join(60)
     assert ready.is_set() and proc.exitcode == -signal.SIGKILL
     with Spool(tmp_path / "s.db") as spool:
-        assert [g.item_id for g in spool.pending(limit=100)] == [f"g{i}" for i in range(50)]
+        assert _ids(spool, limit=100) == [f"g{i}" for i in range(50)]
 
 
 def test_reject_new_when_full(tmp_path):
@@ -98,7 +153,7 @@ def test_reject_new_when_full(tmp_path):
         spool.put("b", b"2")
         with pytest.raises(SpoolFull, match="refusing c"):
             spool.put("c", b"3")
-        assert [g.item_id for g in spool.pending()] == ["a", "b"]
+        assert _ids(spool) == ["a", "b"]
 
 
 def test_drop_oldest_when_full(tmp_path):
@@ -107,7 +162,7 @@ def test_drop_oldest_when_full(tmp_path):
         spool.put("b", b"x" * 4)
         result = spool.put("c", b"x" * 4)
         assert result.evicted == ("a",)
-        assert [g.item_id for g in spool.pending()] == ["b", "c"]
+        assert _ids(spool) == ["b", "c"]
 
 
 def test_single_payload_over_the_whole_bound_is_refused(tmp_path):
