@@ -43,7 +43,7 @@ class RecordKind(str, Enum):
 
 @dataclass(frozen=True)
 class SpooledGarment:
-    """One spooled record: its capture order, id, serialized message, deadline and what kind of message it is."""
+    """One spooled record: its capture order, id, serialized message, deadline and kind of message."""
 
     seq: int
     item_id: str

@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+import time
 
 import pytest
 
