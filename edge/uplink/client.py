@@ -88,6 +88,14 @@ class UplinkStats:
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
+# Stream ends that mean the cloud will not take this agent as configured (a line it does not serve, a bad
+# hello, credentials it refuses): retrying fast cannot help, so the uplink says so at ERROR and waits the
+# longest backoff.
+_REFUSED_AGENT = frozenset(
+    {grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.UNAUTHENTICATED}
+)
+
+
 class _StreamBroken(Exception):
     pass
 
@@ -147,7 +155,10 @@ class Uplink:
             except _StreamBroken as exc:
                 self._record_error(str(exc))
             except grpc.RpcError as exc:
-                self._record_error(f"{exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+                code, refused = exc.code(), exc.code() in _REFUSED_AGENT  # type: ignore[attr-defined]
+                self._record_error(f"{code.name}: {exc.details()}", refused=refused)  # type: ignore[attr-defined]
+                if refused:  # only a change of configuration helps: no fast retries
+                    backoff = self.config.backoff_max_s
             except Exception as exc:  # keep the uplink alive whatever happens; the spool keeps the data
                 logger.exception("uplink session failed")
                 self._record_error(repr(exc))
@@ -163,9 +174,18 @@ class Uplink:
             with self.stats.lock:
                 self.stats.reconnects += 1
 
-    def _record_error(self, message: str) -> None:
+    def _record_error(self, message: str, *, refused: bool = False) -> None:
         if message != self.stats.last_error:
-            logger.warning("uplink stream down: %s", message)
+            if refused:
+                logger.error(
+                    "the cloud refuses this agent (%s); check the agent's site/line ids and credentials "
+                    "against the cloud's configuration (cloud.lines); retrying every %.0f s, garments stay "
+                    "spooled and fail safe at their deadlines",
+                    message,
+                    self.config.backoff_max_s,
+                )
+            else:
+                logger.warning("uplink stream down: %s", message)
         self.stats.last_error = message
 
     def _session(self) -> None:

@@ -30,7 +30,13 @@ class SiteConfig(StrictModel):
     line_id: str = Field(
         default="line1", title="Line id", description="Conveyor line id; one MQTT topic level."
     )
-    station_id: str = Field(default="station1", title="Station id", description="Camera station on the line.")
+    station_id: str = Field(
+        default="station1",
+        min_length=1,
+        max_length=64,
+        title="Station id",
+        description="Camera station on the line (1-64 characters; the cloud refuses longer ones).",
+    )
 
     @field_validator("site_id", "line_id")
     @classmethod

@@ -1,6 +1,7 @@
 """The uplink against a real cloud ingress on a free port: in send order (live garments first), acked,
 deduped, refused, resilient."""
 
+import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -296,3 +297,24 @@ def test_a_retryable_refusal_keeps_the_garment_and_what_follows_it_waits(tmp_pat
     assert [r.item_id for r in cloud.accepted] == ["first", "second"]
     assert uplink.stats.sent == 3 and refused == []  # "first" twice: kept in the spool, sent again
     assert waited >= 0.5 * 0.9  # the retry waited for backoff_max_s, and "second" waited with it
+
+
+def test_a_cloud_that_does_not_serve_the_line_is_reported_once_and_not_hammered(tmp_path, caplog):
+    """PERMISSION_DENIED (a line the cloud does not serve) needs a configuration change, not fast retries:
+    one ERROR saying what to check, retries at the longest backoff, and the garment stays spooled."""
+    ingress = IngressThread(tmp_path / "cloud", lines=(("site1", "other-line"),)).start()
+    spool = Spool(tmp_path / "spool.db")
+    spool.put("g1", _garment("g1"))
+    caplog.set_level(logging.WARNING, logger="edge.uplink.client")
+    uplink = _uplink(spool, ingress.address, refused=[])
+    try:
+        time.sleep(2.5)
+        reconnects, error = uplink.stats.reconnects, uplink.stats.last_error
+    finally:
+        uplink.stop()
+        ingress.stop()
+    assert error.startswith("PERMISSION_DENIED") and "not served" in error
+    assert reconnects <= 6  # at the longest backoff (0.5 s); the initial 0.05 s doubling would give ~12
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(errors) == 1 and "cloud.lines" in errors[0], errors
+    assert len(spool) == 1

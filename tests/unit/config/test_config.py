@@ -151,3 +151,8 @@ def test_every_config_field_is_titled_and_described():
 
     walk(SeamlineConfig)
     assert len(seen) > 5
+
+
+def test_a_station_id_the_cloud_would_refuse_is_a_configuration_error(tmp_path):
+    with pytest.raises(ConfigError, match="station_id"):
+        load_config(_write(tmp_path, f"site: {{station_id: {'s' * 65}}}\n"))
