@@ -35,6 +35,10 @@ def serve(
             f"{config}: cloud.lines names no line; list the lines this service serves, "
             "e.g. lines: [{site_id: site1, line_id: line1}]"
         )
+    if seamline_config.grpc.tls is not None:
+        from cloud.ingress.tls import ServerTls
+
+        ServerTls(seamline_config.grpc.tls)  # a bad certificate file fails now, not after vLLM's start
     setup_logging(seamline_config.logging.level, seamline_config.logging.json_lines)
 
     async def main(base_url: str | None) -> None:

@@ -31,6 +31,7 @@ from cloud.classifiers.vllm_backend import VllmClassifier
 from cloud.config import CloudConfig
 from cloud.ingress.server import create_server, set_serving
 from cloud.ingress.servicer import InspectionServicer
+from cloud.ingress.tls import ServerTls
 from cloud.metrics import CloudMetrics
 from cloud.publishing.publisher import VerdictPublisher
 from cloud.publishing.verdicts import build_verdict
@@ -55,6 +56,23 @@ def default_replica_id(listen_address: str) -> str:
     port = listen_address.rpartition(":")[2]
     suffix = port if port not in ("", "0") else f"0-{uuid.uuid4().hex[:8]}"
     return f"{socket.gethostname()}:{suffix}"
+
+
+def _warn_about_transport(tls: ServerTls | None, address: str) -> None:
+    if tls is None:
+        logger.warning(
+            "gRPC on %s is PLAINTEXT and unauthenticated: anyone who reaches the port can send garments "
+            "for any served line. Set grpc.tls (cert_file, key_file and ca_file for mutual TLS).",
+            address,
+        )
+    elif not tls.mutual:
+        logger.warning(
+            "gRPC on %s uses TLS without client certificates: edges are not authenticated. Set "
+            "grpc.tls.ca_file to require them (mutual TLS).",
+            address,
+        )
+    else:
+        logger.info("gRPC on %s: mutual TLS, each stream bound to its client certificate's identity", address)
 
 
 @dataclass
@@ -89,6 +107,8 @@ class CloudService:
             availability_topic=cloud_availability_topic(config.mqtt.topic_root, "classifier"),
         )
         self.publisher = VerdictPublisher(self.bus, config.mqtt.topic_root)
+        # Checked here, before anything starts: a bad certificate file is a configuration error (exit 2).
+        self.tls = ServerTls(config.grpc.tls) if config.grpc.tls else None
         self.metrics = CloudMetrics()
         self.queue = LiveFirstQueue()
         self.published = 0
@@ -116,6 +136,7 @@ class CloudService:
         self._loop = asyncio.get_running_loop()
         self.classifier = VllmClassifier(self.classifier_config, self.taxonomy)
         self.bus.start()
+        grpc_config = self.config.grpc
         servicer = InspectionServicer(
             crop_store=self.crop_store,
             audit=self.audit,
@@ -124,11 +145,18 @@ class CloudService:
             on_accepted=self._accepted,
             server_id=self.replica_id,
             lease_s=self.cloud.lease_s,
+            bind_identity=self.tls is not None and self.tls.mutual,
         )
         self.servicer = servicer
         self.server, self.port, self.health = create_server(
-            self.config.grpc.listen_address, servicer, max_message_bytes=self.config.grpc.max_message_bytes
+            grpc_config.listen_address,
+            servicer,
+            max_message_bytes=grpc_config.max_message_bytes,
+            credentials=self.tls.credentials() if self.tls else None,
+            max_connection_age_s=grpc_config.max_connection_age_s,
+            max_connection_age_grace_s=grpc_config.max_connection_age_grace_s,
         )
+        _warn_about_transport(self.tls, grpc_config.listen_address)
         if self.cloud.metrics_address:
             self.metrics_port = self.metrics.serve(self.cloud.metrics_address)
         freed = await asyncio.to_thread(self.audit.release, self.replica_id)

@@ -41,6 +41,7 @@ from seamline.domain import Decision, LineAction, Priority, Route
 from seamline.inspection.v1 import inspection_pb2 as pb
 
 logger = logging.getLogger(__name__)
+PRUNE_INTERVAL_S = 600.0
 
 
 class EdgeAgent:
@@ -67,6 +68,7 @@ class EdgeAgent:
         self.site_id, self.line_id, self.station_id = site.site_id, site.line_id, site.station_id
         self.agent_id = edge.agent_id or f"{self.site_id}-{self.line_id}-{self.station_id}"
         self.topics = LineTopics(config.mqtt.topic_root, self.site_id, self.line_id)
+        channel_factory = self._channel_factory()  # first: a bad certificate file is exit 2, nothing opened
         self.metrics = EdgeMetrics()
         data_dir = config.storage.data_dir
         spool_path = edge.spool.path if edge.spool.path.is_absolute() else data_dir / edge.spool.path
@@ -82,13 +84,18 @@ class EdgeAgent:
             client_id=f"{config.mqtt.client_id_prefix}-edge-{self.agent_id}",
             availability_topic=self.topics.edge_availability,
         )
+        margin = edge.timing.actuation_margin_s
         self.sink = MqttCommandSink(
-            self.bus, self.topics, on_published=self.ledger.mark_published, on_sent=self._count_command
+            self.bus,
+            self.topics,
+            on_published=self.ledger.mark_published,
+            on_sent=self._count_command,
+            actuation_margin_s=margin,
         )
-        self.controller = LineController(self.ledger, self.sink)
+        self.controller = LineController(self.ledger, self.sink, actuation_margin_s=margin)
         self.uplink = Uplink(
             self.spool,
-            self._channel_factory(),
+            channel_factory,
             pb.AgentHello(
                 agent_id=self.agent_id,
                 site_id=self.site_id,
@@ -111,16 +118,17 @@ class EdgeAgent:
 
     def _channel_factory(self):  # type: ignore[no-untyped-def]
         grpc_config = self.config.grpc
-        if grpc_config.tls and grpc_config.tls.ca_file:
-            tls = grpc_config.tls
+        if grpc_config.tls is not None:
             return tls_channel_factory(
                 grpc_config.cloud_address,
-                ca=tls.ca_file.read_bytes(),
-                cert=tls.cert_file.read_bytes() if tls.cert_file else None,
-                key=tls.key_file.read_bytes() if tls.key_file else None,
+                grpc_config.tls,
                 max_message_bytes=grpc_config.max_message_bytes,
                 keepalive_s=self.edge.uplink.keepalive_s,
             )
+        logger.warning(
+            "gRPC to %s is PLAINTEXT: set grpc.tls (ca_file, cert_file, key_file) for mutual TLS",
+            grpc_config.cloud_address,
+        )
         return insecure_channel_factory(
             grpc_config.cloud_address,
             max_message_bytes=grpc_config.max_message_bytes,
@@ -149,6 +157,7 @@ class EdgeAgent:
         diverted = self.controller.start()
         if diverted:
             logger.warning("diverted %d garment(s) whose deadline passed while the agent was down", diverted)
+        self.prune()  # at start; then every PRUNE_INTERVAL_S (the gauges thread)
         self.uplink.start()
         self.detector = self._load_detector()
         self.detector.warm_up(batch_sizes=(1, 2, 4))
@@ -392,8 +401,25 @@ class EdgeAgent:
         if command.cause == "deadline_missed":
             self.metrics.deadline_misses.inc()
 
+    def prune(self) -> tuple[int, int]:
+        """Forget what is past ``edge.spool.retention_h``: settled commands in the ledger, poison garments in
+        the spool. Returns (ledger rows, spool records) removed. At start and every ``PRUNE_INTERVAL_S``."""
+        older_than = time.time() - self.edge.spool.retention_h * 3600
+        pruned = self.ledger.prune(older_than), self.spool.prune_set_aside(older_than)
+        if any(pruned):
+            logger.info("pruned %d settled line command(s) and %d set-aside garment(s)", *pruned)
+        return pruned
+
     def _gauges_loop(self) -> None:
+        last_prune, last_counts = time.monotonic(), 0.0  # start() pruned already
         while not self._stop.is_set():
+            if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
+                self.prune()
+                last_prune = time.monotonic()
+            if time.monotonic() - last_counts > 30:  # whole-table counts: not every second
+                self.metrics.commands_expired.set(self.ledger.counts()["expired"])
+                self.metrics.spool_set_aside.set(len(self.spool.set_aside_items()))
+                last_counts = time.monotonic()
             # Capture times only serve the verdict-latency metric; forget garments whose verdict never came.
             horizon = utcnow() - timedelta(seconds=self.edge.timing.budget_s + 600)
             for item_id, captured in list(self.captured_at.items()):

@@ -65,6 +65,13 @@ class SpoolConfig(StrictModel):
         title="When full",
         description="reject_new (divert the new garment to review) or drop_oldest.",
     )
+    retention_h: float = Field(
+        default=168.0,
+        gt=0,
+        title="Retention (h)",
+        description="Settled line commands (acknowledged or expired) leave the command ledger, and poison "
+        "garments set aside leave the spool, this long after they were decided / set aside.",
+    )
 
 
 class EdgeConfig(StrictModel):

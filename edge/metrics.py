@@ -38,6 +38,16 @@ class EdgeMetrics:
         )
         self.spool_depth = Gauge("seamline_edge_spool_depth", "Garments waiting in the spool", registry=r)
         self.spool_bytes = Gauge("seamline_edge_spool_bytes", "Bytes waiting in the spool", registry=r)
+        self.spool_set_aside = Gauge(
+            "seamline_edge_spool_set_aside",
+            "Poison garments set aside in the spool (refused by the cloud while it took others)",
+            registry=r,
+        )
+        self.commands_expired = Gauge(
+            "seamline_edge_commands_expired",
+            "Line commands never acknowledged whose garment passed the diverter (not sent again)",
+            registry=r,
+        )
         self.uplink_connected = Gauge(
             "seamline_edge_uplink_connected", "1 while the gRPC stream is up", registry=r
         )

@@ -131,6 +131,7 @@ def _register_subcommands() -> None:
     from cloud.review.cli import app as review_app
     from cloud.review.cli import report_app
     from edge.cli import app as edge_app
+    from seamline.certs_cli import app as certs_app
     from seamline.modelzoo.cli import app as models_app
     from seamline.synth.cli import synth
 
@@ -143,6 +144,7 @@ def _register_subcommands() -> None:
         review_app, name="review", help="The review console, reviewer accounts, verified-data exports."
     )
     app.add_typer(report_app, name="report", help="Reports from the review store (weekly).")
+    app.add_typer(certs_app, name="certs", help="Certificates for a site: CA, server, edge (mutual TLS).")
 
 
 _register_subcommands()

@@ -28,10 +28,25 @@ def create_server(
     *,
     max_message_bytes: int,
     credentials: grpc.ServerCredentials | None = None,
+    max_connection_age_s: float | None = None,
+    max_connection_age_grace_s: float = 30.0,
 ) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
-    """Build (not start) the server; returns it, the bound port and its health servicer (at NOT_SERVING)."""
+    """Build (not start) the server; returns it, the bound port and its health servicer (at NOT_SERVING).
+
+    With ``credentials`` it listens with TLS only. ``max_connection_age_s`` makes clients reconnect that
+    often (load spreading over replicas, rotated certificates); a stream then has the grace to finish.
+    """
+    age = (
+        [
+            ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_s * 1000)),
+        ]
+        if max_connection_age_s
+        else []
+    )
     server = grpc.aio.server(
-        options=[
+        options=age
+        + [
             # A little headroom over the garment limit, so an over-limit garment reaches validation and gets a
             # precise refusal; far larger messages fail in transport with RESOURCE_EXHAUSTED.
             ("grpc.max_receive_message_length", max_message_bytes + 64 * 1024),

@@ -1,9 +1,10 @@
 """The InspectionService implementation: one long-lived stream per edge agent.
 
-Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_ARGUMENT, one for a line not
-served here with PERMISSION_DENIED), the ServerHello grants limits, then each garment is validated, stored
-durably (crops, then the audit row) and only then acked; a garment that breaks the contract is refused with a
-precise reason and the stream goes on. A re-sent item id is acked as a duplicate and not handed on again.
+Per stream: the AgentHello is checked (a bad one ends the stream with INVALID_ARGUMENT; one for a line not
+served here, or under mutual TLS one that does not match the client certificate, with PERMISSION_DENIED),
+the ServerHello grants limits, then each garment is validated, stored durably (crops, then the audit row)
+and only then acked; a garment that breaks the contract is refused with a precise reason and the stream
+goes on. A re-sent item id is acked as a duplicate and not handed on again.
 A GarmentDropped record (a garment the edge did not inspect) is checked, stored as one audit row and acked
 the same way; nothing is handed on, since there is nothing to classify.
 """
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 import grpc
 from google.protobuf.message import DecodeError
 
+from cloud.ingress.tls import identity_mismatch, peer_identities
 from cloud.ingress.validation import (
     GarmentInvalid,
     IngressLimits,
@@ -89,6 +91,8 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             classification.
         server_id: this replica's name: in the ServerHello, and the owner of the garments it accepts.
         lease_s: how long an accepted garment's lease runs before the owner must renew it.
+        bind_identity: mutual TLS is in force: a hello must name the site, line and agent of the peer's
+            client certificate, or the stream is refused with PERMISSION_DENIED before anything is stored.
     """
 
     def __init__(
@@ -101,6 +105,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         on_accepted: Callable[[GarmentRecord], None] | None = None,
         server_id: str | None = None,
         lease_s: float = 30.0,
+        bind_identity: bool = False,
     ) -> None:
         self.crop_store = crop_store
         self.audit = audit
@@ -111,6 +116,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         self.on_accepted = on_accepted or (lambda record: None)
         self.server_id = server_id or f"cloud-{uuid.uuid4().hex[:8]}"
         self.lease_s = lease_s
+        self.bind_identity = bind_identity
         self.accepted = 0
         self.drops_recorded = 0
         self.duplicates = 0
@@ -220,6 +226,13 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             check_hello(hello)
         except ValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        if self.bind_identity:
+            mismatch = identity_mismatch(
+                hello.site_id, hello.line_id, hello.agent_id, peer_identities(context)
+            )
+            if mismatch is not None:
+                logger.warning("refused edge agent %s (%s): %s", hello.agent_id, context.peer(), mismatch)
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, mismatch)
         if (hello.site_id, hello.line_id) not in self.lines:
             logger.warning(
                 "refused edge agent %s (%s): line %s/%s is not served here (serving %s)",

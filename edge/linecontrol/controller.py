@@ -11,7 +11,11 @@ Rules:
     as late and never flips the command;
   * a garment the cloud refuses for good, or the edge cannot process, is diverted to review at once;
   * at start-up, before anything slow (the detector's load and warm-up), garments a stopped or killed agent
-    left without a command are settled: overdue ones diverted at once, the others' timers armed.
+    left without a command are settled: overdue ones diverted at once, the others' timers armed;
+  * a command decided but never acknowledged by the broker is sent again after a restart, under its own id and
+    times, only while its garment has not yet reached the diverter (``deadline_at + actuation_margin_s``);
+    past that it is marked expired in the ledger and not sent: the PLC has diverted the garment, as the
+    contract tells it to when no command came in time.
 """
 
 from __future__ import annotations
@@ -66,14 +70,21 @@ class LineController:
         ledger: the durable record of garments and commands.
         sink: sends commands (asynchronously) and marks them published in ``ledger`` on broker acks.
         clock: wall-clock seconds (deadlines survive restarts, so they are wall-clock, not monotonic).
+        actuation_margin_s: how long after a garment's decision deadline it reaches the diverter.
     """
 
     def __init__(
-        self, ledger: CommandLedger, sink: CommandSink, *, clock: Callable[[], float] = time.time
+        self,
+        ledger: CommandLedger,
+        sink: CommandSink,
+        *,
+        clock: Callable[[], float] = time.time,
+        actuation_margin_s: float = 0.0,
     ) -> None:
         self.ledger = ledger
         self.sink = sink
         self.clock = clock
+        self.actuation_margin_s = actuation_margin_s
         self.timer = FailSafeTimer(self.fail_safe, clock=clock)
 
     def start(self) -> int:
@@ -157,12 +168,24 @@ class LineController:
         return [c for c in commands if c is not None]
 
     def resend_unpublished(self, skip: set[str] | None = None) -> int:
-        """Send again, under the same command ids, every decided command the broker never acknowledged
-        (after a restart)."""
-        count = 0
-        for command in self.ledger.unpublished():
+        """Send again, under the same command ids and times, every decided command the broker never
+        acknowledged (after a restart) whose garment has not reached the diverter yet; mark the others
+        expired. Returns how many were sent."""
+        sent = expired = 0
+        now = self.clock()
+        for command in self.ledger.unpublished(limit=-1):
             if skip and command.command_id in skip:
                 continue
+            if command.deadline_at + self.actuation_margin_s <= now:
+                self.ledger.mark_expired(command.command_id)
+                expired += 1
+                continue
             self.sink.send_command(command)
-            count += 1
-        return count
+            sent += 1
+        if expired:
+            logger.warning(
+                "%d unacknowledged line command(s) expired: their garments passed the diverter, which "
+                "diverted them to review for want of a command; not sent again",
+                expired,
+            )
+        return sent

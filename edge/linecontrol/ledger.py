@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS items (
     decided_at REAL,
     published_at REAL,
     late_verdict_id TEXT,
-    late_verdict_at REAL
+    late_verdict_at REAL,
+    expired_at REAL
 );
 CREATE INDEX IF NOT EXISTS items_undecided ON items (deadline_at) WHERE command_id IS NULL;
 CREATE INDEX IF NOT EXISTS items_unpublished ON items (decided_at)
@@ -61,6 +62,9 @@ class CommandLedger:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(items)")}
+        if "expired_at" not in columns:  # a ledger written before commands could expire
+            self._db.execute("ALTER TABLE items ADD COLUMN expired_at REAL")
 
     def close(self) -> None:
         with self._lock:
@@ -108,6 +112,15 @@ class CommandLedger:
         with self._lock:
             self._db.execute(
                 "UPDATE items SET published_at = ? WHERE command_id = ?", (time.time(), command_id)
+            )
+
+    def mark_expired(self, command_id: str) -> None:
+        """The command was never acknowledged and the garment has passed the diverter: it is not sent any
+        more. The PLC diverted the garment to review, as the contract tells it to when no command came."""
+        with self._lock:
+            self._db.execute(
+                "UPDATE items SET expired_at = ? WHERE command_id = ? AND published_at IS NULL",
+                (time.time(), command_id),
             )
 
     def record_late_verdict(self, item_id: str, verdict_id: str) -> None:
@@ -166,7 +179,8 @@ class CommandLedger:
             rows = self._db.execute(
                 "SELECT command_id, item_id, station_id, action, cause, verdict_id, decided_at, deadline_at "
                 "FROM items "
-                "WHERE command_id IS NOT NULL AND published_at IS NULL ORDER BY decided_at LIMIT ?",
+                "WHERE command_id IS NOT NULL AND published_at IS NULL AND expired_at IS NULL "
+                "ORDER BY decided_at LIMIT ?",
                 (limit,),
             ).fetchall()
         return [_command(r) for r in rows]
@@ -174,23 +188,27 @@ class CommandLedger:
     def counts(self) -> dict[str, int]:
         """Waiting, decided and unpublished garments, and late verdicts (for metrics)."""
         with self._lock:
-            waiting, decided, unpublished, late = self._db.execute(
+            waiting, decided, unpublished, expired, late = self._db.execute(
                 "SELECT SUM(command_id IS NULL), SUM(command_id IS NOT NULL), "
-                "SUM(command_id IS NOT NULL AND published_at IS NULL), SUM(late_verdict_id IS NOT NULL) "
-                "FROM items"
+                "SUM(command_id IS NOT NULL AND published_at IS NULL AND expired_at IS NULL), "
+                "SUM(expired_at IS NOT NULL), SUM(late_verdict_id IS NOT NULL) FROM items"
             ).fetchone()
         return {
             "waiting": waiting or 0,
             "decided": decided or 0,
             "unpublished": unpublished or 0,
+            "expired": expired or 0,
             "late_verdicts": late or 0,
         }
 
     def prune(self, older_than: float) -> int:
-        """Forget published commands decided before ``older_than`` (epoch seconds); returns rows removed."""
+        """Forget garments whose command was settled (published or expired) before ``older_than`` (epoch
+        seconds); returns rows removed. Garments still waiting or unpublished are never pruned."""
         with self._lock:
             cursor = self._db.execute(
-                "DELETE FROM items WHERE published_at IS NOT NULL AND decided_at < ?", (older_than,)
+                "DELETE FROM items WHERE (published_at IS NOT NULL OR expired_at IS NOT NULL) "
+                "AND decided_at < ?",
+                (older_than,),
             )
         return cursor.rowcount
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -25,6 +26,9 @@ class MqttCommandSink:
         on_published: called with the command id when the broker acknowledged the command (on the network
             thread); the ledger's ``mark_published``.
         on_sent: called with each command once handed to the bus (metrics).
+        actuation_margin_s: how long after its decision deadline a garment reaches the diverter: the
+            command's ``deadline_at`` is that arrival, and its MQTT 5 message expiry ends there.
+        clock: wall-clock seconds.
     """
 
     def __init__(
@@ -34,13 +38,22 @@ class MqttCommandSink:
         *,
         on_published: Callable[[str], None],
         on_sent: Callable[[DecidedCommand], None] | None = None,
+        actuation_margin_s: float = 0.0,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.bus = bus
         self.topics = topics
         self.on_published = on_published
         self.on_sent = on_sent
+        self.actuation_margin_s = actuation_margin_s
+        self.clock = clock
 
     def send_command(self, command: DecidedCommand) -> None:
+        """Publish with the command's own times (a re-send is the same message) and an expiry at the
+        garment's arrival, so a broker never hands a PLC that reconnects later a command for a garment long
+        gone (at least one second: MQTT counts whole seconds; the PLC ignores what comes after
+        ``deadline_at``)."""
+        arrives_at = command.deadline_at + self.actuation_margin_s
         payload = LineCommand(
             command_id=command.command_id,
             item_id=command.item_id,
@@ -51,11 +64,15 @@ class MqttCommandSink:
             cause=command.cause,  # type: ignore[arg-type]
             verdict_id=command.verdict_id,
             issued_at=datetime.fromtimestamp(command.decided_at, UTC),
-            deadline_at=datetime.fromtimestamp(command.deadline_at, UTC),
+            deadline_at=datetime.fromtimestamp(arrives_at, UTC),
         )
         command_id = command.command_id
         self.bus.publish(
-            self.topics.commands, payload.to_json(), qos=1, on_acked=lambda: self.on_published(command_id)
+            self.topics.commands,
+            payload.to_json(),
+            qos=1,
+            on_acked=lambda: self.on_published(command_id),
+            expiry_s=max(1.0, arrives_at - self.clock()),
         )
         if self.on_sent is not None:
             self.on_sent(command)

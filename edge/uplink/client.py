@@ -11,8 +11,12 @@ control.
 * A broken stream (cloud down, WAN cut, no ack within ``ack_timeout_s``) is re-opened with exponential backoff
   and jitter; every garment still in the spool is sent again, in that order.
 * A refusal that the cloud marks not retryable removes the garment and reports it, so line control can divert
-  it to review; a retryable one stays spooled and is re-sent after a backoff, and the garments after it in the
-  send order wait with it (the cloud asked us to wait).
+  it to review; a retryable one stays spooled and is re-sent after ``backoff_max_s`` while the garments after
+  it go on. A garment still refused after ``poison_after_attempts`` sends (or ``poison_after_s`` in the
+  spool), while the cloud acknowledged other garments since it first refused it, is a poison record: it is
+  set aside in the spool (kept on disk, never sent again, pruned after the retention), logged at ERROR and
+  reported. Its line command is the fail-safe divert at its deadline. While the cloud refuses everything
+  (storage down), nothing is set aside: every garment waits.
 * The record of a garment dropped before inspection (``GarmentDropped``) travels the same way. Line control
   diverts that garment whatever the cloud says: a refusal for good is only logged and counted, not reported.
 """
@@ -32,8 +36,11 @@ from pydantic import Field
 
 from edge.uplink.spool import RecordKind, Spool, SpooledGarment
 from seamline.config.base import StrictModel
+from seamline.config.models import TlsConfig
+from seamline.errors import ConfigError
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
+from seamline.tls import FileWatch, read_tls_files, tls_paths
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +72,19 @@ class UplinkConfig(StrictModel):
         title="Keepalive (s)",
         description="HTTP/2 ping interval that detects a dead link.",
     )
+    poison_after_attempts: int = Field(
+        default=10,
+        ge=1,
+        title="Poison after attempts",
+        description="A garment refused as retryable this many times, while the cloud takes others, is set "
+        "aside (not sent again; its line command is the fail-safe divert).",
+    )
+    poison_after_s: float = Field(
+        default=3600.0,
+        gt=0,
+        title="Poison after (s)",
+        description="Likewise for a garment still refused this long after it was spooled.",
+    )
     live_margin_s: float = Field(
         default=0.5,
         ge=0,
@@ -82,6 +102,7 @@ class UplinkStats:
     acked: int = 0
     duplicates: int = 0
     refused: int = 0
+    set_aside: int = 0
     reconnects: int = 0
     connected: bool = False
     last_error: str = ""
@@ -109,6 +130,7 @@ class Uplink:
         hello: this agent's ``AgentHello``.
         on_refused: called with (item_id, code name, reason) for a garment refused for good.
         on_acked: called with the item id when the cloud stored a garment or a drop record.
+        on_set_aside: called with (item_id, reason) when a poison record is set aside.
     """
 
     def __init__(
@@ -120,6 +142,7 @@ class Uplink:
         *,
         on_refused: Callable[[str, str, str], None] | None = None,
         on_acked: Callable[[str], None] | None = None,
+        on_set_aside: Callable[[str, str], None] | None = None,
     ) -> None:
         self.spool = spool
         self.channel_factory = channel_factory
@@ -127,6 +150,9 @@ class Uplink:
         self.config = config or UplinkConfig()
         self.on_refused = on_refused or (lambda item_id, code, reason: None)
         self.on_acked = on_acked or (lambda item_id: None)
+        self.on_set_aside = on_set_aside or (lambda item_id, reason: None)
+        # item id -> the cloud's ack count when it first refused the item as retryable
+        self._acks_at_refusal: dict[str, int] = {}
         self.stats = UplinkStats()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -271,10 +297,10 @@ class Uplink:
         """Fill the free slots of the window from the spool, in send order."""
         live_after = time.time() + self.config.live_margin_s  # deadlines are wall-clock, like the ledger's
         now = time.monotonic()
-        for garment in self.spool.in_send_order(live_after, limit=window - len(in_flight), skip=in_flight):
-            if retry_after.get(garment.item_id, 0) > now:
-                break  # the cloud asked us to wait: what comes after this garment waits with it
-            retry_after.pop(garment.item_id, None)
+        for item_id in [i for i, due in retry_after.items() if due <= now]:
+            del retry_after[item_id]
+        skip = in_flight.keys() | retry_after.keys()  # in flight, or waiting out a retryable refusal
+        for garment in self.spool.in_send_order(live_after, limit=window - len(in_flight), skip=skip):
             outbox.put(_uplink_message(garment))
             self.spool.mark_sent(garment.item_id)
             in_flight[garment.item_id] = now
@@ -283,6 +309,7 @@ class Uplink:
 
     def _acked(self, ack: pb.GarmentAck, in_flight: dict[str, float]) -> None:
         in_flight.pop(ack.item_id, None)
+        self._acks_at_refusal.pop(ack.item_id, None)
         self.spool.ack(ack.item_id)
         with self.stats.lock:
             self.stats.acked += 1
@@ -295,6 +322,9 @@ class Uplink:
         in_flight.pop(refusal.item_id, None)
         code = pb.RefusalCode.Name(refusal.code)
         if refusal.retryable:
+            if self._is_poison(refusal.item_id):
+                self._set_aside(refusal.item_id, f"{code}: {refusal.reason}")
+                return
             logger.warning(
                 "cloud refused garment for now (%s): %s",
                 code,
@@ -317,6 +347,30 @@ class Uplink:
         if not dropped:
             self.on_refused(refusal.item_id, code, refusal.reason)
 
+    def _is_poison(self, item_id: str) -> bool:
+        """Refused as retryable after enough tries, while the cloud took other garments since it first refused
+        this one: the trouble is this garment, not the cloud."""
+        acked_at_first = self._acks_at_refusal.setdefault(item_id, self.stats.acked)
+        tried = self.spool.attempts_and_age(item_id)
+        if self.stats.acked == acked_at_first or tried is None:
+            return False
+        attempts, age_s = tried
+        return attempts >= self.config.poison_after_attempts or age_s >= self.config.poison_after_s
+
+    def _set_aside(self, item_id: str, reason: str) -> None:
+        self._acks_at_refusal.pop(item_id, None)
+        if not self.spool.set_aside(item_id, reason):
+            return
+        with self.stats.lock:
+            self.stats.set_aside += 1
+        logger.error(
+            "set aside a garment the cloud keeps refusing while it takes others (%s); it is not sent again "
+            "and its line command is the fail-safe divert; it stays in the spool for the retention period",
+            reason,
+            extra={"item_id": item_id},
+        )
+        self.on_set_aside(item_id, reason)
+
 
 def _uplink_message(spooled: SpooledGarment) -> pb.UplinkMessage:
     """The stream message for a spooled record, by its kind."""
@@ -335,17 +389,36 @@ def insecure_channel_factory(
 
 def tls_channel_factory(
     address: str,
+    tls: TlsConfig,
     *,
-    ca: bytes,
-    cert: bytes | None,
-    key: bytes | None,
     max_message_bytes: int,
     keepalive_s: float = 10.0,
 ) -> Callable[[], grpc.Channel]:
-    """Channels with TLS; with ``cert`` and ``key``, mutual TLS."""
-    credentials = grpc.ssl_channel_credentials(root_certificates=ca, private_key=key, certificate_chain=cert)
+    """Channels with TLS: ``tls.ca_file`` trusts the cloud (the system's roots without one); with
+    ``cert_file`` and ``key_file``, mutual TLS.
+
+    The files are checked now (ConfigError names a bad one) and re-read for the next connection whenever they
+    change, so a rotated client certificate is presented from the next reconnect on; a rotation that leaves
+    them unusable is logged at ERROR and the last good ones stay in use.
+    """
     options = _channel_options(max_message_bytes, keepalive_s)
-    return lambda: grpc.secure_channel(address, credentials, options=options)
+    watch = FileWatch(tls_paths(tls))
+    files = [read_tls_files(tls, "grpc.tls")]
+
+    def factory() -> grpc.Channel:
+        if watch.changed():
+            try:
+                files[0] = read_tls_files(tls, "grpc.tls")
+                logger.info("TLS files changed: the next connection uses them")
+            except ConfigError as exc:
+                logger.error("TLS files changed but cannot be used; keeping the previous ones: %s", exc)
+        current = files[0]
+        credentials = grpc.ssl_channel_credentials(
+            root_certificates=current.ca, private_key=current.key, certificate_chain=current.cert
+        )
+        return grpc.secure_channel(address, credentials, options=options)
+
+    return factory
 
 
 def _channel_options(max_message_bytes: int, keepalive_s: float) -> list[tuple[str, int]]:

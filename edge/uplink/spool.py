@@ -76,7 +76,9 @@ CREATE TABLE IF NOT EXISTS garments (
     enqueued_at REAL NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0,
     deadline_at REAL,
-    kind TEXT NOT NULL DEFAULT 'garment'
+    kind TEXT NOT NULL DEFAULT 'garment',
+    set_aside_at REAL,
+    set_aside_reason TEXT
 );
 """
 _COLUMNS = "seq, item_id, payload, enqueued_at, attempts, deadline_at, kind"
@@ -120,6 +122,9 @@ class Spool:
             self._db.execute("ALTER TABLE garments ADD COLUMN deadline_at REAL")
         if "kind" not in columns:  # a spool written before drop records: everything in it is a garment
             self._db.execute("ALTER TABLE garments ADD COLUMN kind TEXT NOT NULL DEFAULT 'garment'")
+        if "set_aside_at" not in columns:  # a spool written before poison records were set aside
+            self._db.execute("ALTER TABLE garments ADD COLUMN set_aside_at REAL")
+            self._db.execute("ALTER TABLE garments ADD COLUMN set_aside_reason TEXT")
         self._db.execute("CREATE INDEX IF NOT EXISTS garments_deadline ON garments (deadline_at)")
 
     def close(self) -> None:
@@ -208,13 +213,15 @@ class Spool:
         wanted = limit + len(skip)
         with self._lock:
             live = self._db.execute(
-                "SELECT seq, item_id FROM garments WHERE deadline_at > ? ORDER BY deadline_at, seq LIMIT ?",
+                "SELECT seq, item_id FROM garments WHERE set_aside_at IS NULL AND deadline_at > ? "
+                "ORDER BY deadline_at, seq LIMIT ?",
                 (live_after, wanted),
             ).fetchall()
             order = [seq for seq, item_id in live if item_id not in skip][:limit]
             if len(order) < limit:
                 backlog = self._db.execute(
-                    "SELECT seq, item_id FROM garments WHERE deadline_at IS NULL OR deadline_at <= ? "
+                    "SELECT seq, item_id FROM garments "
+                    "WHERE set_aside_at IS NULL AND (deadline_at IS NULL OR deadline_at <= ?) "
                     "ORDER BY seq LIMIT ?",
                     (live_after, wanted),
                 ).fetchall()
@@ -242,10 +249,49 @@ class Spool:
             cursor = self._db.execute("DELETE FROM garments WHERE item_id = ?", (item_id,))
         return cursor.rowcount > 0
 
-    def depth(self) -> tuple[int, int]:
-        """(garments, payload bytes) waiting."""
+    def attempts_and_age(self, item_id: str) -> tuple[int, float] | None:
+        """How often the record was sent, and seconds since it was spooled; None if it is not spooled."""
         with self._lock:
-            return self._totals()
+            row = self._db.execute(
+                "SELECT attempts, enqueued_at FROM garments WHERE item_id = ?", (item_id,)
+            ).fetchone()
+        return (int(row[0]), time.time() - row[1]) if row else None
+
+    def set_aside(self, item_id: str, reason: str) -> bool:
+        """Stop sending a record the cloud keeps refusing (a poison record). It stays on disk, out of the
+        send order, until ``prune_set_aside`` removes it after the retention; False if not spooled."""
+        with self._lock:
+            cursor = self._db.execute(
+                "UPDATE garments SET set_aside_at = ?, set_aside_reason = ? "
+                "WHERE item_id = ? AND set_aside_at IS NULL",
+                (time.time(), reason[:1000], item_id),
+            )
+        return cursor.rowcount > 0
+
+    def set_aside_items(self) -> list[tuple[str, str]]:
+        """(item id, reason) of the records set aside, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT item_id, set_aside_reason FROM garments WHERE set_aside_at IS NOT NULL "
+                "ORDER BY set_aside_at"
+            ).fetchall()
+        return [(item_id, reason) for item_id, reason in rows]
+
+    def prune_set_aside(self, older_than: float) -> int:
+        """Delete records set aside before ``older_than`` (epoch seconds); returns how many."""
+        with self._lock:
+            cursor = self._db.execute(
+                "DELETE FROM garments WHERE set_aside_at IS NOT NULL AND set_aside_at < ?", (older_than,)
+            )
+        return cursor.rowcount
+
+    def depth(self) -> tuple[int, int]:
+        """(records, payload bytes) waiting to be sent (not those set aside)."""
+        with self._lock:
+            count, size = self._db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(size), 0) FROM garments WHERE set_aside_at IS NULL"
+            ).fetchone()
+        return int(count), int(size)
 
     def __len__(self) -> int:
         return self.depth()[0]

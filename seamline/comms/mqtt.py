@@ -19,6 +19,7 @@ message reads as delivered; 3.1.1 is for brokers without MQTT 5 (the embedded te
 from __future__ import annotations
 
 import logging
+import math
 import ssl
 import sys
 import threading
@@ -208,8 +209,12 @@ class MqttBus:
         retain: bool = False,
         on_acked: Callable[[], None] | None = None,
         on_refused: Callable[[str], None] | None = None,
+        expiry_s: float | None = None,
     ) -> None:
         """Publish with QoS 1; paho keeps the message until the broker answers it, across reconnects.
+
+        ``expiry_s`` (MQTT 5): the broker discards the message if it cannot deliver it to a subscriber within
+        that many seconds (rounded up to whole seconds, the protocol's unit); ignored over MQTT 3.1.1.
 
         Exactly one of the callbacks runs (on the network thread) when the broker answers: ``on_acked`` when
         it took the message, ``on_refused(reason)`` when its PUBACK says it did not (MQTT 5 only), e.g.
@@ -223,7 +228,14 @@ class MqttBus:
             raise ValueError(f"MqttBus publishes with QoS 1 only, not {qos}")
         # paho calls on_publish while holding its own mutex, so never call paho while holding ours: publish
         # first, then match the answer, which may already have arrived (kept in _early_acks until claimed).
-        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        properties = None
+        if expiry_s is not None and self.config.protocol == "5":
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+
+            properties = Properties(PacketTypes.PUBLISH)
+            properties.MessageExpiryInterval = max(1, math.ceil(expiry_s))
+        info = self.client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         if info.rc not in (self._paho.MQTT_ERR_SUCCESS, self._paho.MQTT_ERR_NO_CONN):
             raise RuntimeError(f"MQTT publish to {topic} failed: {self._paho.error_string(info.rc)}")
         pending = _Pending(topic, on_acked, on_refused)

@@ -152,7 +152,26 @@ class GrpcConfig(StrictModel):
     tls: TlsConfig | None = Field(
         default=None,
         title="TLS",
-        description="Server or client TLS; mutual TLS with cert and key on both sides.",
+        description=(
+            "Cloud: cert_file + key_file serve TLS; ca_file too requires client certificates from that CA "
+            "(mutual TLS) and binds each stream to the certificate's identity. Edge: ca_file trusts the "
+            "cloud; cert_file + key_file are its client certificate. Files are re-read when they change."
+        ),
+    )
+    max_connection_age_s: float = Field(
+        default=1800.0,
+        gt=0,
+        title="Max connection age (s)",
+        description=(
+            "Cloud: a connection older than this is asked to reconnect, so edges spread over replicas and "
+            "pick up rotated certificates; the spool loses nothing."
+        ),
+    )
+    max_connection_age_grace_s: float = Field(
+        default=30.0,
+        ge=0,
+        title="Max connection age grace (s)",
+        description="Cloud: how long a stream on a connection past its age may go on before it is cut.",
     )
 
     @field_validator("cloud_address", "listen_address")

@@ -279,7 +279,7 @@ class _FlakyCropStore(LocalCropStore):
         return super().put(key, data, encoding)
 
 
-def test_a_retryable_refusal_keeps_the_garment_and_what_follows_it_waits(tmp_path):
+def test_a_retryable_refusal_keeps_the_garment_and_what_follows_goes_on(tmp_path):
     cloud = IngressThread(tmp_path / "cloud", crop_store=_FlakyCropStore(tmp_path / "crops", 1)).start()
     spool = Spool(tmp_path / "spool.db")
     refused = []
@@ -288,15 +288,79 @@ def test_a_retryable_refusal_keeps_the_garment_and_what_follows_it_waits(tmp_pat
     try:
         assert wait_until(lambda: uplink.stats.sent == 1)
         _put(spool, "second", 40)  # behind "first" in the send order
-        started = time.monotonic()
         assert wait_until(lambda: len(spool) == 0)
-        waited = time.monotonic() - started
     finally:
         uplink.stop()
         cloud.stop()
-    assert [r.item_id for r in cloud.accepted] == ["first", "second"]
-    assert uplink.stats.sent == 3 and refused == []  # "first" twice: kept in the spool, sent again
-    assert waited >= 0.5 * 0.9  # the retry waited for backoff_max_s, and "second" waited with it
+    # "first" was refused for now, kept and sent again after the backoff; "second" did not wait behind it
+    assert [r.item_id for r in cloud.accepted] == ["second", "first"]
+    assert uplink.stats.sent == 3 and refused == [] and uplink.stats.set_aside == 0
+
+
+class _RefusingCropStore(LocalCropStore):
+    """Real files, but writing one garment's crops fails every time (its storage path is broken)."""
+
+    def __init__(self, root, poison: str) -> None:
+        super().__init__(root)
+        self.poison = poison
+
+    def put(self, key: str, data: bytes, encoding: str) -> str:
+        if f"/{self.poison}/" in key:
+            raise OSError("this object cannot be written")
+        return super().put(key, data, encoding)
+
+
+def test_a_garment_refused_for_ever_is_set_aside_and_the_rest_flows(tmp_path):
+    """The cloud refuses one garment as retryable for ever while it takes the others: after
+    ``poison_after_attempts`` sends it is set aside (kept on disk, out of the send order), reported once,
+    and every other garment, before and after it, reaches the cloud."""
+    cloud = IngressThread(
+        tmp_path / "cloud", crop_store=_RefusingCropStore(tmp_path / "crops", "g003")
+    ).start()
+    spool = Spool(tmp_path / "spool.db")
+    set_aside = []
+    for i in range(6):
+        _put(spool, f"g{i:03d}", 60)
+    uplink = Uplink(
+        spool,
+        insecure_channel_factory(cloud.address, max_message_bytes=8 << 20),
+        HELLO,
+        UplinkConfig(backoff_initial_s=0.05, backoff_max_s=0.2, max_in_flight=2, poison_after_attempts=3),
+        on_set_aside=lambda item_id, reason: set_aside.append((item_id, reason)),
+    )
+    uplink.start()
+    try:
+        assert wait_until(lambda: len(spool) == 0 and set_aside, timeout=30), (len(spool), set_aside)
+        for i in range(6, 10):  # later garments flow
+            _put(spool, f"g{i:03d}", 60)
+        uplink.notify()
+        assert wait_until(lambda: len(spool) == 0 and len(cloud.accepted) == 9, timeout=30)
+    finally:
+        uplink.stop()
+        cloud.stop()
+    assert sorted(r.item_id for r in cloud.accepted) == [f"g{i:03d}" for i in range(10) if i != 3]
+    assert [item for item, _ in set_aside] == ["g003"] and "UNAVAILABLE" in set_aside[0][1]
+    assert spool.set_aside_items() == [("g003", set_aside[0][1])]
+    assert spool.attempts_and_age("g003")[0] == 3
+    assert spool.prune_set_aside(older_than=time.time() - 3600) == 0  # kept for the retention
+    assert spool.prune_set_aside(older_than=time.time() + 1) == 1
+    assert spool.set_aside_items() == []
+
+
+def test_while_the_cloud_refuses_everything_nothing_is_set_aside(tmp_path):
+    """Storage down for the first 12 writes: every garment is refused at least once, none for good."""
+    cloud = IngressThread(tmp_path / "cloud", crop_store=_FlakyCropStore(tmp_path / "crops", 12)).start()
+    spool = Spool(tmp_path / "spool.db")
+    for i in range(4):
+        _put(spool, f"g{i:03d}", 60)
+    uplink = _uplink(spool, cloud.address, max_in_flight=4, poison_after_attempts=2)
+    try:
+        assert wait_until(lambda: len(spool) == 0, timeout=30)
+    finally:
+        uplink.stop()
+        cloud.stop()
+    assert len(cloud.accepted) == 4 and uplink.stats.set_aside == 0 and spool.set_aside_items() == []
+    assert uplink.stats.sent >= 4 + 12
 
 
 def test_a_cloud_that_does_not_serve_the_line_is_reported_once_and_not_hammered(tmp_path, caplog):

@@ -159,3 +159,29 @@ def test_start_diverts_overdue_garments_at_once_and_arms_the_others(tmp_path):
     finally:
         controller.stop()
         ledger.close()
+
+
+def test_a_restart_resends_only_commands_whose_garment_is_still_on_its_way(tmp_path):
+    clock, sink = Clock(), RecordingSink()
+    ledger = CommandLedger(tmp_path / "ledger.db")
+    ledger.register("coming", "st1", deadline_at=clock.now + 1)
+    ledger.register("arriving", "st1", deadline_at=clock.now - 0.2)  # at the diverter in 0.1 s (margin 0.3)
+    ledger.register("gone", "st1", deadline_at=clock.now - 0.4)  # passed the diverter 0.1 s ago
+    decided = {
+        i: ledger.decide(i, LineAction.REJECT, "verdict", f"v-{i}", now=clock.now - 2)
+        for i in ("coming", "arriving", "gone")
+    }
+    controller = LineController(ledger, sink, clock=clock, actuation_margin_s=0.3)
+    assert controller.resend_unpublished() == 2
+    assert [c.command_id for c in sink.sent] == [decided[i].command_id for i in ("coming", "arriving")]
+    assert sink.sent[0].decided_at == clock.now - 2  # the original times, not fresh ones
+    counts = ledger.counts()
+    assert (counts["decided"], counts["unpublished"], counts["expired"]) == (3, 2, 1)
+    assert controller.resend_unpublished() == 2  # the expired one is never sent again
+    clock.now += 100
+    assert ledger.prune(older_than=clock.now) == 1  # only settled commands are pruned: the expired one
+    for command in sink.sent:
+        ledger.mark_published(command.command_id)
+    assert ledger.prune(older_than=clock.now - 200) == 0  # retention counts from the decision
+    assert ledger.prune(older_than=clock.now) == 2
+    ledger.close()
