@@ -379,9 +379,9 @@ class EdgeAgent:
                 captured_at=garment.captured_at, decided_at=now, deadline_at=deadline_at
             ),
         )
-        # Command first: our own verdict comes back on the subscription and must find the garment settled.
+        # For the record, on the edge's own verdict topic: edges never publish on the cloud's.
         self.controller.settle(garment.item_id, LineAction.PASS, "no_detection", verdict.verdict_id)
-        self.bus.publish(self.topics.verdicts, verdict.to_json(), qos=1)
+        self.bus.publish(self.topics.edge_verdicts, verdict.to_json(), qos=1)
         self.metrics.local_passes.inc()
 
     # callbacks ----------------------------------------------------------------------------------------------

@@ -114,13 +114,22 @@ def _wait_until_answers(
     alive: callable[[], bool],  # type: ignore[valid-type]
     *,
     anonymous: bool = True,
+    tls: bool = False,
 ) -> None:
-    """Wait until the broker accepts an anonymous CONNECT, or (``anonymous=False``) answers one at all."""
+    """Wait until the broker accepts an anonymous CONNECT, or (``anonymous=False``) answers one at all, or
+    (``tls``: a TLS-only listener, which a plain CONNECT cannot reach) accepts a TCP connection."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        code = connack_code(host, port, timeout=0.5)
-        if code == 0 or (code is not None and not anonymous):
-            return
+        if tls:
+            try:
+                socket.create_connection((host, port), timeout=0.5).close()
+                return
+            except OSError:
+                pass
+        else:
+            code = connack_code(host, port, timeout=0.5)
+            if code == 0 or (code is not None and not anonymous):
+                return
         if not alive():
             raise BrokerStartError(f"broker on {host}:{port} exited during start-up")
         time.sleep(0.05)
@@ -128,12 +137,13 @@ def _wait_until_answers(
 
 
 def start_mosquitto(
-    port: int | None = None, workdir: Path | None = None, *, conf: str | None = None
+    port: int | None = None, workdir: Path | None = None, *, conf: str | None = None, tls: bool = False
 ) -> LocalBroker:
     """Start ``mosquitto`` on 127.0.0.1:port (free port if None) with the project's configuration.
 
     ``conf``: a whole mosquitto.conf instead (tests of passwords, ACLs and TLS), whose listeners the caller
-    chose; ``port`` must be one of them, where the broker may refuse anonymous clients.
+    chose; ``port`` must be one of them, where the broker may refuse anonymous clients (``tls``: a TLS-only
+    listener).
     """
     binary = shutil.which("mosquitto") or next(
         (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if Path(p).exists()), None
@@ -169,7 +179,9 @@ def start_mosquitto(
         log.close()
 
     try:
-        _wait_until_answers("127.0.0.1", port, 10.0, lambda: proc.poll() is None, anonymous=anonymous)
+        _wait_until_answers(
+            "127.0.0.1", port, 10.0, lambda: proc.poll() is None, anonymous=anonymous, tls=tls
+        )
     except BaseException:  # a stop request (seamline.children) too
         stop()
         raise

@@ -92,6 +92,10 @@ class LineTopics:
         return self.topic("commands")
 
     @property
+    def edge_verdicts(self) -> str:
+        return self.topic("edge_verdicts")
+
+    @property
     def reviews(self) -> str:
         return self.topic("reviews")
 

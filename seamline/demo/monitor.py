@@ -103,8 +103,8 @@ class LineMonitor:
         self.invalid = 0  # messages that failed the contract's JSON Schema
         self._lock = threading.Lock()
 
-    def attach(self, bus: Any, verdict_topic: str, command_topic: str) -> None:
-        """Follow a line's topics on a ``MqttBus``.
+    def attach(self, bus: Any, verdict_topics: list[str], command_topic: str) -> None:
+        """Follow a line's topics on a ``MqttBus`` (the cloud's verdicts and the edge's own).
 
         A message that breaks the contract's schema is counted, not used.
         """
@@ -123,7 +123,8 @@ class LineMonitor:
 
             return on_message
 
-        bus.subscribe(verdict_topic, checked("verdicts", self.on_verdict))
+        for topic in verdict_topics:
+            bus.subscribe(topic, checked("verdicts", self.on_verdict))
         bus.subscribe(command_topic, checked("commands", self.on_command))
 
     def _trace(self, item_id: str) -> GarmentTrace:

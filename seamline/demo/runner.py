@@ -209,7 +209,7 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
         monitor = LineMonitor(truth=synthetic_truth(config["edge"]["source"]))
         topics = LineTopics(config["mqtt"]["topic_root"], SITE, LINE)
         bus = MqttBus(MqttConfig(url=broker.url, protocol=broker.protocol), persistent_session=False)
-        monitor.attach(bus, topics.verdicts, topics.commands)
+        monitor.attach(bus, [topics.verdicts, topics.edge_verdicts], topics.commands)
         bus.start()
         if not bus.wait_connected(15):
             raise DemoError(f"cannot connect to the MQTT broker at {broker.url}")

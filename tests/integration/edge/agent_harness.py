@@ -68,6 +68,7 @@ class CommandRecorder:
         )
         self.bus.subscribe(topics.commands, self._on_command)
         self.bus.subscribe(topics.verdicts, self._on_verdict)
+        self.bus.subscribe(topics.edge_verdicts, self._on_verdict)
         self.bus.start()
         assert self.bus.wait_connected(10)
         time.sleep(0.3)

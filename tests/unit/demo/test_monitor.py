@@ -76,7 +76,7 @@ class _Bus:
 def test_messages_off_contract_are_counted_not_used():
     bus = _Bus()
     monitor = LineMonitor()
-    monitor.attach(bus, "v", "c")
+    monitor.attach(bus, ["v", "ev"], "c")
     bus.handlers["c"]("c", b"{not json")
     bus.handlers["c"]("c", b'{"item_id": "a", "action": "explode"}')
     assert monitor.invalid == 2 and monitor.stats().garments == 0 and monitor.stats().invalid_messages == 2
