@@ -87,13 +87,30 @@ def add_reviewer(
     password_env: str | None = typer.Option(
         None, help="Read the password from this environment variable (else prompt, or stdin)."
     ),
+    role: str = typer.Option(
+        "reviewer", help="reviewer (reviews) or admin (also reviewer accounts, reports, exports)."
+    ),
 ) -> None:
-    """Create a reviewer account."""
+    """Create a reviewer account (the first admin is made here; admins add the others in the console)."""
     from cloud.review.auth import Reviewers
 
     _, _, store = _store(config)
-    Reviewers(store.engine).add(reviewer_id, _password(password_env), name)
-    typer.echo(f"reviewer {reviewer_id} added")
+    Reviewers(store.engine).add(reviewer_id, _password(password_env), name, role)  # type: ignore[arg-type]
+    typer.echo(f"{role} {reviewer_id} added")
+
+
+@app.command("set-role")
+def set_role(
+    reviewer_id: str = typer.Argument(...),
+    role: str = typer.Argument(..., help="reviewer or admin."),
+    config: Path = CONFIG,
+) -> None:
+    """Make a reviewer an admin, or an admin a reviewer."""
+    from cloud.review.auth import Reviewers
+
+    _, _, store = _store(config)
+    Reviewers(store.engine).set_role(reviewer_id, role)  # type: ignore[arg-type]
+    typer.echo(f"{reviewer_id} is now {role}")
 
 
 @app.command("set-password")

@@ -124,9 +124,21 @@ reviewers = sa.Table(
     metadata,
     sa.Column("reviewer_id", sa.String(64), primary_key=True),
     sa.Column("display_name", sa.String(128), nullable=False),
-    sa.Column("password_hash", sa.String(256), nullable=False),  # scrypt, see cloud/review/auth.py
+    sa.Column("password_hash", sa.String(256), nullable=False),  # argon2id, see cloud/review/auth.py
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", TZ, nullable=False),
+    # "reviewer" (reviews) or "admin" (also manages reviewers, reads reports, downloads exports)
+    sa.Column("role", sa.String(16), nullable=False, server_default="reviewer"),
+)
+
+# Failed logins per reviewer name, shared by every console replica: a fixed window that opens at the first
+# failure; at the limit the name is blocked until the window ends (cloud/review/auth.py, LoginThrottle).
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("window_start", TZ, nullable=False),
 )
 
 # A browser session: the cookie holds a random token, the table only its SHA-256.

@@ -304,6 +304,9 @@ def _start_review(
                 str(config_path),
                 "--password-env",
                 "SEAMLINE_DEMO_PASSWORD",
+                # the person's login sees the weekly report and the reviewer accounts too
+                "--role",
+                "admin" if name == "reviewer" else "reviewer",
             ],
             capture_output=True,
             text=True,

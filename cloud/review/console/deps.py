@@ -4,7 +4,8 @@ Every route but /login and /healthz needs a session. Pages (``PageSession``) ans
 redirect to the login page; the API, the event stream and crop images (``ApiSession``) with 401 problem JSON.
 Every POST must carry the session's CSRF token: form field ``csrf_token`` (``PagePostSession``) or header
 ``X-CSRF-Token`` (``ApiPostSession``); the login form uses a double-submit cookie. The acting reviewer is
-always the session's.
+always the session's. Reports, exports and reviewer accounts need the admin role (``Admin*Session``: 403
+otherwise).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ class ConsoleState:
         self.service = service
         self.templates = templates
         self.secure_cookies = service.review.secure_cookies
-        self.throttle = LoginThrottle()
+        self.throttle = LoginThrottle(service.audit.engine)
         taxonomy, language = service.taxonomy, service.review.language
         self.type_names = {t.id: t.names.get(language) for t in taxonomy.types} | {
             taxonomy.normal.id: taxonomy.normal.names.get(language)
@@ -73,6 +74,24 @@ PageSession = Annotated[Session, Depends(page_session)]
 ApiSession = Annotated[Session, Depends(api_session)]
 
 
+def require_admin(session: Session) -> Session:
+    if not session.is_admin:
+        raise Problem(403, "Admins only", "Reports, exports and reviewer accounts are for the admin role.")
+    return session
+
+
+async def admin_page_session(session: PageSession) -> Session:
+    return require_admin(session)
+
+
+async def admin_api_session(session: ApiSession) -> Session:
+    return require_admin(session)
+
+
+AdminPageSession = Annotated[Session, Depends(admin_page_session)]
+AdminApiSession = Annotated[Session, Depends(admin_api_session)]
+
+
 def check_csrf(session: Session, token: str | None) -> None:
     if not token or not hmac.compare_digest(token, session.csrf_token):
         raise Problem(403, "CSRF check failed", "The request did not carry this session's CSRF token.")
@@ -90,3 +109,10 @@ async def api_post_session(request: Request, session: ApiSession) -> Session:
 
 PagePostSession = Annotated[Session, Depends(page_post_session)]
 ApiPostSession = Annotated[Session, Depends(api_post_session)]
+
+
+async def admin_page_post_session(session: PagePostSession) -> Session:
+    return require_admin(session)
+
+
+AdminPagePostSession = Annotated[Session, Depends(admin_page_post_session)]

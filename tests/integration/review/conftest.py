@@ -68,9 +68,9 @@ class Reviewer:
 
 @pytest.fixture
 def login(console):
-    def _login(reviewer_id: str, password: str = "review-pass-1") -> Reviewer:
+    def _login(reviewer_id: str, password: str = "review-pass-1", role: str = "reviewer") -> Reviewer:
         try:
-            console.service.reviewers.add(reviewer_id, password)
+            console.service.reviewers.add(reviewer_id, password, role=role)
         except ValueError:
             pass
         return Reviewer(console.url, reviewer_id, password)

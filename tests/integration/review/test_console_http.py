@@ -146,7 +146,8 @@ def test_bad_input_gets_a_precise_problem_and_the_console_keeps_serving(console,
     assert too_big.status_code == 413 and too_big.json()["title"] == "Request too large"
     assert alice.http.get("/api/items/nope").status_code == 404
     assert alice.http.get(f"/crops/{item}/nope").status_code == 404
-    assert alice.http.get("/api/report?week=2026-99").status_code == 400
+    assert alice.http.get("/api/report?week=2026-W48").status_code == 403  # reports are for admins
+    assert login("ada", role="admin").http.get("/api/report?week=2026-99").status_code == 400
     assert alice.post(f"/api/items/{item}/decision", json=ALL_NORMAL).status_code == 200
 
 
@@ -296,6 +297,6 @@ def test_the_report_page_counts_the_garments_dropped_at_the_edge(console, login)
         "divert_review",
     )
     assert console.service.audit.record_drop(record)
-    page = login("alice").http.get("/report?week=2026-W48")
+    page = login("ada", role="admin").http.get("/report?week=2026-W48")
     assert page.status_code == 200
     assert 'id="garments-recorded">1<' in page.text and 'id="dropped-at-edge">1<' in page.text

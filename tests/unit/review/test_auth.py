@@ -1,12 +1,22 @@
 from cloud.review.auth import hash_password, token_hash, verify_password
 
 
-def test_passwords_are_salted_scrypt_hashes():
+def test_passwords_are_salted_argon2id_hashes():
     a, b = hash_password("correct horse"), hash_password("correct horse")
-    assert a != b and a.startswith("scrypt$")
-    assert verify_password("correct horse", a) and verify_password("correct horse", b)
-    assert not verify_password("wrong horse", a)
-    assert not verify_password("correct horse", "garbage") and not verify_password("x", "md5$1$2$3$4$5")
+    assert a != b and a.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert verify_password("correct horse", a) == (True, False)
+    assert verify_password("correct horse", b) == (True, False)
+    assert verify_password("wrong horse", a) == (False, False)
+    assert verify_password("correct horse", "garbage")[0] is False
+    assert verify_password("x", "md5$1$2$3$4$5")[0] is False
+
+
+def test_a_hash_with_weaker_parameters_matches_and_asks_to_be_replaced():
+    import argon2
+
+    weaker = argon2.PasswordHasher(time_cost=1, memory_cost=8192, parallelism=1).hash("correct horse")
+    assert verify_password("correct horse", weaker) == (True, True)
+    assert verify_password("wrong horse", weaker)[0] is False
 
 
 def test_session_tokens_are_stored_hashed():

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from cloud.review.console.deps import ApiSession, PageSession, State
+from cloud.review.console.deps import AdminApiSession, AdminPageSession, State
 from cloud.review.console.problems import Problem
 from cloud.review.report import iso_week, weekly_report
 from cloud.review.service import ReviewService
@@ -20,7 +20,7 @@ router = APIRouter()
 
 @router.get("/report", response_class=HTMLResponse)
 async def report_page(
-    request: Request, state: State, session: PageSession, week: str | None = None
+    request: Request, state: State, session: AdminPageSession, week: str | None = None
 ) -> HTMLResponse:
     report = await _report(state.service, week)
     return state.render(
@@ -31,7 +31,7 @@ async def report_page(
 
 
 @router.get("/report/charts/{name}.png")
-async def report_chart(name: str, state: State, _: ApiSession, week: str | None = None) -> Response:
+async def report_chart(name: str, state: State, _: AdminApiSession, week: str | None = None) -> Response:
     from cloud.review.charts import CHARTS, render_chart
 
     if name not in CHARTS:
@@ -42,7 +42,7 @@ async def report_chart(name: str, state: State, _: ApiSession, week: str | None 
 
 
 @router.get("/api/report")
-async def api_report(state: State, _: ApiSession, week: str | None = None) -> dict[str, Any]:
+async def api_report(state: State, _: AdminApiSession, week: str | None = None) -> dict[str, Any]:
     return await _report(state.service, week)
 
 
