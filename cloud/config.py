@@ -123,6 +123,15 @@ class CloudConfig(StrictModel):
             "live replica holds."
         ),
     )
+    retention_sweep_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        title="Retention sweep interval (s)",
+        description=(
+            "How often the service deletes garments past storage.retention_days (and finishes crop deletions "
+            "a store outage left pending, and forgets expired review sessions)."
+        ),
+    )
     retry_initial_s: float = Field(
         default=1.0,
         gt=0,

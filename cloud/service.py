@@ -26,6 +26,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 
 from cloud.classifiers.vllm_backend import VllmClassifier
 from cloud.config import CloudConfig
@@ -40,6 +41,7 @@ from cloud.routing.policy import RoutingPolicy
 from cloud.routing.regions import region_results
 from cloud.storage.audit import AuditStore, garment_record, recorded_verdict
 from cloud.storage.crop_store import CropStore, crop_store_from_url
+from cloud.storage.retention import Retention
 from cloud.worklist import LiveFirstQueue
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
@@ -126,6 +128,8 @@ class CloudService:
         self.publishing_problem: str | None = None
         self._workers: list[asyncio.Task] = []
         self._sweeper: asyncio.Task | None = None
+        self._retention_task: asyncio.Task | None = None
+        self.retention = Retention(self.audit.engine, self.crop_store)
         self._loop: asyncio.AbstractEventLoop | None = None
         self.port = 0
 
@@ -168,6 +172,7 @@ class CloudService:
             for i in range(self.cloud.max_garments_in_flight)
         ]
         self._sweeper = asyncio.create_task(self._sweep_forever(), name="sweep")
+        self._retention_task = asyncio.create_task(self._retention_forever(), name="retention")
         await self.server.start()
         await set_serving(self.health, True)
         self.bus.set_available(True)
@@ -182,9 +187,10 @@ class CloudService:
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING, drain the streams, finish queued work, then close and free the leases."""
         grace = self.cloud.shutdown_grace_s if grace is None else grace
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
+        for task in (self._sweeper, self._retention_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await set_serving(self.health, False)
         await self.server.stop(grace)
         try:
@@ -278,6 +284,17 @@ class CloudService:
                 await self.sweep()
             except Exception:
                 logger.exception("sweep failed; trying again in %.1f s", self.cloud.sweep_interval_s)
+
+    async def _retention_forever(self) -> None:
+        """Delete what is past ``storage.retention_days``, first at start, then every interval."""
+        days = self.config.storage.retention_days
+        keep = timedelta(days=days) if days is not None else None
+        while True:
+            try:
+                await asyncio.to_thread(self.retention.sweep, keep)
+            except Exception:
+                logger.exception("retention sweep failed; trying again at the next interval")
+            await asyncio.sleep(self.cloud.retention_sweep_interval_s)
 
     # the pipeline -----------------------------------------------------------------------------------------
 

@@ -51,6 +51,10 @@ class CropStore(ABC):
     def get(self, uri: str) -> bytes:
         """The bytes stored at ``uri``."""
 
+    @abstractmethod
+    def delete(self, uri: str) -> None:
+        """Remove what is stored at ``uri`` (nothing there is not an error); raises if the store is down."""
+
 
 class LocalCropStore(CropStore):
     """Files under a root directory: ``<root>/<key>.<ext>``, written atomically and fsync'd."""
@@ -88,11 +92,17 @@ class LocalCropStore(CropStore):
             os.close(dir_fd)
         return path.as_uri()
 
-    def get(self, uri: str) -> bytes:
+    def _file(self, uri: str) -> Path:
         path = Path(unquote(urlsplit(uri).path))  # as_uri() percent-encodes ':' and the like
         if not path.resolve().is_relative_to(self.root):
             raise ValueError(f"{uri} is outside the crop store")
-        return path.read_bytes()
+        return path
+
+    def get(self, uri: str) -> bytes:
+        return self._file(uri).read_bytes()
+
+    def delete(self, uri: str) -> None:
+        self._file(uri).unlink(missing_ok=True)
 
 
 class S3CropStore(CropStore):
@@ -131,7 +141,7 @@ class S3CropStore(CropStore):
         self.client.put_object(Bucket=self.bucket, Key=object_key, Body=data, ContentType=f"image/{encoding}")
         return f"s3://{self.bucket}/{object_key}"
 
-    def get(self, uri: str) -> bytes:
+    def _object_key(self, uri: str) -> str:
         parts = urlsplit(uri)
         key = parts.path.lstrip("/")
         if (
@@ -140,7 +150,13 @@ class S3CropStore(CropStore):
             or (self.prefix and not key.startswith(self.prefix + "/"))
         ):
             raise ValueError(f"{uri} is outside the crop store s3://{self.bucket}/{self.prefix}")
-        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return key
+
+    def get(self, uri: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=self._object_key(uri))["Body"].read()
+
+    def delete(self, uri: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._object_key(uri))  # S3: absent is success
 
 
 def crop_store_from_url(url: str, base: Path | None = None) -> CropStore:

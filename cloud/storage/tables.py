@@ -226,3 +226,21 @@ verified_labels = sa.Table(
     sa.Column("verified_at", TZ, nullable=False),
 )
 sa.Index("verified_labels_verified", verified_labels.c.verified_at)
+
+# The audit trail of deleted garments (cloud/storage/retention.py): what was deleted, by whom (a person, or
+# "retention" for the sweep), when and why. The garment's rows are gone (ON DELETE CASCADE); its crop objects
+# are deleted right after the rows, and ``crops_deleted_at`` stays empty until they all are (a sweep retries).
+deletions = sa.Table(
+    "deletions",
+    metadata,
+    sa.Column("item_id", sa.String(128), primary_key=True),
+    sa.Column("site_id", sa.String(64), nullable=False),
+    sa.Column("line_id", sa.String(64), nullable=False),
+    sa.Column("captured_at", TZ, nullable=False),
+    sa.Column("deleted_at", TZ, nullable=False),
+    sa.Column("deleted_by", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("crop_uris", sa.JSON, nullable=False),
+    sa.Column("crops_deleted_at", TZ),
+)
+sa.Index("deletions_crops_pending", deletions.c.crops_deleted_at)

@@ -192,6 +192,16 @@ class StorageConfig(StrictModel):
         title="Data directory",
         description="Root for local state; relative to this file.",
     )
+    retention_days: float | None = Field(
+        default=None,
+        gt=0,
+        title="Retention (days)",
+        description=(
+            "Cloud: garments received longer ago than this are deleted with their crops, verdicts and review "
+            "records, unless a person is still to decide them (the deletion is kept in the audit trail); "
+            "null: kept for ever. The edge's own retention is edge.spool.retention_h."
+        ),
+    )
 
 
 class LoggingConfig(StrictModel):
