@@ -35,7 +35,14 @@ from seamline import __version__
 from seamline.clock import utcnow
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
-from seamline.contract.messages import ModelVersions, Verdict, VerdictTimestamps
+from seamline.contract.messages import (
+    EdgeStatus,
+    ModelVersions,
+    SpoolStatus,
+    UplinkStatus,
+    Verdict,
+    VerdictTimestamps,
+)
 from seamline.contract.mqtt import LineTopics
 from seamline.domain import Decision, LineAction, Priority, Route
 from seamline.inspection.v1 import inspection_pb2 as pb
@@ -69,6 +76,9 @@ class EdgeAgent:
         self.agent_id = edge.agent_id or f"{self.site_id}-{self.line_id}-{self.station_id}"
         self.topics = LineTopics(config.mqtt.topic_root, self.site_id, self.line_id)
         channel_factory = self._channel_factory()  # first: a bad certificate file is exit 2, nothing opened
+        self._counts_due = threading.Event()
+        self._expired = self._set_aside = 0
+        self._last_status: dict | None = None
         self.metrics = EdgeMetrics()
         data_dir = config.storage.data_dir
         spool_path = edge.spool.path if edge.spool.path.is_absolute() else data_dir / edge.spool.path
@@ -105,6 +115,7 @@ class EdgeAgent:
             ),
             edge.uplink,
             on_refused=self._refused,
+            on_set_aside=lambda item_id, reason: self._counts_due.set(),
         )
         self.source = source or build_source(edge.source, ItemIds(self.line_id, self.station_id))
         self.buffer = GarmentBuffer(edge.buffer_capacity, edge.drop_strategy)
@@ -416,9 +427,12 @@ class EdgeAgent:
             if time.monotonic() - last_prune > PRUNE_INTERVAL_S:
                 self.prune()
                 last_prune = time.monotonic()
-            if time.monotonic() - last_counts > 30:  # whole-table counts: not every second
-                self.metrics.commands_expired.set(self.ledger.counts()["expired"])
-                self.metrics.spool_set_aside.set(len(self.spool.set_aside_items()))
+            if self._counts_due.is_set() or time.monotonic() - last_counts > 30:  # whole-table counts
+                self._counts_due.clear()
+                self._expired = self.ledger.counts()["expired"]
+                self._set_aside = len(self.spool.set_aside_items())
+                self.metrics.commands_expired.set(self._expired)
+                self.metrics.spool_set_aside.set(self._set_aside)
                 last_counts = time.monotonic()
             # Capture times only serve the verdict-latency metric; forget garments whose verdict never came.
             horizon = utcnow() - timedelta(seconds=self.edge.timing.budget_s + 600)
@@ -429,4 +443,44 @@ class EdgeAgent:
             self.metrics.spool_depth.set(count)
             self.metrics.spool_bytes.set(size)
             self.metrics.uplink_connected.set(1 if self.uplink.stats.connected else 0)
+            self._publish_status(count)
             self._stop.wait(1.0)
+
+    def status(self, waiting: int) -> EdgeStatus:
+        """The agent's health for ``edge/status``: the link to the cloud, the spool, what needs a person."""
+        stats = self.uplink.stats
+        problems = []
+        if stats.refused_agent:
+            problems.append(
+                f"the cloud refuses this agent ({stats.last_error}): check its site/line ids, agent id and "
+                "client certificate against the cloud's configuration"
+            )
+        elif not stats.connected:
+            problems.append(f"no link to the cloud: {stats.last_error or 'connecting'}")
+        if self._set_aside:
+            problems.append(
+                f"{self._set_aside} garment(s) set aside: the cloud kept refusing them (see the agent's log)"
+            )
+        return EdgeStatus(
+            agent_id=self.agent_id,
+            site_id=self.site_id,
+            line_id=self.line_id,
+            station_id=self.station_id,
+            uplink=UplinkStatus(
+                connected=stats.connected,
+                refused=stats.refused_agent,
+                last_error=stats.last_error[:1000] or None,
+            ),
+            spool=SpoolStatus(waiting=waiting, set_aside=self._set_aside),
+            commands_expired=self._expired,
+            problems=tuple(p[:1000] for p in problems),
+        )
+
+    def _publish_status(self, waiting: int) -> None:
+        """Retained on ``edge/status`` whenever anything but the time changes (and after a reconnect, which
+        re-publishes nothing by itself: the broker keeps the last one)."""
+        status = self.status(waiting)
+        key = status.model_dump(exclude={"updated_at"})
+        if key != self._last_status and self.bus.connected:
+            self.bus.publish(self.topics.edge_status, status.to_json(), retain=True)
+            self._last_status = key

@@ -127,10 +127,10 @@ def demo(
 def _register_subcommands() -> None:
     # Each job owns its command module; they import their heavy dependencies only when run.
     from cloud.cli import app as cloud_app
+    from cloud.cli import data_app
     from cloud.learning.cli import app as train_app
     from cloud.review.cli import app as review_app
     from cloud.review.cli import report_app
-    from cloud.storage.cli import app as data_app
     from edge.cli import app as edge_app
     from seamline.broker_cli import app as broker_app
     from seamline.certs_cli import app as certs_app

@@ -104,6 +104,7 @@ class UplinkStats:
     refused: int = 0
     set_aside: int = 0
     reconnects: int = 0
+    refused_agent: bool = False  # the cloud refuses this agent as configured (PERMISSION_DENIED...)
     connected: bool = False
     last_error: str = ""
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -201,6 +202,7 @@ class Uplink:
                 self.stats.reconnects += 1
 
     def _record_error(self, message: str, *, refused: bool = False) -> None:
+        self.stats.refused_agent = refused
         if message != self.stats.last_error:
             if refused:
                 logger.error(
@@ -246,6 +248,7 @@ class Uplink:
                 1, min(self.config.max_in_flight, first.hello.max_in_flight or self.config.max_in_flight)
             )
             self.stats.connected = True
+            self.stats.refused_agent = False
             logger.info("uplink connected to %s (window %d)", first.hello.server_id or "cloud", window)
             self._pump(outbox, answers, window)
         finally:

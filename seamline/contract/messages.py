@@ -102,6 +102,32 @@ class LineCommand(_Payload):
     deadline_at: datetime | None = None
 
 
+class UplinkStatus(_Payload):
+    connected: bool
+    refused: bool
+    last_error: str | None = None
+
+
+class SpoolStatus(_Payload):
+    waiting: int
+    set_aside: int
+
+
+class EdgeStatus(_Payload):
+    """An edge agent's health, retained (see edge_status.schema.json)."""
+
+    schema_version: Literal["1.0"] = SCHEMA_VERSION
+    agent_id: str
+    site_id: str
+    line_id: str
+    station_id: str
+    updated_at: datetime = Field(default_factory=utcnow)
+    uplink: UplinkStatus
+    spool: SpoolStatus
+    commands_expired: int
+    problems: tuple[str, ...] = ()
+
+
 class ReviewEvent(_Payload):
     """A change in the review queue (see review_event.schema.json)."""
 

@@ -96,6 +96,10 @@ class LineTopics:
         return self.topic("edge_verdicts")
 
     @property
+    def edge_status(self) -> str:
+        return self.topic("edge_status")
+
+    @property
     def reviews(self) -> str:
         return self.topic("reviews")
 

@@ -30,7 +30,7 @@ ROLES: tuple[Role, ...] = (
     Role(
         "edge",
         "edge-{line}",
-        ("commands", "edge_availability", "edge_verdicts"),
+        ("commands", "edge_availability", "edge_status", "edge_verdicts"),
         ("verdicts",),
         True,
         "the edge agent of one line",
@@ -39,7 +39,7 @@ ROLES: tuple[Role, ...] = (
         "plc",
         "plc-{line}",
         (),
-        ("commands", "edge_availability"),
+        ("commands", "edge_availability", "edge_status"),
         True,
         "the line PLC (diverter) of one line",
     ),

@@ -200,4 +200,4 @@ def test_every_role_has_a_row_in_the_contract():
     contract = (REPO / "docs" / "contract.md").read_text()
     for r in ROLES:
         assert f"`{r.user.format(line='<line>')}`" in contract, r.name
-    assert role("edge").publishes == ("commands", "edge_availability", "edge_verdicts")
+    assert role("edge").publishes == ("commands", "edge_availability", "edge_status", "edge_verdicts")
