@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+# Seconds: a tiny model on CPU answers in ~0.1-1 s, Qwen2.5-VL-7B on a GPU in ~0.2-2 s per crop.
+_LATENCY_BUCKETS = (0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6)
 
 
 class CloudMetrics:
@@ -33,6 +36,45 @@ class CloudMetrics:
         self.classify_failures = Counter(
             "seamline_cloud_classify_failures", "Garments whose classification failed (retried)", registry=r
         )
+        self.garments_refused = Counter(
+            "seamline_cloud_garments_refused",
+            "Garments (and drop records) refused at the ingress, by refusal code",
+            ["code"],
+            registry=r,
+        )
+        self.queue_depth = Gauge(
+            "seamline_cloud_queue_depth", "Garments waiting for a classification worker", registry=r
+        )
+        self.verdicts = Counter(
+            "seamline_cloud_verdicts",
+            "Verdicts recorded, by route and decision",
+            ["route", "decision"],
+            registry=r,
+        )
+        self.classify_seconds = Histogram(
+            "seamline_cloud_classify_seconds",
+            "Time to classify a garment (all its crops)",
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.classifier_request_seconds = Histogram(
+            "seamline_cloud_classifier_request_seconds",
+            "Classifier requests answered, by server",
+            ["server"],
+            registry=r,
+            buckets=_LATENCY_BUCKETS,
+        )
+        self.classifier_errors = Counter(
+            "seamline_cloud_classifier_errors",
+            "Classifier requests that failed in transport, timed out or got 429/5xx, by server",
+            ["server"],
+            registry=r,
+        )
+        self.oldest_unfinished_age = Gauge(
+            "seamline_cloud_oldest_unfinished_age_seconds",
+            "Age of the oldest stored garment whose verdict is not yet published (every replica's)",
+            registry=r,
+        )
         self.garments_taken_over = Counter(
             "seamline_cloud_garments_taken_over",
             "Unfinished garments the sweep took over (no live replica held them)",
@@ -50,6 +92,13 @@ class CloudMetrics:
 
         self.publishing_ok.set(1)
         self._server = None
+
+    def classifier_request(self, server: str, seconds: float, ok: bool) -> None:
+        """The classifier's server pool reports each request here."""
+        if ok:
+            self.classifier_request_seconds.labels(server=server).observe(seconds)
+        else:
+            self.classifier_errors.labels(server=server).inc()
 
     def serve(self, address: str) -> int:
         """Expose /metrics over HTTP at ``host:port``; returns the bound port."""

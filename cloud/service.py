@@ -43,6 +43,7 @@ from cloud.storage.audit import AuditStore, garment_record, recorded_verdict
 from cloud.storage.crop_store import CropStore, crop_store_from_url
 from cloud.storage.retention import Retention
 from cloud.worklist import LiveFirstQueue
+from seamline.clock import utcnow
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import ReviewEvent, Verdict
@@ -138,7 +139,9 @@ class CloudService:
     async def start(self) -> int:
         """Connect, take back unfinished work, start serving; returns the gRPC port."""
         self._loop = asyncio.get_running_loop()
-        self.classifier = VllmClassifier(self.classifier_config, self.taxonomy)
+        self.classifier = VllmClassifier(
+            self.classifier_config, self.taxonomy, observe=self.metrics.classifier_request
+        )
         self.bus.start()
         grpc_config = self.config.grpc
         servicer = InspectionServicer(
@@ -150,6 +153,7 @@ class CloudService:
             server_id=self.replica_id,
             lease_s=self.cloud.lease_s,
             bind_identity=self.tls is not None and self.tls.mutual,
+            on_refused=lambda code: self.metrics.garments_refused.labels(code=code).inc(),
         )
         self.servicer = servicer
         self.server, self.port, self.health = create_server(
@@ -276,6 +280,9 @@ class CloudService:
         await self._check_publishing()
         self.metrics.garments_held.set(len(self._held))
         self.metrics.verdicts_unpublished.set(len(self._unpublished))
+        self.metrics.queue_depth.set(self.queue.qsize())
+        oldest = await asyncio.to_thread(self.audit.oldest_unfinished)
+        self.metrics.oldest_unfinished_age.set((utcnow() - oldest).total_seconds() if oldest else 0.0)
 
     async def _sweep_forever(self) -> None:
         while True:
@@ -324,6 +331,7 @@ class CloudService:
             sensor_readings=readings,
         )
         classify_s = time.perf_counter() - started
+        self.metrics.classify_seconds.observe(classify_s)
         routing = self.policy.decide(region_results(record, list(classified)))
         verdict = build_verdict(
             record,
@@ -338,6 +346,7 @@ class CloudService:
         await asyncio.to_thread(self.audit.record_verdict, verdict, review_priority=review_priority)
         self.classified += 1
         self.metrics.verdicts_recorded.inc()
+        self.metrics.verdicts.labels(route=verdict.route, decision=verdict.decision).inc()
         self._publish(verdict)
         if review_priority is not None:
             event = ReviewEvent(

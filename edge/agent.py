@@ -318,6 +318,16 @@ class EdgeAgent:
         self.metrics.crops.inc(len(crops))
         self.metrics.crop_bytes.inc(sum(len(c.jpeg) for c in crops))
         self.uplink.notify()
+        timings = message.edge_timings_ms
+        logger.info(
+            "spooled for the cloud: %d crop(s) from %d view(s); wait %.0f ms, detect %.0f ms, crops %.0f ms",
+            len(crops),
+            len(views),
+            timings["wait"],
+            timings["detect"],
+            timings["crops"],
+            extra={"item_id": garment.item_id},
+        )
 
     def _deadline(self, captured_at: datetime) -> datetime:
         """When a garment captured at ``captured_at`` reaches the diverter."""
@@ -394,6 +404,12 @@ class EdgeAgent:
         self.controller.settle(garment.item_id, LineAction.PASS, "no_detection", verdict.verdict_id)
         self.bus.publish(self.topics.edge_verdicts, verdict.to_json(), qos=1)
         self.metrics.local_passes.inc()
+        logger.info(
+            "nothing detected (top score %.3f): passed at the edge; detect %.0f ms",
+            top_score,
+            detect_s * 1000,
+            extra={"item_id": garment.item_id},
+        )
 
     # callbacks ----------------------------------------------------------------------------------------------
 

@@ -21,11 +21,11 @@ import math
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from cloud.classifiers.answer import (
     AnswerError,
@@ -35,6 +35,7 @@ from cloud.classifiers.answer import (
     parse_answer,
 )
 from cloud.classifiers.prompts import PromptConfig, image_examples, prompt_version, system_prompt, user_text
+from cloud.classifiers.servers import ServerPool, TransientError
 from seamline.config.base import StrictModel
 from seamline.config.secrets import Secret
 from seamline.config.taxonomy import Taxonomy
@@ -48,11 +49,33 @@ _FIELD = r'"{name}"\s*:\s*"(?P<value>[^"]*)"'
 class VllmClassifierConfig(StrictModel):
     """Where the vision-language model is served and how it is asked."""
 
-    base_url: str = Field(
+    base_url: str | list[str] = Field(
         default="http://127.0.0.1:8000/v1",
         title="Base URL",
-        description="OpenAI-compatible endpoint of vLLM (or a router in front of replicas).",
+        description=(
+            "OpenAI-compatible endpoint of vLLM (or a router in front of replicas), or a list of servers: "
+            "each request goes to the least loaded one in service; a failing one is taken out and probed "
+            "back in on /health."
+        ),
     )
+    server_backoff_max_s: float = Field(
+        default=30.0,
+        gt=0,
+        title="Longest server backoff (s)",
+        description="With several servers: the longest a failing server stays out before it is probed.",
+    )
+
+    @property
+    def base_urls(self) -> list[str]:
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
+
+    @field_validator("base_url")
+    @classmethod
+    def _some_url(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list) and not value:
+            raise ValueError("name at least one server")
+        return value
+
     model: str = Field(default="Qwen/Qwen2.5-VL-7B-Instruct", title="Model", description="Served model name.")
     model_version: str | None = Field(
         default=None, title="Model version", description="Recorded on verdicts; default: the model name."
@@ -127,10 +150,6 @@ class RegionClassification:
     attempts: int
 
 
-class TransientError(Exception):
-    """Worth another attempt."""
-
-
 def field_confidence(
     tokens: list[dict[str, Any]], fields: tuple[str, ...] = ("type", "severity"), *, after: str | None = None
 ) -> float | None:
@@ -190,8 +209,13 @@ class VllmClassifier:
     """Classifies crops with a vision-language model behind an OpenAI-compatible API."""
 
     def __init__(
-        self, config: VllmClassifierConfig, taxonomy: Taxonomy, *, client: httpx.AsyncClient | None = None
+        self,
+        config: VllmClassifierConfig,
+        taxonomy: Taxonomy,
+        *,
+        observe: Callable[[str, float, bool], None] | None = None,
     ) -> None:
+        """``observe(server, seconds, answered)`` is called after every request to a server (metrics)."""
         self.config = config
         self.taxonomy = taxonomy
         self.schema = answer_schema(taxonomy)
@@ -202,13 +226,14 @@ class VllmClassifier:
         headers = {}
         if config.api_key is not None:
             headers["Authorization"] = f"Bearer {config.api_key.resolve().get_secret_value()}"
-        self._client = client or httpx.AsyncClient(
-            base_url=config.base_url.rstrip("/"),
-            timeout=httpx.Timeout(config.timeout_s),
+        self.servers = ServerPool.from_urls(
+            config.base_urls,
+            timeout_s=config.timeout_s,
+            max_connections=config.max_concurrency,
             headers=headers,
-            limits=httpx.Limits(
-                max_connections=config.max_concurrency, max_keepalive_connections=config.max_concurrency
-            ),
+            backoff_s=config.backoff_s,
+            backoff_max_s=config.server_backoff_max_s,
+            observe=observe,
         )
         self._slots = asyncio.Semaphore(config.max_concurrency)
 
@@ -244,7 +269,7 @@ class VllmClassifier:
         return turns
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self.servers.aclose()
 
     def request_body(
         self,
@@ -289,12 +314,7 @@ class VllmClassifier:
         return body
 
     async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        try:
-            response = await self._client.post("/chat/completions", json=body)
-        except (httpx.TransportError, httpx.TimeoutException) as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
-        if response.status_code == 429 or response.status_code >= 500:
-            raise TransientError(f"HTTP {response.status_code}: {response.text[:200]}")
+        _, response = await self.servers.post("/chat/completions", body)  # TransientError: none answered
         if response.status_code >= 400:
             raise ValueError(f"HTTP {response.status_code}: {response.text[:500]}")
         return response.json()

@@ -91,6 +91,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
             classification.
         server_id: this replica's name: in the ServerHello, and the owner of the garments it accepts.
         lease_s: how long an accepted garment's lease runs before the owner must renew it.
+        on_refused: called with the refusal code's name for every garment or drop record refused (metrics).
         bind_identity: mutual TLS is in force: a hello must name the site, line and agent of the peer's
             client certificate, or the stream is refused with PERMISSION_DENIED before anything is stored.
     """
@@ -106,6 +107,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         server_id: str | None = None,
         lease_s: float = 30.0,
         bind_identity: bool = False,
+        on_refused: Callable[[str], None] | None = None,
     ) -> None:
         self.crop_store = crop_store
         self.audit = audit
@@ -117,6 +119,7 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         self.server_id = server_id or f"cloud-{uuid.uuid4().hex[:8]}"
         self.lease_s = lease_s
         self.bind_identity = bind_identity
+        self.on_refused = on_refused or (lambda code: None)
         self.accepted = 0
         self.drops_recorded = 0
         self.duplicates = 0
@@ -265,10 +268,14 @@ class InspectionServicer(pb_grpc.InspectionServiceServicer):
         )
         async for message in messages:
             kind = message.WhichOneof("kind")
-            if kind == "garment":
-                yield await self._handle(message.garment, hello)
-            elif kind == "dropped":
-                yield await self._handle_drop(message.dropped, hello)
+            if kind in ("garment", "dropped"):
+                if kind == "garment":
+                    answer = await self._handle(message.garment, hello)
+                else:
+                    answer = await self._handle_drop(message.dropped, hello)
+                if answer.WhichOneof("kind") == "refusal":
+                    self.on_refused(pb.RefusalCode.Name(answer.refusal.code))
+                yield answer
             elif kind == "hello":
                 await context.abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "AgentHello may only be the first message of a stream"

@@ -21,6 +21,7 @@ from cloud.review.auth import Reviewers
 from cloud.review.config import ReviewConfig
 from cloud.review.decision import HumanDecision
 from cloud.review.live import QueueWatch
+from cloud.review.metrics import ReviewMetrics
 from cloud.review.queue import DecisionResult, ReviewItem, ReviewQueue
 from cloud.storage.audit import AuditStore
 from cloud.storage.crop_store import CropStore, crop_store_from_url
@@ -48,6 +49,7 @@ class ReviewService:
         )
         self.reviewers = Reviewers(self.audit.engine, session_ttl=timedelta(hours=review.session_hours))
         self.watch = QueueWatch()
+        self.metrics = ReviewMetrics(self.audit.engine)
         root = config.mqtt.topic_root
         self._root = root
         self.bus = MqttBus(
@@ -91,6 +93,7 @@ class ReviewService:
 
     def take_next(self, reviewer_id: str) -> ReviewItem | None:
         item, expired = self.queue.take_next(reviewer_id)
+        self.metrics.lease_expiries.inc(len(expired))
         for back in expired:
             self._event(back, "update")
         if item is not None:
@@ -120,6 +123,7 @@ class ReviewService:
 
     def expire(self) -> list[ReviewItem]:
         expired = self.queue.expire_leases()
+        self.metrics.lease_expiries.inc(len(expired))
         for item in expired:
             self._event(item, "update")
         if expired:

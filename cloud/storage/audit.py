@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -286,6 +286,15 @@ class AuditStore:
                 .where(garments.c.item_id == item_id)
                 .values(status="published", published_at=utcnow(), owner=None, lease_until=None)
             )
+
+    def oldest_unfinished(self) -> datetime | None:
+        """When the oldest garment still without a published verdict was received (any replica's)."""
+        with self.engine.connect() as conn:
+            return conn.execute(
+                sa.select(sa.func.min(garments.c.received_at)).where(
+                    garments.c.status.in_(("accepted", "classified"))
+                )
+            ).scalar()
 
     def counts(self) -> dict[str, int]:
         with self.engine.connect() as conn:

@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from cloud.review.console.deps import ConsoleState
 from cloud.review.console.problems import LoginRequired, Problem, problem_response
-from cloud.review.console.routes import admin, auth, events, health, items, queue, reports
+from cloud.review.console.routes import admin, auth, events, health, items, metrics, queue, reports
 from cloud.review.service import ReviewService
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +46,7 @@ def create_app(service: ReviewService) -> FastAPI:
     )
     app.state.console = ConsoleState(service, Jinja2Templates(directory=HERE / "templates"))
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for feature in (health, auth, queue, items, reports, admin, events):
+    for feature in (health, metrics, auth, queue, items, reports, admin, events):
         app.include_router(feature.router)
     app.middleware("http")(_limit_body)
     app.add_exception_handler(Problem, _problem)

@@ -57,3 +57,42 @@ def test_a_cloud_that_refuses_the_agent_shows_in_its_retained_status(
     assert "PERMISSION_DENIED" in status["uplink"]["last_error"]
     assert status["spool"]["waiting"] == 3
     assert status["problems"] and "the cloud refuses this agent" in status["problems"][0]
+
+
+def test_the_agents_metrics_move_with_the_line(tmp_path, mqtt_broker, tiny_onnx_detector):
+    """/metrics of a running agent, scraped over HTTP: nothing detected on 4 garments, so 4 local passes."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    cloud = IngressThread(tmp_path / "cloud").start()
+    path = write_config(
+        tmp_path / "seamline.yaml",
+        broker_url=mqtt_broker.url,
+        cloud_address=cloud.address,
+        detector=tiny_onnx_detector,
+        source={"type": "synthetic", "rate_hz": 10, "count": 4, "synth": {"width": 640, "height": 360}},
+        threshold=1.0,  # nothing is ever found
+        topic_root=f"seamline-edge-metrics{time.time_ns()}",
+        metrics_port=0,
+    )
+    config = load_config(path)
+    agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))
+
+    def scrape() -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{agent.metrics_port}/metrics", timeout=10) as reply:
+            families = text_string_to_metric_families(reply.read().decode())
+            return {(s.name, tuple(sorted(s.labels.items()))): s.value for f in families for s in f.samples}
+
+    try:
+        agent.start()
+        agent.run()
+        assert agent.drain(20)
+        assert wait_until(lambda: scrape()[("seamline_edge_local_passes_total", ())] == 4, timeout=10)
+        after = scrape()
+    finally:
+        agent.stop()
+        cloud.stop()
+    assert after[("seamline_edge_garments_total", ())] == 4
+    assert after[("seamline_edge_line_commands_total", (("action", "pass"), ("cause", "no_detection")))] == 4
+    assert after[("seamline_edge_detect_seconds_count", ())] == 4

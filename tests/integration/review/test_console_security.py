@@ -11,14 +11,16 @@ import re
 import secrets
 import time
 import zipfile
+from datetime import timedelta
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
 from cloud.review.auth import LoginThrottle
-from cloud.storage.tables import reviewers
+from cloud.storage.tables import review_items, reviewers
 from harness.review import ConsoleThread, queue_garments, write_config
+from seamline.clock import utcnow
 
 pytestmark = pytest.mark.integration
 DECISION = {
@@ -142,3 +144,44 @@ def test_the_throttle_window_ends_and_a_success_clears_it(console):
     assert throttle.attempt("dave") == 0.0  # a new window
     throttle.succeeded("dave")
     assert [throttle.attempt("dave") for _ in range(2)] == [0.0, 0.0]
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == name and set(labels.items()) <= set(s.labels.items())
+    )
+
+
+def test_the_console_metrics_move_with_the_queue(console, login):
+    queue_garments(console.service.audit, console.service.crop_store, 3, priorities=("high", "low", "low"))
+    scrape = lambda: httpx.get(f"{console.url}/metrics", timeout=10).text  # noqa: E731 - no session needed
+    before = scrape()
+    assert _metric(before, "seamline_review_queue_depth", priority="high") == 1
+    assert _metric(before, "seamline_review_queue_depth", priority="low") == 2
+    assert _metric(before, "seamline_review_oldest_waiting_seconds") > 0
+    alice = login("alice")
+    item = alice.post("/api/take").json()["item_id"]
+    assert _metric(scrape(), "seamline_review_in_review") == 1
+    assert alice.post(f"/api/items/{item}/decision", json=DECISION).status_code == 200
+    after = scrape()
+    assert _metric(after, "seamline_review_decisions_total", reviewer="alice") == 1
+    assert (
+        _metric(after, "seamline_review_queue_depth") == 2
+        and _metric(after, "seamline_review_in_review") == 0
+    )
+    # a reviewer who goes quiet: the lease expires and the item returns to the queue
+    bob = login("bob")
+    bob.post("/api/take")
+    with console.service.audit.engine.begin() as conn:
+        conn.execute(
+            review_items.update()
+            .where(review_items.c.claimed_by == "bob")
+            .values(lease_expires_at=utcnow() - timedelta(seconds=1))
+        )
+    console.service.expire()
+    assert _metric(scrape(), "seamline_review_lease_expiries_total") == 1
