@@ -2,11 +2,12 @@
 
 Both sides call ``read_tls_files`` at start, so a missing, unreadable or mismatched file is a configuration
 error (exit 2) that names the file, not a TLS handshake failure minutes later. The same call re-reads the
-files when they are rotated (``FileWatch`` says when they changed).
+files when they are rotated (``WatchedTlsFiles``).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from seamline.config.models import TlsConfig
 from seamline.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,7 @@ def read_tls_files(tls: TlsConfig, where: str) -> TlsFiles:
     return TlsFiles(ca, cert, key)
 
 
-class FileWatch:
+class _FileWatch:
     """Tells whether any of some files changed (size, modification time or inode) since the last look."""
 
     def __init__(self, paths: list[Path]) -> None:
@@ -100,5 +103,25 @@ class FileWatch:
         return True
 
 
-def tls_paths(tls: TlsConfig) -> list[Path]:
-    return [p for p in (tls.ca_file, tls.cert_file, tls.key_file) if p is not None]
+class WatchedTlsFiles:
+    """The files of a ``tls:`` section, checked now and re-read when they change (certificate rotation).
+
+    ``refresh()`` re-reads them if any changed and says whether new files are in use; a change that leaves
+    them unusable (a key that does not match, half a bundle) is logged at ERROR and the last good files stay.
+    """
+
+    def __init__(self, tls: TlsConfig, where: str) -> None:
+        self.tls, self.where = tls, where
+        self.files = read_tls_files(tls, where)  # ConfigError (exit 2) naming a bad file
+        self._watch = _FileWatch([p for p in (tls.ca_file, tls.cert_file, tls.key_file) if p is not None])
+
+    def refresh(self) -> bool:
+        if not self._watch.changed():
+            return False
+        try:
+            self.files = read_tls_files(self.tls, self.where)
+        except ConfigError as exc:
+            logger.error("TLS files changed but cannot be used; keeping the previous ones: %s", exc)
+            return False
+        logger.info("TLS files of %s changed: the next connection uses them", self.where)
+        return True

@@ -11,16 +11,12 @@ match, half a bundle) is logged at ERROR and the last good material stays in for
 
 from __future__ import annotations
 
-import logging
-
 import grpc
 
 from seamline.config.models import TlsConfig
 from seamline.contract.identity import EdgeIdentity, identities_in
 from seamline.errors import ConfigError
-from seamline.tls import FileWatch, TlsFiles, read_tls_files, tls_paths
-
-logger = logging.getLogger(__name__)
+from seamline.tls import TlsFiles, WatchedTlsFiles
 
 
 class ServerTls:
@@ -32,8 +28,7 @@ class ServerTls:
         self.tls = tls
         self.where = where
         self.mutual = tls.ca_file is not None
-        self.files = read_tls_files(tls, where)
-        self._watch = FileWatch(tls_paths(tls))
+        self.watched = WatchedTlsFiles(tls, where)
         self.reloads = 0
 
     def _configuration(self, files: TlsFiles):  # type: ignore[no-untyped-def]
@@ -44,21 +39,14 @@ class ServerTls:
 
     def _fetch(self):  # type: ignore[no-untyped-def]
         """gRPC's per-handshake callback: new configuration if the files changed, else None (keep)."""
-        if not self._watch.changed():
+        if not self.watched.refresh():
             return None
-        try:
-            files = read_tls_files(self.tls, self.where)
-        except ConfigError as exc:
-            logger.error("TLS files changed but cannot be used; keeping the previous ones: %s", exc)
-            return None
-        self.files = files
         self.reloads += 1
-        logger.info("TLS certificate files changed: reloaded for new connections")
-        return self._configuration(files)
+        return self._configuration(self.watched.files)
 
     def credentials(self) -> grpc.ServerCredentials:
         return grpc.dynamic_ssl_server_credentials(
-            self._configuration(self.files), self._fetch, require_client_authentication=self.mutual
+            self._configuration(self.watched.files), self._fetch, require_client_authentication=self.mutual
         )
 
 

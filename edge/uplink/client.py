@@ -37,10 +37,9 @@ from pydantic import Field
 from edge.uplink.spool import RecordKind, Spool, SpooledGarment
 from seamline.config.base import StrictModel
 from seamline.config.models import TlsConfig
-from seamline.errors import ConfigError
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
-from seamline.tls import FileWatch, read_tls_files, tls_paths
+from seamline.tls import WatchedTlsFiles
 
 logger = logging.getLogger(__name__)
 
@@ -405,19 +404,13 @@ def tls_channel_factory(
     them unusable is logged at ERROR and the last good ones stay in use.
     """
     options = _channel_options(max_message_bytes, keepalive_s)
-    watch = FileWatch(tls_paths(tls))
-    files = [read_tls_files(tls, "grpc.tls")]
+    watched = WatchedTlsFiles(tls, "grpc.tls")
 
     def factory() -> grpc.Channel:
-        if watch.changed():
-            try:
-                files[0] = read_tls_files(tls, "grpc.tls")
-                logger.info("TLS files changed: the next connection uses them")
-            except ConfigError as exc:
-                logger.error("TLS files changed but cannot be used; keeping the previous ones: %s", exc)
-        current = files[0]
+        watched.refresh()
+        files = watched.files
         credentials = grpc.ssl_channel_credentials(
-            root_certificates=current.ca, private_key=current.key, certificate_chain=current.cert
+            root_certificates=files.ca, private_key=files.key, certificate_chain=files.cert
         )
         return grpc.secure_channel(address, credentials, options=options)
 
