@@ -80,6 +80,16 @@ class CloudMetrics:
             "Unfinished garments the sweep took over (no live replica held them)",
             registry=r,
         )
+        self.verdicts_superseded = Counter(
+            "seamline_cloud_verdicts_superseded",
+            "Classifications dropped because the garment already had a verdict (the stored one is published)",
+            registry=r,
+        )
+        self.leases_lost = Counter(
+            "seamline_cloud_leases_lost",
+            "Garment leases this replica found taken over or finished when it renewed them",
+            registry=r,
+        )
         self.garments_held = Gauge(
             "seamline_cloud_garments_held", "Unfinished garments this replica holds", registry=r
         )

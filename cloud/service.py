@@ -47,7 +47,7 @@ from seamline.clock import utcnow
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import ReviewEvent, Verdict
-from seamline.contract.mqtt import cloud_availability_topic
+from seamline.contract.mqtt import cloud_availability_topic, topic_level_of
 from seamline.domain import Route
 
 logger = logging.getLogger(__name__)
@@ -106,8 +106,12 @@ class CloudService:
         )
         self.bus = MqttBus(
             config.mqtt,
-            client_id=f"{config.mqtt.client_id_prefix}-cloud-classifier",
-            availability_topic=cloud_availability_topic(config.mqtt.topic_root, "classifier"),
+            # One client id and availability topic per replica: replicas sharing an id would take each other's
+            # connection over in turn, and one replica's last will would mark the others offline.
+            client_id=f"{config.mqtt.client_id_prefix}-cloud-{topic_level_of(self.replica_id)}"[:64],
+            availability_topic=cloud_availability_topic(
+                config.mqtt.topic_root, "classifier", topic_level_of(self.replica_id)
+            ),
         )
         self.publisher = VerdictPublisher(self.bus, config.mqtt.topic_root)
         # Checked here, before anything starts: a bad certificate file is a configuration error (exit 2).
@@ -258,9 +262,20 @@ class CloudService:
     async def sweep(self) -> None:
         """Renew leases, retry what is due, take over garments nobody holds, check publishing."""
         if self._held:
-            await asyncio.to_thread(
+            lost = await asyncio.to_thread(
                 self.audit.renew, self.replica_id, list(self._held), lease_s=self.cloud.lease_s
             )
+            # Its lease ran out (this replica stalled past ``lease_s``) and another replica has it now, or it
+            # is published: let go. Work still queued for it finds the verdict already written.
+            let_go = lost - self._unpublished
+            for item_id in let_go:
+                self._done(item_id)
+            if let_go:
+                self.metrics.leases_lost.inc(len(let_go))
+                logger.warning(
+                    "%d garment lease(s) ran out: another replica took them over or finished them",
+                    len(let_go),
+                )
         now = time.monotonic()
         for item_id in [i for i, retry in self._retries.items() if retry.due <= now]:
             del self._retries[item_id]
@@ -343,7 +358,18 @@ class CloudService:
             classify_s=classify_s,
         )
         review_priority = routing.priority.value if routing.route is Route.HUMAN else None
-        await asyncio.to_thread(self.audit.record_verdict, verdict, review_priority=review_priority)
+        stored = await asyncio.to_thread(self.audit.record_verdict, verdict, review_priority=review_priority)
+        if stored.verdict_id != verdict.verdict_id:
+            # Another classification of this garment was recorded first (a replica that held it before its
+            # lease ran out): that verdict is the garment's, ours is dropped and nothing is queued twice.
+            self.metrics.verdicts_superseded.inc()
+            logger.warning(
+                "garment already had verdict %s (another replica classified it); publishing that one",
+                stored.verdict_id,
+                extra={"item_id": record.item_id},
+            )
+            self._publish(stored)
+            return
         self.classified += 1
         self.metrics.verdicts_recorded.inc()
         self.metrics.verdicts.labels(route=verdict.route, decision=verdict.decision).inc()

@@ -28,7 +28,7 @@ from cloud.storage.crop_store import CropStore, crop_store_from_url
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import ReviewEvent, Verdict
-from seamline.contract.mqtt import cloud_availability_topic, every_line_topic
+from seamline.contract.mqtt import cloud_availability_topic, every_line_topic, topic_level_of
 
 logger = logging.getLogger(__name__)
 SWEEP_S = 15.0
@@ -52,10 +52,11 @@ class ReviewService:
         self.metrics = ReviewMetrics(self.audit.engine)
         root = config.mqtt.topic_root
         self._root = root
+        instance = topic_level_of(f"{socket.gethostname()}-{review.port}")  # one per console replica
         self.bus = MqttBus(
             config.mqtt,
-            client_id=f"{config.mqtt.client_id_prefix}-review-{socket.gethostname()}-{review.port}"[:64],
-            availability_topic=cloud_availability_topic(root, "review"),
+            client_id=f"{config.mqtt.client_id_prefix}-review-{instance}"[:64],
+            availability_topic=cloud_availability_topic(root, "review", instance),
         )
         self.publisher = VerdictPublisher(self.bus, root)
         self._sweeper: asyncio.Task | None = None

@@ -209,17 +209,34 @@ class AuditStore:
                     claimed.append(item_id)
         return claimed
 
-    def renew(self, owner: str, item_ids: Iterable[str], *, lease_s: float) -> None:
-        """Extend the leases ``owner`` holds on ``item_ids``."""
+    def renew(self, owner: str, item_ids: Iterable[str], *, lease_s: float) -> set[str]:
+        """Extend the leases ``owner`` holds on ``item_ids``; returns those it no longer holds (its lease ran
+        out and another replica took the garment over, or the garment is published)."""
         ids = list(item_ids)
         until = utcnow() + timedelta(seconds=lease_s)
+        held: set[str] = set()
         with self.engine.begin() as conn:
             for start in range(0, len(ids), 500):
+                batch = ids[start : start + 500]
                 conn.execute(
                     garments.update()
-                    .where(garments.c.owner == owner, garments.c.item_id.in_(ids[start : start + 500]))
+                    .where(
+                        garments.c.owner == owner,
+                        garments.c.item_id.in_(batch),
+                        garments.c.status.in_(("accepted", "classified")),
+                    )
                     .values(lease_until=until)
                 )
+                held.update(
+                    conn.execute(
+                        sa.select(garments.c.item_id).where(
+                            garments.c.owner == owner,
+                            garments.c.item_id.in_(batch),
+                            garments.c.status.in_(("accepted", "classified")),
+                        )
+                    ).scalars()
+                )
+        return set(ids) - held
 
     def release(self, owner: str) -> int:
         """Give up every lease held under ``owner`` (a replica starting again under its own name: whatever its
@@ -245,13 +262,22 @@ class AuditStore:
             )
         return {**dict(row), "crops": [dict(c) for c in crop_rows]}
 
-    def record_verdict(self, verdict: Verdict, *, review_priority: str | None = None) -> None:
+    def record_verdict(self, verdict: Verdict, *, review_priority: str | None = None) -> Verdict:
         """Store the verdict (and queue the garment for review if routed to people) before it is published,
-        in one transaction, so a restart republishes the same verdict and the queue never misses an item."""
+        in one transaction, so a restart republishes the same verdict and the queue never misses an item.
+
+        Written once per garment: the first verdict stored wins, and a second classification of the same
+        garment (two replicas after a lease ran out, a retry after a lost reply) gets the stored verdict back
+        to publish instead of its own, and queues nothing. Returns the verdict to publish.
+        """
         with self.engine.begin() as conn:
-            conn.execute(
+            written = conn.execute(
                 garments.update()
-                .where(garments.c.item_id == verdict.item_id)
+                .where(
+                    garments.c.item_id == verdict.item_id,
+                    garments.c.status == "accepted",
+                    garments.c.verdict_id.is_(None),
+                )
                 .values(
                     status="classified",
                     verdict_id=verdict.verdict_id,
@@ -259,6 +285,13 @@ class AuditStore:
                     classified_at=utcnow(),
                 )
             )
+            if written.rowcount != 1:
+                stored = conn.execute(
+                    sa.select(garments.c.verdict).where(garments.c.item_id == verdict.item_id)
+                ).scalar()
+                if stored is None:
+                    raise LookupError(f"garment {verdict.item_id} is not in the audit store as classifiable")
+                return Verdict.model_validate(stored)
             if review_priority is not None:
                 conn.execute(
                     review_items.insert().values(
@@ -272,6 +305,7 @@ class AuditStore:
                         queued_at=utcnow(),
                     )
                 )
+        return verdict
 
     def review_queue(self, limit: int = 100) -> list[dict[str, Any]]:
         """Queued review items in the order reviewers should take them."""

@@ -113,10 +113,22 @@ def every_line_topic(root: str, name: str) -> str:
     return topic_specs()[name].pattern.format(root=check_root(root), site="+", line="+")
 
 
-def cloud_availability_topic(root: str, component: str) -> str:
-    """Availability topic of a cloud component (``classifier``, ``review``)."""
+def cloud_availability_topic(root: str, component: str, instance: str) -> str:
+    """Availability topic of one replica (``instance``, a topic level or ``+`` for all) of a cloud component
+    (``classifier``, ``review``)."""
     check_level(component, "component")
-    return topic_specs()["cloud_availability"].pattern.format(root=root, component=component)
+    if instance != "+":
+        check_level(instance, "instance")
+    return topic_specs()["cloud_availability"].pattern.format(
+        root=root, component=component, instance=instance
+    )
+
+
+def topic_level_of(name: str) -> str:
+    """A valid topic level made from any name (a replica id such as ``host:port``): lower case, every other
+    character ``-``, at most 64 characters."""
+    level = re.sub(r"[^a-z0-9-]", "-", name.lower()).strip("-")[:64] or "0"
+    return check_level(level, "name")
 
 
 @cache

@@ -71,7 +71,7 @@ def _topic(root: str, site: str, line: str, name: str) -> str:
     if name == "#":
         return f"{root}/#"
     if name.startswith("cloud_availability:"):
-        return cloud_availability_topic(root, name.split(":", 1)[1])
+        return cloud_availability_topic(root, name.split(":", 1)[1], "+")  # every replica's
     return topic_specs()[name].pattern.format(root=root, site=site, line=line)
 
 

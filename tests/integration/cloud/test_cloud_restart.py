@@ -9,13 +9,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import grpc
 import pytest
 import yaml
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from edge.uplink.client import Uplink, UplinkConfig, insecure_channel_factory
 from edge.uplink.spool import Spool
+from harness.replicas import serving
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import LineTopics, validate_payload
@@ -27,17 +26,6 @@ from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _serving(port: int) -> bool:
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            reply = health_pb2_grpc.HealthStub(channel).Check(
-                health_pb2.HealthCheckRequest(service="seamline.inspection.v1.InspectionService"), timeout=1
-            )
-        return reply.status == health_pb2.HealthCheckResponse.SERVING
-    except grpc.RpcError:
-        return False
 
 
 def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
@@ -68,7 +56,7 @@ def test_cloud_killed_and_restarted(tmp_path, vllm_server, mqtt_broker):
             stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        assert wait_until(lambda: _serving(port), timeout=60), (tmp_path / "cloud.log").read_text()[-2000:]
+        assert wait_until(lambda: serving(port), timeout=60), (tmp_path / "cloud.log").read_text()[-2000:]
         return proc
 
     verdicts = defaultdict(set)
@@ -152,7 +140,7 @@ def test_serve_starts_its_own_local_vllm(tmp_path, tiny_qwen_dir, mqtt_broker):
     spool = Spool(tmp_path / "edge" / "spool.db")
     uplink = None
     try:
-        assert wait_until(lambda: _serving(port), timeout=300), log.read_text()[-2000:]
+        assert wait_until(lambda: serving(port), timeout=300), log.read_text()[-2000:]
         for item_id, payload in _garments("line1", 3, seed=41):
             spool.put(item_id, payload)
         uplink = Uplink(

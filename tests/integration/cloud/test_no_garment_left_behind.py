@@ -144,6 +144,18 @@ def test_streams_cut_at_random_points_leave_no_garment_behind(tmp_path, vllm_ser
     print(f"200 garments over {streams} cut streams: all published")
 
 
+def _classifier_down_config(tmp_path, broker_url: str, root: str, **cloud):
+    """A service whose classifier endpoint is down: every verdict is the fail-safe one (to people)."""
+    return _config(
+        tmp_path,
+        broker_url,
+        root,
+        classifier={"base_url": "http://127.0.0.1:9/v1", "retries": 0, "timeout_s": 2},
+        metrics_address="127.0.0.1:0",
+        **cloud,
+    )
+
+
 @pytest.mark.parametrize(
     "owner, lease_s, replica_id",
     [("replica-that-died", 1.5, None), ("replica-7", 3600.0, "replica-7")],
@@ -155,14 +167,7 @@ def test_a_garment_left_by_a_dead_replica_is_taken_over(tmp_path, mqtt_broker, o
     back at once. Its verdict goes out (here a fail-safe one: the classifier's endpoint is down, which routes
     the garment to people)."""
     root = f"seamline-orphan{time.time_ns()}"
-    config, cloud = _config(
-        tmp_path,
-        mqtt_broker.url,
-        root,
-        classifier={"base_url": "http://127.0.0.1:9/v1", "retries": 0, "timeout_s": 2},
-        metrics_address="127.0.0.1:0",
-        replica_id=replica_id,
-    )
+    config, cloud = _classifier_down_config(tmp_path, mqtt_broker.url, root, replica_id=replica_id)
     data = tmp_path / "data" / "cloud"
     audit = AuditStore.from_url(f"sqlite:///{data / 'audit.db'}")
     crops = LocalCropStore(data / "crops")
@@ -184,3 +189,37 @@ def test_a_garment_left_by_a_dead_replica_is_taken_over(tmp_path, mqtt_broker, o
         recorder.bus.stop()
     assert "seamline_cloud_garments_taken_over_total 1.0" in metrics
     assert "seamline_cloud_verdicts_published_total 1.0" in metrics
+
+
+def test_a_second_classification_of_a_garment_publishes_the_first_verdict(tmp_path, mqtt_broker):
+    """However a garment comes to be classified twice (a replica that stalled past its lease finishing after
+    the one that took it over), the second classification gets the stored verdict back: the broker carries
+    one verdict id and the review queue holds the garment once."""
+    root = f"seamline-twice{time.time_ns()}"
+    config, cloud = _classifier_down_config(tmp_path, mqtt_broker.url, root)
+    ((item_id, payload),) = _garments("line1", 1, seed=6)
+    record = validate_garment(pb.Garment.FromString(payload), HELLO, IngressLimits(), agent_id="edge-t")
+    recorder = VerdictRecorder(mqtt_broker.url, root)
+    service = ServiceThread(config, cloud)
+    try:
+        audit = service.service.audit
+        uris = {
+            c.crop_id: service.service.crop_store.put(f"t/{c.crop_id}", c.image, c.encoding)
+            for c in record.crops
+        }
+        assert audit.accept(record, uris)  # stored, nobody's lease: the sweep takes it and classifies it
+        assert wait_until(lambda: audit.counts() == {"published": 1}, timeout=30)
+        first = set(recorder.verdicts[item_id])
+        asyncio.run_coroutine_threadsafe(service.service.process(record), service.loop).result(30)
+        assert wait_until(lambda: service.service.published >= 2, timeout=10)
+        time.sleep(0.5)  # anything else on its way to the recorder
+        with urllib.request.urlopen(f"http://127.0.0.1:{service.service.metrics_port}/metrics") as reply:
+            metrics = reply.read().decode()
+        queued = [q["item_id"] for q in audit.review_queue()]
+    finally:
+        service.stop()
+        recorder.bus.stop()
+    assert len(first) == 1 and recorder.verdicts[item_id] == first
+    assert queued == [item_id]  # routed to people (the classifier is down), queued once
+    assert "seamline_cloud_verdicts_superseded_total 1.0" in metrics
+    assert "seamline_cloud_verdicts_recorded_total 1.0" in metrics

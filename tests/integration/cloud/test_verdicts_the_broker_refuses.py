@@ -11,11 +11,10 @@ import subprocess
 import time
 import urllib.request
 
-import grpc
 import pytest
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cloud.config import CloudConfig
+from harness.replicas import serving
 from seamline.config.models import SeamlineConfig
 from tests.fixtures.secured_broker import start_secured_broker
 from tests.integration.cloud.test_cloud_service import ServiceThread, _garments
@@ -23,14 +22,6 @@ from tests.integration.cloud.test_no_garment_left_behind import _send_and_cut
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.integration]
-
-
-def _serving(port: int) -> bool:
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-        reply = health_pb2_grpc.HealthStub(channel).Check(
-            health_pb2.HealthCheckRequest(service="seamline.inspection.v1.InspectionService"), timeout=5
-        )
-    return reply.status == health_pb2.HealthCheckResponse.SERVING
 
 
 def _metric(service, name: str) -> float:
@@ -78,7 +69,7 @@ def test_verdicts_an_acl_refuses_are_kept_retried_reported_and_sent_once_allowed
         assert wait_until(lambda: audit.counts() == {"classified": 3}, timeout=30), audit.counts()
         # retried with backoff, not once and forgotten
         assert wait_until(lambda: _metric(cloud, "seamline_cloud_verdict_publish_refused_total") >= 9, 30)
-        assert wait_until(lambda: not _serving(service.port), timeout=10)
+        assert wait_until(lambda: not serving(service.port), timeout=10)
         assert _metric(cloud, "seamline_cloud_publishing_ok") == 0
         assert _metric(cloud, "seamline_cloud_verdicts_unpublished") == 3
         assert audit.counts() == {"classified": 3}  # still unpublished, still there
@@ -87,7 +78,7 @@ def test_verdicts_an_acl_refuses_are_kept_retried_reported_and_sent_once_allowed
 
         broker.grant_publish(root)  # the operator fixes the ACL; no restart
         assert wait_until(lambda: audit.counts() == {"published": 3}, timeout=30), audit.counts()
-        assert wait_until(lambda: _serving(service.port), timeout=10)
+        assert wait_until(lambda: serving(service.port), timeout=10)
         assert _metric(cloud, "seamline_cloud_verdicts_published_total") == 3
         assert _metric(cloud, "seamline_cloud_publishing_ok") == 1
     finally:
@@ -107,7 +98,7 @@ def test_a_broker_refusing_the_login_is_reported_and_verdicts_go_out_once_it_acc
         _send(service.port, 2, seed=22)  # the ingress still takes garments: they are kept for their verdicts
         audit, cloud = service.service.audit, service.service
         assert wait_until(lambda: audit.counts() == {"classified": 2}, timeout=30), audit.counts()
-        assert wait_until(lambda: not _serving(service.port), timeout=10)
+        assert wait_until(lambda: not serving(service.port), timeout=10)
         assert _metric(cloud, "seamline_cloud_mqtt_connected") == 0
         errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
         assert any("no connection to the MQTT broker" in e and "Not authorized" in e for e in errors), errors
@@ -120,7 +111,7 @@ def test_a_broker_refusing_the_login_is_reported_and_verdicts_go_out_once_it_acc
         )
         broker.grant_publish(root)  # SIGHUP: reloads the password file too
         assert wait_until(lambda: audit.counts() == {"published": 2}, timeout=30), audit.counts()
-        assert wait_until(lambda: _serving(service.port), timeout=10)
+        assert wait_until(lambda: serving(service.port), timeout=10)
     finally:
         service.stop()
         broker.mosquitto.stop()

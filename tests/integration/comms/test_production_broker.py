@@ -34,8 +34,8 @@ def _topics_of_line1() -> dict[str, str]:
         "edge_verdicts": line.edge_verdicts,
         "reviews": line.reviews,
         "edge_availability": line.edge_availability,
-        "classifier_availability": cloud_availability_topic(ROOT, "classifier"),
-        "review_availability": cloud_availability_topic(ROOT, "review"),
+        "classifier_availability": cloud_availability_topic(ROOT, "classifier", "cloud-0-50051"),
+        "review_availability": cloud_availability_topic(ROOT, "review", "console-a-8080"),
         "line2_commands": LineTopics(ROOT, SITE, "line2").commands,
     }
 

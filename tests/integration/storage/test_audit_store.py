@@ -1,4 +1,4 @@
-"""The audit store on SQLite (default) and PostgreSQL (by URL, when a server answers on 127.0.0.1:5432)."""
+"""The audit store on SQLite (default) and PostgreSQL (by URL; see tests/fixtures/postgres.py)."""
 
 import threading
 from dataclasses import replace
@@ -116,6 +116,60 @@ def test_two_replicas_claiming_at_once_never_share_a_garment(tmp_path):
     assert len(taken["a"]) + len(taken["b"]) == 200
 
 
+def _exercise_verdict_written_once(url: str) -> None:
+    """Two replicas classify the same garment at once, to different answers: one verdict is stored, both get
+    it back to publish, and the review queue holds the garment once."""
+    first, second = AuditStore.from_url(url), AuditStore.from_url(url)
+    ids = [f"w{i:02d}" for i in range(40)]
+    for item_id in ids:
+        first.accept(_record(item_id), {"v0-c0": f"file:///{item_id}"})
+    published: dict[str, list[str]] = {item_id: [] for item_id in ids}
+    barrier = threading.Barrier(2)
+
+    def classify(store: AuditStore, answer: str) -> None:
+        barrier.wait()
+        for item_id in ids:
+            mine = verdict(item_id=item_id, verdict_id=f"{answer}-{item_id}", decision=answer)
+            priority = "low" if answer == "review" else None
+            published[item_id].append(store.record_verdict(mine, review_priority=priority).verdict_id)
+
+    threads = [
+        threading.Thread(target=classify, args=(first, "review")),
+        threading.Thread(target=classify, args=(second, "reject")),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    for item_id in ids:
+        stored = recorded_verdict(first.garment(item_id))
+        assert published[item_id] == [stored.verdict_id] * 2, (item_id, published[item_id])
+    queued = [q["item_id"] for q in first.review_queue(limit=1000)]
+    # the garments whose stored verdict routes them to people are queued, once each; the others not at all
+    assert sorted(queued) == sorted(i for i in ids if published[i][0].startswith("review-"))
+    # a published garment keeps its verdict: a late classification gets it back, not a new one
+    first.mark_published(ids[0])
+    late = second.record_verdict(verdict(item_id=ids[0], verdict_id="late"), review_priority="low")
+    assert late.verdict_id == published[ids[0]][0]
+    with pytest.raises(LookupError, match="not in the audit store"):
+        first.record_verdict(verdict(item_id="never-accepted", verdict_id="x"))
+    # a replica renewing a lease it lost is told so
+    first.accept(_record("kept"), {"v0-c0": "file:///k"}, owner="r1", lease_s=0)
+    assert "kept" in second.claim("r2", lease_s=60, limit=1000)
+    assert first.renew("r1", ["kept"], lease_s=60) == {"kept"}
+    assert second.renew("r2", ["kept"], lease_s=60) == set()
+    first.engine.dispose()
+    second.engine.dispose()
+
+
+def test_a_verdict_is_written_once_per_garment_on_sqlite(tmp_path):
+    _exercise_verdict_written_once(f"sqlite:///{tmp_path / 'audit.db'}")
+
+
+def test_a_verdict_is_written_once_per_garment_on_postgresql(postgres_url):
+    _exercise_verdict_written_once(postgres_url)
+
+
 def test_sqlite(tmp_path):
     store = AuditStore.from_url(f"sqlite:///{tmp_path / 'a' / 'audit.db'}")
     _exercise(store)
@@ -135,3 +189,19 @@ def test_local_crop_store_round_trips_ids_that_urls_escape(tmp_path):
     store = LocalCropStore(tmp_path / "crops")
     uri = store.put("line1:st1:000042/v0-c:1", b"jpeg-bytes", "jpeg")
     assert "%3A" in uri and store.get(uri) == b"jpeg-bytes"
+
+
+def test_an_embedded_postgresql_stands_in_where_no_server_answers(monkeypatch):
+    """A fresh machine has no PostgreSQL on :5432: the PostgreSQL tests then run on the embedded one."""
+    import harness.postgres as harness_postgres
+    from seamline.localbroker import free_port
+
+    monkeypatch.setattr(
+        harness_postgres, "ADMIN_URL", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x"
+    )
+    with harness_postgres.fresh_postgres_database() as url:
+        assert url is not None and "host=" in url  # the embedded server's Unix socket
+        store = AuditStore.from_url(url)
+        _exercise(store)
+        assert store.engine.dialect.name == "postgresql"
+        store.engine.dispose()

@@ -12,6 +12,7 @@ from seamline.contract.mqtt import (
     cloud_availability_topic,
     every_line_topic,
     schema,
+    topic_level_of,
     topic_specs,
     validate_payload,
 )
@@ -58,7 +59,14 @@ def test_line_topics_follow_the_layout():
     assert t.commands == "seamline/site1/line-3/commands"
     assert t.reviews == "seamline/site1/line-3/reviews"
     assert t.edge_availability == "seamline/site1/line-3/edge/availability"
-    assert cloud_availability_topic("seamline", "classifier") == "seamline/_cloud/classifier/availability"
+    assert (
+        cloud_availability_topic("seamline", "classifier", "cloud-0-50051")
+        == "seamline/_cloud/classifier/cloud-0-50051/availability"
+    )
+    assert cloud_availability_topic("seamline", "review", "+") == "seamline/_cloud/review/+/availability"
+    with pytest.raises(ValueError, match="instance"):
+        cloud_availability_topic("seamline", "classifier", "a/b")
+    assert topic_level_of("Cloud-A.example:50051") == "cloud-a-example-50051"
     assert every_line_topic("seamline", "reviews") == "seamline/+/+/reviews"
 
 
