@@ -7,14 +7,17 @@ PostgreSQL database (127.0.0.1:5432) and one S3 store (rclone), verdicts to a re
 server(s) with the tiny Qwen2.5-VL, and one edge spool and uplink per line, each pre-filled with the same
 garments. The clock runs from the moment the edges start sending to the last verdict on the broker, so
 start-up is not counted. The baseline is one replica (issue 14: "the garments/s that three replicas sustain
-here against one").
+here against one"); a second single-replica arm with three times the work in flight shows how much of the gain
+is concurrency that one replica could also have.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -28,15 +31,17 @@ from edge.crops import Crop
 from edge.uplink.client import Uplink, UplinkConfig, insecure_channel_factory
 from edge.uplink.convert import garment_message
 from edge.uplink.spool import Spool
-from harness.postgres import fresh_postgres_database
-from harness.replicas import CloudReplica
-from harness.s3 import ACCESS_KEY, SECRET_KEY, start_s3_server, stop_s3_server
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
 from seamline.contract.mqtt import every_line_topic
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.localbroker import free_port, local_broker
 from seamline.synth.crops import defect_crops
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from harness.postgres import fresh_postgres_database  # noqa: E402  (the same set-up as the tests)
+from harness.replicas import CloudReplica  # noqa: E402
+from harness.s3 import ACCESS_KEY, SECRET_KEY, start_s3_server, stop_s3_server  # noqa: E402
 
 
 def _message(item_id: str, line_id: str, jpeg: bytes) -> bytes:
@@ -56,7 +61,9 @@ def _message(item_id: str, line_id: str, jpeg: bytes) -> bytes:
     ).SerializeToString()
 
 
-def run(replica_count: int, args, broker_url: str, base_urls: list[str], model: str, s3_url: str) -> dict:
+def run(
+    replica_count: int, in_flight: int, args, broker_url: str, base_urls: list[str], model: str, s3_url: str
+) -> dict:
     lines = [f"line{n + 1}" for n in range(args.lines)]
     root = f"bench-replicas-{replica_count}-{time.time_ns()}"
     crops = defect_crops(16, seed=3, pad=20)
@@ -69,7 +76,7 @@ def run(replica_count: int, args, broker_url: str, base_urls: list[str], model: 
             "audit_url": audit_url,
             "crop_store": s3_url,
             "classifier": {"base_url": base_urls, "model": model},
-            "max_garments_in_flight": args.in_flight,
+            "max_garments_in_flight": in_flight,
         }
         mqtt = {"url": broker_url, "topic_root": root}
         replicas = [
@@ -125,6 +132,7 @@ def run(replica_count: int, args, broker_url: str, base_urls: list[str], model: 
             recorder.stop()
     return {
         "replicas": replica_count,
+        "in_flight": in_flight,
         "verdicts": len(arrived),
         "expected": total,
         "seconds": elapsed,
@@ -139,10 +147,10 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=4, help="edges, one line each")
     parser.add_argument("--per-line", type=int, default=60, help="garments per line (one crop each)")
     parser.add_argument("--vllm-servers", type=int, default=1, help="vLLM CPU servers shared by all replicas")
-    parser.add_argument("--in-flight", type=int, default=4, help="cloud.max_garments_in_flight per replica")
+    parser.add_argument(
+        "--in-flight", type=int, default=32, help="cloud.max_garments_in_flight per replica (its default)"
+    )
     args = parser.parse_args()
-
-    import os
 
     from cloud.classifiers.vllm_server import start_vllm_server
     from seamline.modelzoo.cache import ensure_tiny_models
@@ -162,7 +170,10 @@ def main() -> None:
     (s3.root / "crops").mkdir(exist_ok=True)
     try:
         urls = [s.openai_base_url for s in servers]
-        rows = [run(n, args, broker.url, urls, model, s3.crop_store_url("crops")) for n in (1, 3)]
+        s3_url = s3.crop_store_url("crops")
+        # the baseline, one replica with three times the work in flight (the same concurrency as three), three
+        arms = [(1, args.in_flight), (1, 3 * args.in_flight), (3, args.in_flight)]
+        rows = [run(n, in_flight, args, broker.url, urls, model, s3_url) for n, in_flight in arms]
     finally:
         stop_s3_server(s3)
         tmp.cleanup()
@@ -174,19 +185,21 @@ def main() -> None:
         title=f"Cloud replicas: {args.lines} edges x {args.per_line} garments, {args.vllm_servers} vLLM CPU "
         f"server(s), PostgreSQL + S3 ({platform.machine()}, {os.cpu_count()} CPUs, tiny Qwen2.5-VL)"
     )
-    for column in ("replicas", "verdicts", "seconds", "garments/s", "vs 1 replica", "accepted per replica"):
+    columns = ("replicas", "in flight each", "verdicts", "seconds", "garments/s", "vs 1 replica", "accepted")
+    for column in columns:
         table.add_column(column)
     base = rows[0]["per_s"]
     for row in rows:
         table.add_row(
             str(row["replicas"]),
+            str(row["in_flight"]),
             f"{row['verdicts']} / {row['expected']}" + ("" if row["one_id_each"] else " (duplicate ids!)"),
             f"{row['seconds']:.1f}",
             f"{row['per_s']:.2f}",
             f"{row['per_s'] / base:.2f}x",
             " / ".join(f"{a:.0f}" for a in row["accepted"]),
         )
-    Console().print(table)
+    Console(width=140).print(table)
 
 
 if __name__ == "__main__":

@@ -135,7 +135,10 @@ class GrpcConfig(StrictModel):
     cloud_address: str = Field(
         default="127.0.0.1:50051",
         title="Cloud address",
-        description="host:port the edge agent dials (a load balancer in front of cloud replicas at scale).",
+        description=(
+            "What the edge agent dials: host:port (a Kubernetes Service or load balancer in front of cloud "
+            "replicas at scale), dns:///host:port, or ipv4:host:port,host:port,... to list the replicas."
+        ),
     )
     listen_address: str = Field(
         default="127.0.0.1:50051",
@@ -174,13 +177,33 @@ class GrpcConfig(StrictModel):
         description="Cloud: how long a stream on a connection past its age may go on before it is cut.",
     )
 
-    @field_validator("cloud_address", "listen_address")
+    @field_validator("listen_address")
     @classmethod
     def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        if not _is_host_port(value):
             raise ValueError("must be host:port")
         return value
+
+    @field_validator("cloud_address")
+    @classmethod
+    def _target(cls, value: str) -> str:
+        """``host:port``, ``dns:///host:port`` (every address of the name), or ``ipv4:``/``ipv6:`` and a
+        comma-separated list of addresses (gRPC name syntax; on a failure the edge dials the next)."""
+        scheme, sep, rest = value.partition(":")
+        if sep and scheme in ("ipv4", "ipv6"):
+            ok = bool(rest) and all(_is_host_port(a) for a in rest.split(","))
+        elif value.startswith("dns:"):
+            ok = _is_host_port(value.removeprefix("dns:").lstrip("/"))
+        else:
+            ok = _is_host_port(value)
+        if not ok:
+            raise ValueError("must be host:port, dns:///host:port, or ipv4:host:port,host:port,...")
+        return value
+
+
+def _is_host_port(value: str) -> bool:
+    host, sep, port = value.rpartition(":")
+    return bool(sep and host and "," not in host and port.isdigit() and 0 <= int(port) <= 65535)
 
 
 class StorageConfig(StrictModel):

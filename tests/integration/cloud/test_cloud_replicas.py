@@ -22,7 +22,7 @@ from edge.uplink.client import Uplink, UplinkConfig, insecure_channel_factory
 from edge.uplink.spool import Spool
 from harness.replicas import CloudReplica
 from seamline.comms.mqtt import MqttBus
-from seamline.config.models import MqttConfig
+from seamline.config.models import GrpcConfig, MqttConfig
 from seamline.contract.mqtt import cloud_availability_topic, every_line_topic, validate_payload
 from seamline.inspection.v1 import inspection_pb2 as pb
 from tests.integration.cloud.test_cloud_service import _garments
@@ -89,7 +89,11 @@ def test_three_replicas_one_killed_one_restarted_one_verdict_per_garment(
             )  # edges 0 and 3 start at replica 0, 1 at 1, 2 at 2
             uplink = Uplink(
                 spool,
-                insecure_channel_factory("ipv4:" + ",".join(order), max_message_bytes=8 << 20),
+                # what `edge run` dials for this grpc.cloud_address (agent.py passes it through as the target)
+                insecure_channel_factory(
+                    GrpcConfig(cloud_address="ipv4:" + ",".join(order)).cloud_address,
+                    max_message_bytes=8 << 20,
+                ),
                 pb.AgentHello(agent_id=f"edge-{line}", site_id="site1", line_id=line),
                 UplinkConfig(backoff_max_s=1, ack_timeout_s=10),
             )

@@ -156,3 +156,25 @@ def test_every_config_field_is_titled_and_described():
 def test_a_station_id_the_cloud_would_refuse_is_a_configuration_error(tmp_path):
     with pytest.raises(ConfigError, match="station_id"):
         load_config(_write(tmp_path, f"site: {{station_id: {'s' * 65}}}\n"))
+
+
+@pytest.mark.parametrize(
+    "address, ok",
+    [
+        ("cloud.plant1:50051", True),
+        ("dns:///cloud.plant1:50051", True),
+        ("ipv4:10.0.0.5:50051,10.0.0.6:50051", True),
+        ("ipv6:[::1]:50051", True),
+        ("ipv4:10.0.0.5:50051,10.0.0.6", False),  # every listed address needs its port
+        ("10.0.0.5,10.0.0.6:50051", False),  # a list needs the ipv4: scheme
+        ("dns:///cloud.plant1", False),
+        ("cloud.plant1", False),
+    ],
+)
+def test_the_cloud_address_is_a_host_port_or_a_grpc_target(address, ok):
+    data = {"grpc": {"cloud_address": address}}
+    if ok:
+        assert SeamlineConfig.model_validate(data).grpc.cloud_address == address
+    else:
+        with pytest.raises(ValueError, match="must be host:port, dns:///host:port, or ipv4:"):
+            SeamlineConfig.model_validate(data)
