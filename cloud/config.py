@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from cloud.classifiers.vllm_backend import VllmClassifierConfig
+from cloud.classifiers.config import VllmClassifierConfig
 from cloud.ingress.validation import IngressLimits
 from cloud.routing.policy import RoutingPolicyConfig
 from seamline.config.base import StrictModel

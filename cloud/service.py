@@ -203,7 +203,7 @@ class CloudService:
         await self.server.stop(grace)
         try:
             await asyncio.wait_for(self.queue.join(), timeout=grace)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             logger.warning(
                 "%d garment(s) still queued at shutdown; another replica or the next start takes them over",
                 self.queue.qsize(),

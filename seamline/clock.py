@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 
 def utcnow() -> datetime:
     """Now, timezone-aware UTC."""
-    return datetime.now(UTC)
+    return datetime.now(timezone.utc)

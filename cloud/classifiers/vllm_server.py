@@ -31,7 +31,6 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
 
 from seamline import envs
 from seamline.children import die_with_parent, end_process, start_child
@@ -183,7 +182,7 @@ class VllmServer:
         if self.tmp_dir is not None:
             shutil.rmtree(self.tmp_dir, ignore_errors=True)
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> VllmServer:
         return self
 
     def __exit__(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from pydantic import Field
@@ -113,7 +113,7 @@ def _box(box: pb.Box, path: str, width: int, height: int) -> tuple[float, float,
 
 def _timestamp(ts, path: str) -> datetime:  # type: ignore[no-untyped-def]
     try:
-        return ts.ToDatetime(tzinfo=UTC)
+        return ts.ToDatetime(tzinfo=timezone.utc)
     except (ValueError, OverflowError) as exc:
         raise _invalid(f"{path}: not a valid timestamp ({exc})") from None
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
@@ -208,4 +208,4 @@ def _moment(text: str | None, hint: str) -> datetime | None:
     except ValueError as exc:
         raise typer.BadParameter(f"{text!r} is not an ISO date/time", param_hint=hint) from exc
     # SQLite keeps times without their offset (as UTC), so compare in UTC everywhere
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).astimezone(timezone.utc)

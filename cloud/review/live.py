@@ -42,6 +42,6 @@ class QueueWatch:
         event = self._event
         try:
             await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
             pass
         return self.version

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter, defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,7 +47,7 @@ def iso_week(text: str) -> datetime:
     if not match:
         raise ValueError(f"week {text!r}: expected YYYY-Www, e.g. 2026-W48")
     try:
-        day = datetime.strptime(f"{match[1]}-W{match[2]}-1", "%G-W%V-%u").replace(tzinfo=UTC)
+        day = datetime.strptime(f"{match[1]}-W{match[2]}-1", "%G-W%V-%u").replace(tzinfo=timezone.utc)
     except ValueError as exc:
         raise ValueError(f"week {text!r}: no such ISO week") from exc
     if week_label(day) != text.strip():  # strptime rolls 2025-W53 over into 2026-W01
@@ -62,7 +62,7 @@ def week_label(start: datetime) -> str:
 def weekly_report(
     engine: sa.Engine, start: datetime, taxonomy: Taxonomy, *, trend_weeks: int = 8
 ) -> dict[str, Any]:
-    """The report for the ISO week starting at ``start`` (a Monday, UTC)."""
+    """The report for the ISO week starting at ``start`` (a Monday, timezone.utc)."""
     end = start + timedelta(days=7)
     trend_start = start - timedelta(days=7 * (trend_weeks - 1))
     with engine.connect() as conn:

@@ -45,6 +45,44 @@ def _load_torch_model(checkpoint: str):  # type: ignore[no-untyped-def]
     return model.eval()
 
 
+def float32_throughout(path: Path) -> int:
+    """Rewrite ``path`` so that no tensor is float64; returns how many casts and constants were changed.
+
+    transformers' RT-DETR computes its sine position embedding in float64, which the TorchScript exporter
+    keeps (Range, Einsum, Sin, Cos on doubles). ONNX Runtime before 1.24 has no float64 Sin/Cos (JetPack's
+    builds are older) and TensorRT has no float64 at all, so the exported graph computes it in float32
+    instead: casts to double become casts to float, double constants and initializers become float. The
+    export then checks
+    ONNX Runtime against PyTorch as before, so any loss of precision shows there.
+    """
+    onnx = require("onnx", "Exporting a detector", extra="train")
+    from onnx import TensorProto, numpy_helper
+
+    model = onnx.load(str(path))
+    changed = 0
+    for node in model.graph.node:
+        for attr in node.attribute:
+            if node.op_type == "Cast" and attr.name == "to" and attr.i == TensorProto.DOUBLE:
+                attr.i = TensorProto.FLOAT
+                changed += 1
+            elif (
+                node.op_type == "Constant" and attr.name == "value" and attr.t.data_type == TensorProto.DOUBLE
+            ):
+                attr.t.CopyFrom(
+                    numpy_helper.from_array(numpy_helper.to_array(attr.t).astype(np.float32), attr.t.name)
+                )
+                changed += 1
+    for init in model.graph.initializer:
+        if init.data_type == TensorProto.DOUBLE:
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float32), init.name))
+            changed += 1
+    if changed:
+        del model.graph.value_info[:]  # stale types; ONNX Runtime infers them again
+        onnx.checker.check_model(model)
+        onnx.save(model, str(path))
+    return changed
+
+
 def export_onnx(
     checkpoint: Path,
     out_path: Path,
@@ -109,6 +147,7 @@ def export_onnx(
     except Exception as exc:
         raise ExportError(f"ONNX export of {checkpoint} failed: {exc}") from exc
     wrapper.eval()  # the TorchScript exporter can leave submodules in training mode
+    float32_throughout(out_path)
     meta.write_sidecar(out_path)
 
     images = check_images or _check_frames(size)

@@ -6,7 +6,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 
 from edge.linecontrol.controller import LineController, VerdictOutcome
 from edge.linecontrol.ledger import DecidedCommand
@@ -63,8 +63,8 @@ class MqttCommandSink:
             action=command.action,
             cause=command.cause,  # type: ignore[arg-type]
             verdict_id=command.verdict_id,
-            issued_at=datetime.fromtimestamp(command.decided_at, UTC),
-            deadline_at=datetime.fromtimestamp(arrives_at, UTC),
+            issued_at=datetime.fromtimestamp(command.decided_at, timezone.utc),
+            deadline_at=datetime.fromtimestamp(arrives_at, timezone.utc),
         )
         command_id = command.command_id
         self.bus.publish(

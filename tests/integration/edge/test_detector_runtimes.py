@@ -65,6 +65,27 @@ def test_tiled_detection_agrees_across_runtimes(onnx_model, tiny_rtdetr_dir):
         assert ours.boxes[:, 2].max() <= 1281 and ours.boxes[:, 3].max() <= 721 and ours.boxes.min() >= -1
 
 
+@pytest.mark.parametrize("model", ["exported", "demo"])
+def test_no_tensor_is_float64_in_an_exported_detector(onnx_model, model):
+    """ONNX Runtime before 1.24 (JetPack's) has no float64 Sin/Cos and TensorRT no float64 at all: the export
+    and the shipped demo detector compute in float32 throughout."""
+    import onnx
+
+    path = (
+        onnx_model
+        if model == "exported"
+        else Path(__file__).parents[3] / "models/demo/detector/detector.onnx"
+    )
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path))).graph
+    doubles = [
+        v.name
+        for v in [*graph.value_info, *graph.input, *graph.output]
+        if v.type.tensor_type.elem_type == onnx.TensorProto.DOUBLE
+    ]
+    doubles += [i.name for i in graph.initializer if i.data_type == onnx.TensorProto.DOUBLE]
+    assert doubles == []
+
+
 def test_views_of_one_garment_run_as_one_batch(onnx_model):
     detector = build_detector(
         OnnxRuntimeDetectorConfig(model=onnx_model, score_threshold=0.05), warm_up=False
