@@ -107,6 +107,15 @@ def _progress_monitor(trt: Any) -> Any:
     return Progress()
 
 
+def network_flags(trt: Any) -> int:
+    """``create_network`` flags: EXPLICIT_BATCH, which TensorRT before 10 needs to parse an ONNX model (10 is
+    explicit-batch only and deprecates the flag)."""
+    major = int(str(trt.__version__).split(".")[0])
+    if major >= 10:
+        return 0
+    return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
+
+
 def build_engine(
     onnx_path: Path,
     engine_path: Path,
@@ -134,7 +143,7 @@ def build_engine(
     started = time.perf_counter()
     trt_logger = trt.Logger(trt.Logger.INFO)
     builder = trt.Builder(trt_logger)
-    network = builder.create_network(0)
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, trt_logger)
     if not parser.parse(onnx_path.read_bytes()):
         errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
