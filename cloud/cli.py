@@ -74,6 +74,55 @@ def serve(
             pass
 
 
+@app.command("migrate")
+def migrate(
+    config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML with a 'cloud:' section."),
+) -> None:
+    """Bring the audit store's schema to this version's revision and exit (a deployment's migration step)."""
+    from cloud.config import CloudConfig
+    from cloud.storage.audit import create_audit_engine
+    from cloud.storage.schema import current_revision, upgrade
+    from seamline.config.models import load_config, load_section
+
+    seamline_config = load_config(config)
+    cloud = load_section(config, seamline_config, "cloud", CloudConfig)
+    engine = create_audit_engine(cloud.audit_store_url(seamline_config.storage.data_dir))
+    try:
+        before = current_revision(engine)
+        upgrade(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    typer.echo(
+        json.dumps(
+            {"audit_store": engine.url.render_as_string(hide_password=True), "from": before, "to": after}
+        )
+    )
+
+
+@app.command("health")
+def health(
+    address: str = typer.Argument(..., help="host:port of the service's health_address (plaintext gRPC)."),
+    timeout_s: float = typer.Option(3.0, "--timeout", help="Seconds to wait for the answer."),
+) -> None:
+    """Exit 0 when the cloud service answers SERVING on gRPC health, 1 otherwise (container healthchecks)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(address) as channel:
+        try:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=timeout_s
+            )
+        except grpc.RpcError as exc:
+            typer.echo(f"{address}: {exc.code().name}: {exc.details()}", err=True)
+            raise typer.Exit(1) from None
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+    typer.echo(f"{address}: {status}")
+    if answer.status != health_pb2.HealthCheckResponse.SERVING:
+        raise typer.Exit(1)
+
+
 @app.command("vllm")
 def vllm(
     model: Path = typer.Argument(..., help="A local Qwen2.5-VL model directory."),
@@ -122,7 +171,7 @@ def delete(
     seamline_config = load_config(config)
     cloud = load_section(config, seamline_config, "cloud", CloudConfig)
     data_dir = seamline_config.storage.data_dir
-    store = AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
+    store = AuditStore.from_url(cloud.audit_store_url(data_dir), migrate=cloud.migrate_on_start)
     crop_store = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")
     try:
         deleted = Retention(store.engine, crop_store).delete(item_id, by or getpass.getuser(), reason)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, ValidationInfo, field_validator
 
 from cloud.classifiers.config import VllmClassifierConfig
@@ -150,6 +152,25 @@ class CloudConfig(StrictModel):
             "NOT_SERVING on gRPC health."
         ),
     )
+    health_address: str | None = Field(
+        default=None,
+        title="Health address",
+        description=(
+            "host:port of a plaintext gRPC server carrying only the standard health service "
+            "(grpc.health.v1), for probes that cannot present a client certificate (the kubelet's gRPC "
+            "probes, `seamline cloud health`) while the main port requires mutual TLS; null: health on "
+            "the main port only."
+        ),
+    )
+    migrate_on_start: bool = Field(
+        default=True,
+        title="Migrate on start",
+        description=(
+            "Bring the audit store's schema to the code's revision when the service starts. false where a "
+            "separate step runs `seamline cloud migrate` first (compose's migrate service, the Helm hook): "
+            "the service then only checks the revision and refuses to start on an older schema."
+        ),
+    )
     metrics_address: str | None = Field(
         default=None,
         title="Metrics address",
@@ -172,6 +193,10 @@ class CloudConfig(StrictModel):
                 raise ValueError(f"{line.site_id}/{line.line_id} is listed twice")
             seen.add(key)
         return lines
+
+    def audit_store_url(self, data_dir: Path) -> str:
+        """``audit_url``, or the default SQLite database under ``storage.data_dir``."""
+        return self.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}"
 
     def served_lines(self) -> frozenset[tuple[str, str]]:
         """``(site_id, line_id)`` of every line this service serves."""

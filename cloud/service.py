@@ -28,9 +28,11 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
+import grpc
+
 from cloud.classifiers.vllm_backend import VllmClassifier
 from cloud.config import CloudConfig
-from cloud.ingress.server import create_server, set_serving
+from cloud.ingress.server import create_health_server, create_server, set_serving
 from cloud.ingress.servicer import InspectionServicer
 from cloud.ingress.tls import ServerTls
 from cloud.metrics import CloudMetrics
@@ -95,7 +97,7 @@ class CloudService:
         self.replica_id = cloud.replica_id or default_replica_id(config.grpc.listen_address)
         data_dir = config.storage.data_dir
         self.crop_store: CropStore = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")
-        self.audit = AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
+        self.audit = AuditStore.from_url(cloud.audit_store_url(data_dir), migrate=cloud.migrate_on_start)
         self.taxonomy = config.load_taxonomy()
         classifier_config = cloud.classifier
         if classifier_base_url:
@@ -121,6 +123,8 @@ class CloudService:
         self.published = 0
         self.classified = 0
         self.metrics_port: int | None = None
+        self.health_server: grpc.aio.Server | None = None
+        self.health_port: int | None = None
         # Unfinished garments this replica holds the lease of, and which of them wait for a retry.
         self._held: set[str] = set()
         self._unpublished: set[str] = set()  # held, verdict recorded, not yet acknowledged by the broker
@@ -169,6 +173,11 @@ class CloudService:
             max_connection_age_grace_s=grpc_config.max_connection_age_grace_s,
         )
         _warn_about_transport(self.tls, grpc_config.listen_address)
+        if self.cloud.health_address:
+            self.health_server, self.health_port = create_health_server(
+                self.cloud.health_address, self.health
+            )
+            await self.health_server.start()  # NOT_SERVING until the main server serves
         if self.cloud.metrics_address:
             self.metrics_port = self.metrics.serve(self.cloud.metrics_address)
         freed = await asyncio.to_thread(self.audit.release, self.replica_id)
@@ -201,6 +210,8 @@ class CloudService:
                 await asyncio.gather(task, return_exceptions=True)
         await set_serving(self.health, False)
         await self.server.stop(grace)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         try:
             await asyncio.wait_for(self.queue.join(), timeout=grace)
         except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11

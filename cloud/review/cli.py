@@ -41,7 +41,7 @@ def _store(config: Path):  # type: ignore[no-untyped-def]
     return (
         seamline_config,
         cloud,
-        AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}"),
+        AuditStore.from_url(cloud.audit_store_url(data_dir), migrate=cloud.migrate_on_start),
     )
 
 

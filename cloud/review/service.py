@@ -41,7 +41,7 @@ class ReviewService:
         self.config = config
         self.review = review
         data_dir = config.storage.data_dir
-        self.audit = AuditStore.from_url(cloud.audit_url or f"sqlite:///{data_dir / 'cloud' / 'audit.db'}")
+        self.audit = AuditStore.from_url(cloud.audit_store_url(data_dir), migrate=cloud.migrate_on_start)
         self.crop_store: CropStore = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")
         self.taxonomy = config.load_taxonomy()
         self.queue = ReviewQueue(

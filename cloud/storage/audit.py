@@ -21,7 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import IntegrityError
 
 from cloud.records import CropRecord, DroppedGarmentRecord, GarmentRecord
-from cloud.storage.schema import upgrade
+from cloud.storage.schema import require_head, upgrade
 from cloud.storage.tables import crops, garments, review_items
 from seamline.clock import utcnow
 from seamline.contract.messages import Verdict
@@ -63,13 +63,17 @@ def create_audit_engine(url: str) -> sa.Engine:
 class AuditStore:
     """Garments and crops as accepted, and what became of them."""
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, migrate: bool = True) -> None:
+        """``migrate``: bring the schema to head; otherwise refuse a schema that is not at head."""
         self.engine = engine
-        upgrade(engine)
+        if migrate:
+            upgrade(engine)
+        else:
+            require_head(engine)
 
     @classmethod
-    def from_url(cls, url: str) -> AuditStore:
-        return cls(create_audit_engine(url))
+    def from_url(cls, url: str, *, migrate: bool = True) -> AuditStore:
+        return cls(create_audit_engine(url), migrate=migrate)
 
     def has(self, item_id: str) -> bool:
         with self.engine.connect() as conn:

@@ -1,6 +1,8 @@
 """Bring an audit database to the newest schema with Alembic, safely when several services start at once.
 
-Every service that opens the audit store (the classifier service, each review console) calls ``upgrade``.
+Every service that opens the audit store (the classifier service, each review console) calls ``upgrade``,
+unless a deployment migrates in a step of its own (``seamline cloud migrate``, ``cloud.migrate_on_start:
+false``): the services then only check the revision (``require_head``).
 PostgreSQL serialises them with an advisory lock, SQLite with a lock file next to the database. A database
 made before migrations existed (issue 4's ``create_all``) is stamped at revision 0001 and upgraded from there.
 """
@@ -45,6 +47,19 @@ def current_revision(engine: sa.Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def require_head(engine: sa.Engine) -> None:
+    """Refuse a database whose schema is not the code's (``cloud.migrate_on_start: false``)."""
+    from seamline.errors import ConfigError
+
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        raise ConfigError(
+            f"the audit store {engine.url.render_as_string(hide_password=True)} is at schema revision "
+            f"{current or 'none (empty database)'}, this Seamline needs {head}: run `seamline cloud migrate "
+            "--config FILE` first (or set cloud.migrate_on_start: true)"
+        )
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> None:

@@ -107,11 +107,40 @@ def _progress_monitor(trt: Any) -> Any:
     return Progress()
 
 
+def _major(trt: Any) -> int:
+    return int(str(trt.__version__).split(".")[0])
+
+
+def int8_path(trt: Any, network: Any, calibration_dir: Path | None) -> str:
+    """How this TensorRT builds int8 from this network: ``"explicit"`` when the ONNX model carries its own
+    scales (QuantizeLinear/DequantizeLinear pairs: every TensorRT since 8 builds them as given, and 10 prefers
+    it), else ``"calibrator"`` (implicit quantization calibrated on ``calibration_dir``: TensorRT 8.6's way,
+    deprecated in 10 and absent where the calibrator classes are gone)."""
+    quantize = getattr(trt.LayerType, "QUANTIZE", None)
+    if quantize is not None and any(network.get_layer(i).type == quantize for i in range(network.num_layers)):
+        return "explicit"
+    if calibration_dir is None:
+        raise InputError(
+            "int8 needs a calibration set (--calibration-dir with representative frames) or an ONNX model "
+            "quantised with QuantizeLinear/DequantizeLinear nodes"
+        )
+    if not hasattr(trt, "IInt8EntropyCalibrator2"):
+        raise InputError(
+            f"TensorRT {trt.__version__} has no int8 calibrator: build from an ONNX model quantised with "
+            "QuantizeLinear/DequantizeLinear nodes (explicit quantization)"
+        )
+    if _major(trt) >= 10:
+        logger.warning(
+            "TensorRT %s deprecates calibrated (implicit) int8; a QDQ-quantised ONNX model lasts",
+            trt.__version__,
+        )
+    return "calibrator"
+
+
 def network_flags(trt: Any) -> int:
     """``create_network`` flags: EXPLICIT_BATCH, which TensorRT before 10 needs to parse an ONNX model (10 is
     explicit-batch only and deprecates the flag)."""
-    major = int(str(trt.__version__).split(".")[0])
-    if major >= 10:
+    if _major(trt) >= 10:
         return 0
     return 1 << int(trt.NetworkDefinitionCreationFlag.EXPLICIT_BATCH)
 
@@ -131,14 +160,13 @@ def build_engine(
     """Build ``engine_path`` from ``onnx_path`` with a dynamic batch of 1..``max_batch``.
 
     Args:
-        precision: "fp32", "fp16" or "int8" (int8 needs ``calibration_dir``; fp16 layers stay enabled).
+        precision: "fp32", "fp16" or "int8" (int8: from a QDQ-quantised ONNX model as it is, else calibrated
+            on ``calibration_dir``; see ``int8_path``; fp16 layers stay enabled).
         timing_cache: file to read and update with kernel timings (default: next to the engine).
     """
     trt, cudart = _import_tensorrt("Building a TensorRT engine")
     if precision not in ("fp32", "fp16", "int8"):
         raise InputError(f"precision must be fp32, fp16 or int8, not {precision!r}")
-    if precision == "int8" and calibration_dir is None:
-        raise InputError("int8 needs a calibration set: pass --calibration-dir with representative frames")
     meta = read_sidecar(onnx_path)
     started = time.perf_counter()
     trt_logger = trt.Logger(trt.Logger.INFO)
@@ -159,11 +187,13 @@ def build_engine(
     config.add_optimization_profile(profile)
     if precision == "int8":
         config.set_flag(trt.BuilderFlag.INT8)
-        config.set_calibration_profile(profile)
-        batches = calibration_batches(calibration_dir, size, opt_batch, calibration_images)  # type: ignore[arg-type]
-        config.int8_calibrator = _int8_calibrator(
-            trt, cudart, batches, opt_batch, size, engine_path.with_suffix(".calib")
-        )
+        if int8_path(trt, network, calibration_dir) == "calibrator":
+            if hasattr(config, "set_calibration_profile"):
+                config.set_calibration_profile(profile)
+            batches = calibration_batches(calibration_dir, size, opt_batch, calibration_images)  # type: ignore[arg-type]
+            config.int8_calibrator = _int8_calibrator(
+                trt, cudart, batches, opt_batch, size, engine_path.with_suffix(".calib")
+            )
     monitor = _progress_monitor(trt)
     if monitor is not None:
         config.progress_monitor = monitor

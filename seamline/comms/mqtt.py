@@ -102,8 +102,11 @@ class MqttBus:
         self.client.max_queued_messages_set(0)  # unbounded: losing a queued line command is worse than memory
         self.client.reconnect_delay_set(min_delay=RECONNECT_DELAY_S[0], max_delay=RECONNECT_DELAY_S[1])
         if config.username:
+            username = config.username
+            if not isinstance(username, str):
+                username = username.resolve().get_secret_value()
             password = config.password.resolve().get_secret_value() if config.password else None
-            self.client.username_pw_set(config.username, password)
+            self.client.username_pw_set(username, password)
         if config.url.startswith("mqtts://"):
             tls = config.tls
             self.client.tls_set(

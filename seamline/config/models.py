@@ -80,8 +80,13 @@ class MqttConfig(StrictModel):
         title="Client id prefix",
         description="Each process appends its component and a unique suffix.",
     )
-    username: str | None = Field(
-        default=None, title="Username", description="Broker username, if the broker wants one."
+    username: str | Secret | None = Field(
+        default=None,
+        title="Username",
+        description=(
+            "Broker username, if the broker wants one; or {env: NAME} / {file: PATH} where one file serves "
+            "processes that log in as different users (compose's cloud and review)."
+        ),
     )
     password: Secret | None = Field(
         default=None, title="Password", description="Broker password: {env: NAME} or {file: PATH}."

@@ -15,6 +15,7 @@ import time
 import grpc
 import pytest
 import yaml
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from cloud.config import CloudConfig
 from edge.uplink.client import Uplink, UplinkConfig, tls_channel_factory
@@ -33,7 +34,7 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.integration
 
 
-def _service(tmp_path, mqtt_broker, server_tls: dict, **grpc_options) -> ServiceThread:
+def _service(tmp_path, mqtt_broker, server_tls: dict, cloud_options=None, **grpc_options) -> ServiceThread:
     config = SeamlineConfig.model_validate(
         {
             "mqtt": {"url": mqtt_broker.url, "topic_root": f"seamline-tls{time.time_ns()}"},
@@ -46,6 +47,7 @@ def _service(tmp_path, mqtt_broker, server_tls: dict, **grpc_options) -> Service
             "lines": [{"site_id": "site1", "line_id": "line1"}, {"site_id": "site1", "line_id": "line2"}],
             # no classifier listens: an accepted garment still gets its verdict (review, with the error)
             "classifier": {"base_url": f"http://127.0.0.1:{free_port()}/v1", "retries": 0, "timeout_s": 2},
+            **(cloud_options or {}),
         }
     )
     return ServiceThread(config, cloud)
@@ -145,6 +147,33 @@ def test_only_the_edge_its_certificate_names_is_served(tmp_path, mqtt_broker):
         assert audit.has(first) and audit.has(last)
     finally:
         service.stop()
+
+
+def test_the_health_port_answers_probes_without_a_certificate(tmp_path, mqtt_broker):
+    """cloud.health_address: the kubelet's gRPC probe and `seamline cloud health` need no client certificate,
+    while the main port still refuses a client without one; the health port follows the service's state."""
+    pki = SitePki.make(tmp_path / "pki")
+    cert, key = pki.server()
+    health_port = free_port()
+    service = _service(
+        tmp_path,
+        mqtt_broker,
+        {"cert_file": str(cert), "key_file": str(key), "ca_file": str(pki.ca_file)},
+        cloud_options={"health_address": f"127.0.0.1:{health_port}"},
+    )
+    probe = ["cloud", "health", f"127.0.0.1:{health_port}", "--timeout", "2"]
+    try:
+        assert service.service.health_port == health_port
+        done = _run(*probe)
+        assert done.returncode == 0 and "SERVING" in done.stdout, (done.stdout, done.stderr)
+        with _channel(f"127.0.0.1:{service.port}", pki) as channel:  # main port, no client certificate
+            with pytest.raises(grpc.RpcError) as err:
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        service.stop()
+    done = _run(*probe)  # stopped: nothing answers
+    assert done.returncode == 1 and "UNAVAILABLE" in done.stderr, (done.stdout, done.stderr)
 
 
 def test_certificates_rotated_while_an_edge_streams_lose_no_garment(tmp_path, mqtt_broker):

@@ -12,6 +12,7 @@ import pytest
 
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig
+from seamline.errors import ConfigError
 from seamline.localbroker import start_embedded
 from tests.waiting import wait_until
 
@@ -180,3 +181,24 @@ def test_protocol_option_against_a_3_1_1_only_broker(caplog):
             v311.stop()
     finally:
         broker.stop()
+
+
+def test_a_username_from_the_environment_logs_in(secured_broker, monkeypatch):
+    """mqtt.username: {env: NAME} (one file for processes that log in as different users): the variable's
+    value is the user the broker sees, so the ACL of that user applies; unset, it is a clear ConfigError."""
+    config = MqttConfig.model_validate(
+        {**secured_broker.mqtt_config().model_dump(), "username": {"env": "SEAMLINE_TEST_MQTT_USER"}}
+    )
+    monkeypatch.setenv("SEAMLINE_TEST_MQTT_USER", secured_broker.username)
+    bus = MqttBus(config, persistent_session=False)
+    bus.start()
+    outcomes = _Outcomes()
+    try:
+        assert bus.wait_connected(10), bus.last_error
+        outcomes.publish(bus, f"{secured_broker.allowed_topic}/verdicts", b"allowed")
+        assert wait_until(lambda: outcomes.by_payload.get(b"allowed") == "acked", timeout=10)
+    finally:
+        bus.stop()
+    monkeypatch.delenv("SEAMLINE_TEST_MQTT_USER")
+    with pytest.raises(ConfigError, match="SEAMLINE_TEST_MQTT_USER is not set"):
+        MqttBus(config, persistent_session=False)
