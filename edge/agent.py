@@ -7,6 +7,11 @@ deadline, the command itself) is in SQLite before it matters, so the agent can b
 restarted without losing or doubling a command; on restart, garments left undecided are settled before the
 detector loads.
 
+The agent says ``online`` on ``edge/availability`` only while it can inspect: the detector is warm and
+every camera delivers frames. A camera that is reconnecting turns it ``offline`` until frames flow again
+(``edge/status`` says which camera and why); one that gives up ends the run with ``source_error`` set, so
+``seamline edge run`` exits 1 and systemd restarts it.
+
 A garment the agent drops without inspecting it (the detector fell behind the camera, or the edge could not
 process it) is still diverted to review, and a small record of the drop goes through the spool to the cloud,
 so the cloud's audit trail counts every garment, not only those with crops.
@@ -28,6 +33,7 @@ from edge.linecontrol.ledger import CommandLedger, DecidedCommand
 from edge.linecontrol.mqtt_link import MqttCommandSink, verdict_listener
 from edge.metrics import EdgeMetrics
 from edge.sources import CapturedGarment, GarmentBuffer, GarmentSource, ItemIds, build_source
+from edge.sources.base import CameraState, SourceState
 from edge.uplink.client import Uplink, insecure_channel_factory, tls_channel_factory
 from edge.uplink.convert import dropped_message, garment_message
 from edge.uplink.spool import RecordKind, Spool, SpoolFull
@@ -36,6 +42,7 @@ from seamline.clock import utcnow
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import (
+    CameraReport,
     EdgeStatus,
     ModelVersions,
     SpoolStatus,
@@ -59,6 +66,8 @@ class EdgeAgent:
         edge: its ``edge:`` section.
         source: where garments come from; default: the one ``edge.source`` describes.
         load_detector: builds the detector (not warmed up); default: the runtime ``edge.detector`` describes.
+        heartbeat: called from the detection loop at least every 0.2 s while it runs (and while ``drain``
+            waits): the systemd watchdog's ping.
     """
 
     def __init__(
@@ -68,6 +77,7 @@ class EdgeAgent:
         *,
         source: GarmentSource | None = None,
         load_detector: Callable[[], DetectorRuntime] | None = None,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.edge = edge
@@ -76,6 +86,13 @@ class EdgeAgent:
         self.agent_id = edge.agent_id or f"{self.site_id}-{self.line_id}-{self.station_id}"
         self.topics = LineTopics(config.mqtt.topic_root, self.site_id, self.line_id)
         channel_factory = self._channel_factory()  # first: a bad certificate file is exit 2, nothing opened
+        # Next, for the same reason: a camera option this machine cannot honour (GStreamer) is exit 2.
+        self.source = source or build_source(edge.source, ItemIds(self.line_id, self.station_id))
+        self.source_error: BaseException | None = None  # why the source stopped early (a camera gave up)
+        self._heartbeat = heartbeat or (lambda: None)
+        self._ready = False  # the detector is warm and the threads run
+        self._available: bool | None = None  # what edge/availability says now
+        self._availability_lock = threading.Lock()
         self._counts_due = threading.Event()
         self._expired = self._set_aside = 0
         self._last_status: dict | None = None
@@ -117,7 +134,6 @@ class EdgeAgent:
             on_refused=self._refused,
             on_set_aside=lambda item_id, reason: self._counts_due.set(),
         )
-        self.source = source or build_source(edge.source, ItemIds(self.line_id, self.station_id))
         self.buffer = GarmentBuffer(edge.buffer_capacity, edge.drop_strategy)
         self._load_detector = load_detector or (lambda: build_detector(edge.detector, warm_up=False))
         self.detector: DetectorRuntime | None = None
@@ -174,6 +190,7 @@ class EdgeAgent:
         self.detector.warm_up(batch_sizes=(1, 2, 4))
         if self.edge.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.edge.metrics_host, self.edge.metrics_port)
+        self.source.on_change(self._source_changed)
         for target, name in (
             (self._source_loop, "source"),
             (self._gauges_loop, "gauges"),
@@ -181,7 +198,8 @@ class EdgeAgent:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
-        self.bus.set_available(True)
+        self._ready = True
+        self._source_changed()  # the cameras' first states into the metrics; online if they deliver already
         logger.info(
             "edge agent %s ready: detector %s, budget %.2f s per garment, spool %d waiting",
             self.agent_id,
@@ -193,6 +211,7 @@ class EdgeAgent:
     def run(self) -> None:
         """Detect until the source ends (or ``stop()``); returns once the buffer is empty."""
         while not self._stop.is_set():
+            self._heartbeat()
             try:
                 garment = self.buffer.get(timeout=0.2)
             except Exception:
@@ -218,6 +237,7 @@ class EdgeAgent:
         """Wait until every garment has its command and the spool is empty (for tests and the demo)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            self._heartbeat()
             counts = self.ledger.counts()
             if counts["waiting"] == 0 and counts["unpublished"] == 0 and len(self.spool) == 0:
                 return True
@@ -225,11 +245,15 @@ class EdgeAgent:
         return False
 
     def stop(self) -> None:
-        """Stop the source, say offline, close everything."""
+        """Stop the source, leave the last status (a camera that gave up stays on record), say offline, close
+        everything."""
         self._stop.set()
         self.source.stop()
         self.uplink.stop()
         self.controller.stop()
+        with self._availability_lock:
+            self._ready, self._available = False, False  # from here on only this says offline
+        self._publish_status(self.spool.depth()[0], force=True)
         self.bus.set_available(False)
         self.bus.stop()
         for thread in self._threads:
@@ -240,6 +264,32 @@ class EdgeAgent:
         self.ledger.close()
 
     # the pipeline -----------------------------------------------------------------------------------------
+
+    def _source_changed(self) -> None:
+        """The source or one of its cameras changed state (on the source's thread)."""
+        for camera in self.source.cameras():
+            self.metrics.record_camera(camera)
+        self._refresh_availability()
+
+    def _refresh_availability(self) -> None:
+        """Publish ``online`` while the agent can inspect garments, ``offline`` while it cannot."""
+        with self._availability_lock:
+            available = self._ready and not self._stop.is_set() and self.source.delivering
+            if available == self._available:
+                return
+            self._available = available
+            self.bus.set_available(available)
+        if available:
+            logger.info("edge agent %s online: its source delivers", self.agent_id)
+        elif self._ready:
+            trouble = self.source.state in (SourceState.RECONNECTING, SourceState.FAILED)
+            (logger.warning if trouble else logger.info)(
+                "edge agent %s offline: its %s source is %s (cameras: %s)",
+                self.agent_id,
+                self.source.kind,
+                self.source.state.value,
+                ", ".join(f"{c.camera_id} {c.state.value}" for c in self.source.cameras()) or "none",
+            )
 
     def _source_loop(self) -> None:
         skipped = 0
@@ -268,6 +318,8 @@ class EdgeAgent:
                 if self.source.skipped > skipped:
                     self.metrics.frames_skipped.inc(self.source.skipped - skipped)
                     skipped = self.source.skipped
+        except Exception as exc:  # garments() logged it with its trace; the CLI turns it into exit 1
+            self.source_error = exc
         finally:
             self.buffer.put(None)
 
@@ -477,6 +529,18 @@ class EdgeAgent:
             problems.append(
                 f"{self._set_aside} garment(s) set aside: the cloud kept refusing them (see the agent's log)"
             )
+        cameras = self.source.cameras()
+        for camera in cameras:
+            where = f"camera {camera.camera_id} ({camera.url})"
+            if camera.state is CameraState.RECONNECTING:
+                problems.append(
+                    f"{where} is reconnecting: {camera.last_error} ({camera.failures} failure(s) in a row); "
+                    "no garment is inspected meanwhile"
+                )
+            elif camera.state is CameraState.FAILED:
+                problems.append(
+                    f"{where} gave up: {camera.last_error}; the agent stops (its supervisor restarts it)"
+                )
         return EdgeStatus(
             agent_id=self.agent_id,
             site_id=self.site_id,
@@ -489,14 +553,25 @@ class EdgeAgent:
             ),
             spool=SpoolStatus(waiting=waiting, set_aside=self._set_aside),
             commands_expired=self._expired,
+            cameras=tuple(
+                CameraReport(
+                    camera_id=c.camera_id,
+                    url=c.url[:2000],
+                    state=c.state.value,
+                    failures=c.failures,
+                    reconnects=c.reconnects,
+                    last_error=c.last_error[:1000] if c.last_error else None,
+                )
+                for c in cameras
+            ),
             problems=tuple(p[:1000] for p in problems),
         )
 
-    def _publish_status(self, waiting: int) -> None:
+    def _publish_status(self, waiting: int, *, force: bool = False) -> None:
         """Retained on ``edge/status`` whenever anything but the time changes (and after a reconnect, which
-        re-publishes nothing by itself: the broker keeps the last one)."""
+        re-publishes nothing by itself: the broker keeps the last one); ``force``: even if nothing did."""
         status = self.status(waiting)
         key = status.model_dump(exclude={"updated_at"})
-        if key != self._last_status and self.bus.connected:
+        if (force or key != self._last_status) and self.bus.connected:
             self.bus.publish(self.topics.edge_status, status.to_json(), retain=True)
             self._last_status = key

@@ -1,4 +1,4 @@
-"""``seamline edge ...``: run the agent, export the detector."""
+"""``seamline edge ...``: run the agent (telling systemd how it is doing), export the detector."""
 
 from __future__ import annotations
 
@@ -18,28 +18,44 @@ app = typer.Typer(help="The edge agent beside the conveyor.", no_args_is_help=Tr
 def run(
     config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML with an 'edge:' section."),
 ) -> None:
-    """Run the edge agent until the source ends or SIGTERM/SIGINT."""
+    """Run the edge agent until the source ends or SIGTERM/SIGINT; exit 1 if a camera gave up."""
+    # Exit 0 when the source ends or on a signal; 1 when a camera gave up (or the source failed), so that a
+    # supervisor restarts it; 2 for a configuration this machine cannot run (e.g. GStreamer without it).
+    # Under systemd (Type=notify) it reports ready once the detector is warm, pings the watchdog from the
+    # detection loop, and says stopping.
     from edge.agent import EdgeAgent
     from edge.config import EdgeConfig
     from seamline.config.models import load_config, load_section
+    from seamline.errors import SeamlineError
     from seamline.logs import setup_logging
 
     seamline_config = load_config(config)
     edge_config = load_section(config, seamline_config, "edge", EdgeConfig)
     setup_logging(seamline_config.logging.level, seamline_config.logging.json_lines)
-    agent = EdgeAgent(seamline_config, edge_config)
+    from edge.systemd import SystemdNotifier
+
+    notifier = SystemdNotifier()
+    agent = EdgeAgent(seamline_config, edge_config, heartbeat=notifier.watchdog)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: (stop.set(), agent.source.stop()))
     try:
         agent.start()  # inside: a detector that fails to load still gets the agent's orderly stop
+        notifier.ready(f"edge agent {agent.agent_id} running")
         agent.run()
-        # Finite sources: give the last garments their verdicts (or deadlines) before leaving.
+        # Finite sources (and a camera that gave up): the last garments get their verdicts or deadlines.
         if not stop.is_set():
             agent.drain(timeout=edge_config.timing.budget_s + 30)
     finally:
+        notifier.stopping("stopping" if agent.source_error is None else f"stopping: {agent.source_error}")
         agent.stop()
+        notifier.close()
     typer.echo(f"processed {agent.processed} garments")
+    error = agent.source_error
+    if isinstance(error, SeamlineError):
+        raise error
+    if error is not None:
+        raise SeamlineError(f"the {agent.source.kind} source failed: {error!r}") from error
 
 
 @app.command("export")
@@ -69,17 +85,31 @@ def export(
         f"vs PyTorch: scores {result.max_score_diff:.1e}, boxes {result.max_box_diff:.1e} px"
     )
     if tensorrt:
-        from edge.export.tensorrt_export import build_engine
+        build_engine_command(out, None, precision, calibration_dir, max_batch)
 
-        engine = build_engine(
-            out,
-            out.with_suffix(".engine"),
-            precision=precision,
-            calibration_dir=calibration_dir,
-            max_batch=max_batch,
-            opt_batch=max_batch,
-        )
-        typer.echo(
-            f"TensorRT: {engine.path} ({engine.size_bytes / 1e6:.1f} MB, {engine.precision}) "
-            f"in {engine.seconds:.0f} s"
-        )
+
+@app.command("build-engine")
+def build_engine_command(
+    onnx: Path = typer.Argument(..., help="The exported detector (.onnx with its .json sidecar)."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Engine file (default: beside the ONNX)."),
+    precision: str = typer.Option("fp16", help="fp32, fp16 or int8."),
+    calibration_dir: Path | None = typer.Option(
+        None, help="Representative frames for int8 calibration (not needed for a QDQ-quantised model)."
+    ),
+    max_batch: int = typer.Option(4, help="Largest batch the engine accepts (views per garment)."),
+) -> None:
+    """ONNX -> TensorRT engine, on the device that will run it (a Jetson: no torch needed, only JetPack)."""
+    from edge.export.tensorrt_export import build_engine
+
+    engine = build_engine(
+        onnx,
+        out or onnx.with_suffix(".engine"),
+        precision=precision,
+        calibration_dir=calibration_dir,
+        max_batch=max_batch,
+        opt_batch=max_batch,
+    )
+    typer.echo(
+        f"TensorRT: {engine.path} ({engine.size_bytes / 1e6:.1f} MB, {engine.precision}) "
+        f"in {engine.seconds:.0f} s"
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
+from edge.sources.base import CameraState, CameraStatus
+
 
 class EdgeMetrics:
     """What an operator watches on the line."""
@@ -51,6 +53,20 @@ class EdgeMetrics:
         self.uplink_connected = Gauge(
             "seamline_edge_uplink_connected", "1 while the gRPC stream is up", registry=r
         )
+        self.camera_state = Gauge(
+            "seamline_edge_camera_state",
+            "1 for the state each live camera is in (connecting, running, reconnecting, failed, closed), "
+            "0 for the others",
+            ["camera", "state"],
+            registry=r,
+        )
+        self.camera_reconnects = Counter(
+            "seamline_edge_camera_reconnects",
+            "Reopen attempts of a live camera that could not be opened or whose stream dropped or stalled",
+            ["camera"],
+            registry=r,
+        )
+        self._reconnects_seen: dict[str, int] = {}
         self.detect_seconds = Histogram(
             "seamline_edge_detect_seconds",
             "Detector time per garment (all views)",
@@ -63,6 +79,16 @@ class EdgeMetrics:
             registry=r,
             buckets=(0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8),
         )
+
+    def record_camera(self, camera: CameraStatus) -> None:
+        """Set one camera's state gauges and bring its reconnect counter up to the source's count."""
+        for state in CameraState:
+            self.camera_state.labels(camera.camera_id, state.value).set(1 if camera.state is state else 0)
+        counter = self.camera_reconnects.labels(camera.camera_id)
+        new = camera.reconnects - self._reconnects_seen.get(camera.camera_id, 0)
+        if new > 0:
+            counter.inc(new)
+            self._reconnects_seen[camera.camera_id] = camera.reconnects
 
     def serve(self, host: str, port: int) -> int:
         """Expose /metrics over HTTP; returns the bound port."""

@@ -5,16 +5,19 @@ from __future__ import annotations
 import itertools
 import logging
 import queue
+import re
 import secrets
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
 import numpy as np
+
+from seamline.errors import SeamlineError
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,43 @@ _TRANSITIONS: dict[SourceState, set[SourceState]] = {
 }
 
 
+class CameraState(str, Enum):
+    """One camera of a live source, as ``edge/status`` and the metrics report it."""
+
+    CONNECTING = "connecting"  # being opened (at start, or again with the others after one of them dropped)
+    RUNNING = "running"  # open and delivering frames
+    RECONNECTING = "reconnecting"  # could not be opened, or its stream dropped or stalled: retrying
+    FAILED = "failed"  # gave up after the configured attempts
+    CLOSED = "closed"  # the source ended or was stopped
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """What a source knows about one of its cameras; replaced, never changed, so any thread may read it."""
+
+    camera_id: str  # cam0, cam1, ...: the camera ids on the garments' views
+    url: str  # credentials masked
+    state: CameraState
+    failures: int = 0  # failed opens / drops in a row; back to 0 once it delivers a frame
+    reconnects: int = 0  # reopen attempts since the source started
+    last_error: str | None = None
+
+
+class CameraUnavailable(SeamlineError, OSError):
+    """A camera cannot be opened (a file), or gave up after its reconnect attempts (a live stream).
+
+    The agent stops and exits 1, so that a supervisor (systemd's ``Restart=on-failure``) restarts it.
+    """
+
+
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@", re.IGNORECASE)
+
+
+def mask_credentials(url: str) -> str:
+    """``rtsp://user:secret@host/x`` -> ``rtsp://user:***@host/x`` (also inside a GStreamer pipeline)."""
+    return _CREDENTIALS.sub(r"\g<scheme>\g<user>:***@", url)
+
+
 class ItemIds:
     """Unique, sortable garment ids: ``<line>-<station>-<utc ms>-<boot tag><seq>``, unique across restarts."""
 
@@ -76,12 +116,36 @@ class GarmentSource(ABC):
         self.state = SourceState.CREATED
         self.skipped = 0  # unreadable frames / files
         self._stop = threading.Event()
+        self._listeners: list[Callable[[], None]] = []
 
     def _move(self, new: SourceState) -> None:
         if new not in _TRANSITIONS[self.state]:
             raise RuntimeError(f"source cannot go from {self.state.value} to {new.value}")
         logger.info("%s source: %s -> %s", self.kind, self.state.value, new.value)
         self.state = new
+        self._changed()
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` after the source's or a camera's state changes (on the source's thread)."""
+        self._listeners.append(listener)
+
+    def _changed(self) -> None:
+        for listener in self._listeners:
+            try:
+                listener()
+            except Exception:  # a broken listener must not stop the camera
+                logger.exception("%s source: a state listener failed", self.kind)
+
+    def cameras(self) -> tuple[CameraStatus, ...]:
+        """The live cameras behind this source and their states; none for files and the synthetic line."""
+        return ()
+
+    @property
+    def delivering(self) -> bool:
+        """Garments can come: the source runs and every camera it needs is open."""
+        return self.state is SourceState.RUNNING and all(
+            c.state is CameraState.RUNNING for c in self.cameras()
+        )
 
     def stop(self) -> None:
         self._stop.set()

@@ -113,6 +113,17 @@ class SpoolStatus(_Payload):
     set_aside: int
 
 
+class CameraReport(_Payload):
+    """One live camera of an edge agent, in its status."""
+
+    camera_id: str
+    url: str  # credentials masked
+    state: Literal["connecting", "running", "reconnecting", "failed", "closed"]
+    failures: int = Field(ge=0)
+    reconnects: int = Field(ge=0)
+    last_error: str | None = Field(default=None, max_length=1000)
+
+
 class EdgeStatus(_Payload):
     """An edge agent's health, retained (see edge_status.schema.json)."""
 
@@ -125,6 +136,7 @@ class EdgeStatus(_Payload):
     uplink: UplinkStatus
     spool: SpoolStatus
     commands_expired: int
+    cameras: tuple[CameraReport, ...] = ()
     problems: tuple[str, ...] = ()
 
 

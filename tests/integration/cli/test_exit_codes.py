@@ -39,6 +39,22 @@ def test_a_runtime_the_machine_lacks_is_a_failed_job_exit_1(tmp_path):
     assert "needs the 'tensorrt' package" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None, reason="TensorRT is installed here")
+def test_building_an_engine_without_tensorrt_says_where_it_comes_from():
+    """`seamline edge build-engine` (ONNX -> engine on a Jetson): without TensorRT, exit 1 naming JetPack."""
+    (onnx,) = (REPO / "models" / "demo" / "detector").glob("*.onnx")
+    result = subprocess.run(
+        [sys.executable, "-m", "seamline", "edge", "build-engine", str(onnx)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 1, result.stderr
+    assert "comes with JetPack" in result.stderr and "Traceback" not in result.stderr
+    assert not onnx.with_suffix(".engine").exists()
+
+
 def test_a_command_ending_with_typer_exit_keeps_its_code():
     # `seamline demo` checks its arguments before starting anything and ends with typer.Exit(2).
     result = subprocess.run(

@@ -1,8 +1,10 @@
-"""Sources: grouping, bad files skipped, states, drop strategies, video and synthetic."""
+"""Sources: grouping, bad files skipped, states, drop strategies, video and synthetic; camera states, masked
+credentials, the GStreamer check."""
 
 import re
 import struct
 import zlib
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -15,10 +17,11 @@ from edge.sources import (
     SourceState,
     build_source,
 )
-from edge.sources.base import CapturedGarment
+from edge.sources.base import CameraState, CameraUnavailable, CapturedGarment, mask_credentials
 from edge.sources.folder import FolderSourceConfig, group_views
 from edge.sources.synthetic import SyntheticSourceConfig
-from edge.sources.video import VideoSourceConfig
+from edge.sources.video import VideoSourceConfig, gstreamer_in_build, require_gstreamer
+from seamline.errors import ConfigError
 from seamline.imaging import encode_jpeg, encode_png
 from seamline.synth import SynthConfig
 
@@ -148,3 +151,80 @@ def test_synthetic_source_yields_its_views_and_keeps_truth():
     assert len(garments) == 3 and all(len(g.views) == 2 for g in garments)
     assert garments[0].views[0].shape == (192, 320, 3)
     assert set(source.truth) == {g.item_id for g in garments}
+
+
+def test_a_video_file_that_cannot_be_opened_is_marked_failed(tmp_path):
+    source = build_source(VideoSourceConfig(urls=[str(tmp_path / "none.avi")]), _ids())
+    with pytest.raises(CameraUnavailable, match="cannot open camera cam0"):
+        list(source.garments())
+    (camera,) = source.cameras()
+    assert camera.state is CameraState.FAILED and camera.reconnects == 0
+    assert not source.delivering
+
+
+def test_a_live_camera_gives_up_by_default():
+    """The issue: a camera that never opens was retried for ever. Now 10 attempts unless told otherwise."""
+    config = VideoSourceConfig(urls=["rtsp://cam/stream"])
+    assert config.max_reconnects == 10 and config.open_timeout_s == 10 and config.read_timeout_s == 5
+    assert "0 = retry for ever" in VideoSourceConfig.model_fields["max_reconnects"].description
+
+
+def test_credentials_in_camera_urls_are_masked():
+    source = build_source(
+        VideoSourceConfig(urls=["rtsp://admin:s3cr:et@10.0.0.5:554/h264", "/dev/video0"]), _ids()
+    )
+    assert [c.url for c in source.cameras()] == ["rtsp://admin:***@10.0.0.5:554/h264", "/dev/video0"]
+    assert [c.state for c in source.cameras()] == [CameraState.CONNECTING] * 2
+    assert source.live  # a V4L2 device is a live camera too: reconnected, not ended
+    assert (
+        mask_credentials("rtspsrc location=rtsps://u:p@cam/x latency=0 ! appsink")
+        == "rtspsrc location=rtsps://u:***@cam/x latency=0 ! appsink"
+    )
+    assert mask_credentials("http://cam/stream.mjpg") == "http://cam/stream.mjpg"
+
+
+def test_gstreamer_support_is_read_from_the_build_information():
+    assert gstreamer_in_build(
+        "  Video I/O:\n    FFMPEG:   YES\n    GStreamer:                   YES (1.20.3)\n"
+    )
+    assert not gstreamer_in_build("  Video I/O:\n    GStreamer:                   NO\n")
+    assert not gstreamer_in_build("no video section at all")
+
+
+def _opencv(*, registry: bool | None, build: str) -> SimpleNamespace:
+    """A stand-in for the cv2 module: ``registry`` None = an OpenCV without cv2.videoio_registry."""
+    module = SimpleNamespace(
+        __version__="4.8.0",
+        __file__="/usr/lib/python3/dist-packages/cv2/__init__.py",
+        CAP_GSTREAMER=cv2.CAP_GSTREAMER,
+        getBuildInformation=lambda: build,
+    )
+    if registry is not None:
+        module.videoio_registry = SimpleNamespace(
+            hasBackend=lambda api: registry and api == cv2.CAP_GSTREAMER
+        )
+    return module
+
+
+def test_gstreamer_needs_an_opencv_built_with_it():
+    require_gstreamer(_opencv(registry=True, build="GStreamer: NO"))  # the registry sees plugins: it wins
+    require_gstreamer(_opencv(registry=None, build="    GStreamer:   YES (1.20.3)"))
+    for opencv in (_opencv(registry=False, build=""), _opencv(registry=None, build="    GStreamer:   NO")):
+        with pytest.raises(ConfigError) as caught:
+            require_gstreamer(opencv)
+        message = str(caught.value)
+        assert "edge.source.gstreamer is true" in message and "OpenCV 4.8.0" in message
+        assert "has no GStreamer" in message and "opencv-python-headless" in message
+        assert "sudo apt install nvidia-opencv" in message and "--system-site-packages" in message
+        assert "gstreamer: false" in message
+        assert caught.value.exit_code == 2
+
+
+@pytest.mark.skipif(
+    cv2.videoio_registry.hasBackend(cv2.CAP_GSTREAMER), reason="this OpenCV has GStreamer (a Jetson's)"
+)
+def test_gstreamer_sources_are_refused_with_the_declared_opencv():
+    """opencv-python-headless (what Seamline declares) has no GStreamer: refused before anything opens."""
+    pipeline = "nvarguscamerasrc ! nvvidconv ! video/x-raw,format=BGRx ! videoconvert ! appsink"
+    with pytest.raises(ConfigError, match="has no GStreamer"):
+        build_source(VideoSourceConfig(urls=[pipeline], gstreamer=True), _ids())
