@@ -8,6 +8,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from cloud.classifiers.config import VllmClassifierConfig
 from cloud.ingress.validation import IngressLimits
+from cloud.routing.audit import AuditSamplingConfig
 from cloud.routing.policy import RoutingPolicyConfig
 from seamline.config.base import StrictModel
 from seamline.config.paths import ConfigPath
@@ -84,6 +85,14 @@ class CloudConfig(StrictModel):
         default_factory=RoutingPolicyConfig,
         title="Routing",
         description="When to act automatically, and review priorities.",
+    )
+    audit: AuditSamplingConfig = Field(
+        default_factory=AuditSamplingConfig,
+        title="Audit sampling",
+        description=(
+            "A share of automatically settled garments also goes to review, blind, so the accuracy of "
+            "automatic decisions is measured (cloud/routing/audit.py)."
+        ),
     )
     local_vllm: LocalVllmConfig | None = Field(
         default=None,

@@ -85,6 +85,11 @@ class CloudMetrics:
             "Classifications dropped because the garment already had a verdict (the stored one is published)",
             registry=r,
         )
+        self.audit_samples = Counter(
+            "seamline_cloud_audit_samples",
+            "Automatically settled garments also queued for a blind review (audit samples)",
+            registry=r,
+        )
         self.leases_lost = Counter(
             "seamline_cloud_leases_lost",
             "Garment leases this replica found taken over or finished when it renewed them",

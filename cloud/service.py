@@ -39,6 +39,7 @@ from cloud.metrics import CloudMetrics
 from cloud.publishing.publisher import VerdictPublisher
 from cloud.publishing.verdicts import build_verdict
 from cloud.records import GarmentRecord
+from cloud.routing.audit import sampled
 from cloud.routing.policy import RoutingPolicy
 from cloud.routing.regions import region_results
 from cloud.storage.audit import AuditStore, garment_record, recorded_verdict
@@ -50,7 +51,7 @@ from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import ReviewEvent, Verdict
 from seamline.contract.mqtt import cloud_availability_topic, topic_level_of
-from seamline.domain import Route
+from seamline.domain import Priority, Route
 
 logger = logging.getLogger(__name__)
 
@@ -368,8 +369,16 @@ class CloudService:
             policy_version=self.cloud.routing.version,
             classify_s=classify_s,
         )
-        review_priority = routing.priority.value if routing.route is Route.HUMAN else None
-        stored = await asyncio.to_thread(self.audit.record_verdict, verdict, review_priority=review_priority)
+        review_priority, review_kind = None, "routed"
+        if routing.route is Route.HUMAN:
+            review_priority = routing.priority.value
+        elif routing.route is Route.AUTO and sampled(
+            record.item_id, self.cloud.audit.share_for(record.line_id)
+        ):
+            review_priority, review_kind = Priority.LOW.value, "audit"  # the verdict and line command stand
+        stored = await asyncio.to_thread(
+            self.audit.record_verdict, verdict, review_priority=review_priority, review_kind=review_kind
+        )
         if stored.verdict_id != verdict.verdict_id:
             # Another classification of this garment was recorded first (a replica that held it before its
             # lease ran out): that verdict is the garment's, ours is dropped and nothing is queued twice.
@@ -384,6 +393,8 @@ class CloudService:
         self.classified += 1
         self.metrics.verdicts_recorded.inc()
         self.metrics.verdicts.labels(route=verdict.route, decision=verdict.decision).inc()
+        if review_kind == "audit":
+            self.metrics.audit_samples.inc()
         self._publish(verdict)
         if review_priority is not None:
             event = ReviewEvent(

@@ -13,6 +13,13 @@ itself (nothing detected) never reach the cloud and are not in these counts.
 Agreement is agreements / (reviews - unanswered): a garment the classifier could not answer says nothing about
 its accuracy. (The seed's example, 8,400 reviews with 680 + 412 + 100 errors, gives 0.858, not the 0.87 it
 printed.)
+
+Two kinds of review answer two questions. Garments *routed* to people are the ones the policy was unsure of,
+so agreement on them (``agreement_rate``, labelled so) says how hard the hard cases are, not how good the
+system is. *Audit samples* (cloud/routing/audit.py) are an unbiased share of the garments settled
+automatically, reviewed blind: ``automatic`` reports, from them alone, the accuracy of automatic decisions
+(the reviewer's garment decision equals the automatic one) with its exact 95 % interval and the number of
+samples it rests on, and the retraining trigger on disagreement reads them.
 """
 
 from __future__ import annotations
@@ -25,9 +32,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from cloud.review.feedback import ERRORS, Outcome
+from cloud.routing.bounds import clopper_pearson
 from cloud.storage.audit import DROPPED_AT_EDGE
 from cloud.storage.tables import garments as garment_rows
-from cloud.storage.tables import review_decisions, review_feedback, verified_labels
+from cloud.storage.tables import review_decisions, review_feedback, review_items, verified_labels
 from seamline.config.taxonomy import Taxonomy
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
@@ -74,7 +82,10 @@ def weekly_report(
                     review_decisions.c.decision,
                     review_decisions.c.outcome,
                     review_decisions.c.decided_at,
-                ).where(review_decisions.c.decided_at >= trend_start, review_decisions.c.decided_at < end)
+                    review_items.c.kind,
+                )
+                .join(review_items, review_items.c.item_id == review_decisions.c.item_id)
+                .where(review_decisions.c.decided_at >= trend_start, review_decisions.c.decided_at < end)
             )
             .mappings()
             .all()
@@ -96,15 +107,47 @@ def weekly_report(
             ).scalar()
             or 0
         )
+        # the automatic decisions of the audit samples decided this week (their AI verdicts)
+        audited = conn.execute(
+            sa.select(review_decisions.c.decision, garment_rows.c.verdict)
+            .join(review_items, review_items.c.item_id == review_decisions.c.item_id)
+            .join(garment_rows, garment_rows.c.item_id == review_decisions.c.item_id)
+            .where(
+                review_items.c.kind == "audit",
+                review_decisions.c.decided_at >= start,
+                review_decisions.c.decided_at < end,
+            )
+        ).all()
+        settled = conn.execute(
+            sa.select(garment_rows.c.verdict).where(
+                garment_rows.c.captured_at >= start,
+                garment_rows.c.captured_at < end,
+                garment_rows.c.verdict.is_not(None),
+            )
+        ).scalars()
+        automatic_settled = sum(1 for v in settled if v.get("route") == "auto")
+        sampled = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(review_items)
+            .join(garment_rows, garment_rows.c.item_id == review_items.c.item_id)
+            .where(
+                review_items.c.kind == "audit",
+                garment_rows.c.captured_at >= start,
+                garment_rows.c.captured_at < end,
+            )
+        ).scalar()
         seen = conn.execute(
             sa.select(garment_rows.c.status, garment_rows.c.drop_reason, sa.func.count())
             .where(garment_rows.c.captured_at >= start, garment_rows.c.captured_at < end)
             .group_by(garment_rows.c.status, garment_rows.c.drop_reason)
         ).all()
     decisions = [dict(d) for d in decisions]
+    routed_decisions = [d for d in decisions if d["kind"] != "audit"]
     week = [d for d in decisions if d["decided_at"] >= start]
+    routed = [d for d in week if d["kind"] != "audit"]
+    audit = [d for d in week if d["kind"] == "audit"]
 
-    garments = Counter(d["outcome"] for d in week)
+    garments = Counter(d["outcome"] for d in routed)
     region_counts = Counter(r["outcome"] for r in regions)
     agreement = _agreement(garments)
     per_class = _per_class(regions, [taxonomy.normal.id, *taxonomy.type_ids])
@@ -114,7 +157,12 @@ def weekly_report(
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "line": _line(seen),
         "total_reviews": len(week),
+        # on garments routed to people: the unsure ones, by construction (not the system's accuracy)
         "agreement_rate": agreement,
+        "routed_reviews": len(routed),
+        "automatic": _automatic(
+            audited, Counter(d["outcome"] for d in audit), automatic_settled, sampled or 0
+        ),
         "garments": {o: garments.get(o, 0) for o in OUTCOMES},
         "regions": {o: region_counts.get(o, 0) for o in OUTCOMES},
         "severity_agreement": round(sum(severity_pairs) / len(severity_pairs), 4) if severity_pairs else None,
@@ -123,13 +171,33 @@ def weekly_report(
         "new_verified_labels": int(verified),
         "per_class": per_class,
         "top_error_patterns": _patterns(regions),
-        "daily": _series(week, start, days=7, step=timedelta(days=1), label=lambda t: t.date().isoformat()),
+        "daily": _series(routed, start, days=7, step=timedelta(days=1), label=lambda t: t.date().isoformat()),
         "trend": _series(
-            decisions, trend_start, days=7 * trend_weeks, step=timedelta(days=7), label=week_label
+            routed_decisions, trend_start, days=7 * trend_weeks, step=timedelta(days=7), label=week_label
         ),
     }
     report["retrain"] = _retrain(report)
     return report
+
+
+def _automatic(audited: list[Any], outcomes: Counter, settled: int, sampled: int) -> dict[str, Any]:
+    """The accuracy of automatic decisions, from the week's decided audit samples only.
+
+    ``audited`` holds (reviewer's decision, AI verdict) rows; an automatic decision is correct when the
+    reviewer's garment decision is the same. ``agreement`` is the stricter region-level agreement (types too).
+    """
+    correct = sum(1 for decision, verdict in audited if verdict and verdict.get("decision") == decision)
+    n = len(audited)
+    low, high = clopper_pearson(correct, n, 0.95)
+    return {
+        "settled_automatically": settled,
+        "audit_samples_queued": sampled,
+        "audit_samples_decided": n,
+        "correct": correct,
+        "accuracy": round(correct / n, 4) if n else None,
+        "accuracy_interval_95": [round(low, 4), round(high, 4)] if n else None,
+        "agreement": _agreement(outcomes),
+    }
 
 
 def _line(seen: list[Any]) -> dict[str, Any]:
@@ -228,8 +296,12 @@ def _retrain(report: dict[str, Any]) -> dict[str, Any]:
     reasons = []
     if report["new_verified_labels"] >= RETRAIN_MIN_VERIFIED:
         reasons.append(f"{report['new_verified_labels']} new verified labels (>= {RETRAIN_MIN_VERIFIED})")
-    if report["agreement_rate"] is not None and 1 - report["agreement_rate"] >= RETRAIN_MAX_DISAGREEMENT:
-        reasons.append(f"disagreement {1 - report['agreement_rate']:.2f} (>= {RETRAIN_MAX_DISAGREEMENT})")
+    audit_agreement = report["automatic"]["agreement"]
+    if audit_agreement is not None and 1 - audit_agreement >= RETRAIN_MAX_DISAGREEMENT:
+        reasons.append(
+            f"disagreement {1 - audit_agreement:.2f} on {report['automatic']['audit_samples_decided']} audit "
+            f"samples (>= {RETRAIN_MAX_DISAGREEMENT})"
+        )
     for label, s in report["per_class"].items():
         if (
             s["predicted"] >= MIN_CLASS_SUPPORT
@@ -241,6 +313,17 @@ def _retrain(report: dict[str, Any]) -> dict[str, Any]:
                 f"(< {RETRAIN_MIN_PRECISION} on {s['predicted']} predictions)"
             )
     return {"triggered": bool(reasons), "reasons": reasons}
+
+
+def _automatic_line(automatic: dict[str, Any]) -> str:
+    settled, n = automatic["settled_automatically"], automatic["audit_samples_decided"]
+    if not n:
+        return f"- Settled automatically: **{settled}**; no audit sample decided this week (accuracy unknown)"
+    low, high = automatic["accuracy_interval_95"]
+    return (
+        f"- Settled automatically: **{settled}**; accuracy of automatic decisions "
+        f"**{automatic['accuracy']:.1%}** (95 % interval {low:.1%}-{high:.1%}) on {n} blind audit samples"
+    )
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -260,7 +343,11 @@ def report_markdown(report: dict[str, Any]) -> str:
             f"dropped at the edge {line['dropped_at_edge']}{f': {reasons}' if reasons else ''})"
         ),
         f"- Reviews: **{report['total_reviews']}** (pass {decisions['pass']}, reject {decisions['reject']})",
-        f"- AI-human agreement: **{'n/a' if rate is None else f'{rate:.1%}'}**",
+        _automatic_line(report["automatic"]),
+        (
+            f"- AI-human agreement on the {report['routed_reviews']} garments routed to people (the unsure "
+            f"ones): **{'n/a' if rate is None else f'{rate:.1%}'}**"
+        ),
         (
             f"- False positives {g['false_positive']}, false negatives {g['false_negative']}, "
             f"misclassifications {g['misclassification']}, unanswered {g['unanswered']}"

@@ -266,13 +266,18 @@ class AuditStore:
             )
         return {**dict(row), "crops": [dict(c) for c in crop_rows]}
 
-    def record_verdict(self, verdict: Verdict, *, review_priority: str | None = None) -> Verdict:
+    def record_verdict(
+        self, verdict: Verdict, *, review_priority: str | None = None, review_kind: str = "routed"
+    ) -> Verdict:
         """Store the verdict (and queue the garment for review if routed to people) before it is published,
         in one transaction, so a restart republishes the same verdict and the queue never misses an item.
 
         Written once per garment: the first verdict stored wins, and a second classification of the same
         garment (two replicas after a lease ran out, a retry after a lost reply) gets the stored verdict back
         to publish instead of its own, and queues nothing. Returns the verdict to publish.
+
+        ``review_kind``: "routed" (people decide the garment) or "audit" (settled automatically, sampled for a
+        blind check; see cloud/routing/audit.py).
         """
         with self.engine.begin() as conn:
             written = conn.execute(
@@ -307,6 +312,7 @@ class AuditStore:
                         status="queued",
                         verdict_id=verdict.verdict_id,
                         queued_at=utcnow(),
+                        kind=review_kind,
                     )
                 )
         return verdict

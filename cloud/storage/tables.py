@@ -107,6 +107,9 @@ review_items = sa.Table(
     sa.Column("claimed_at", TZ),
     sa.Column("lease_expires_at", TZ),
     sa.Column("decided_at", TZ),
+    # routed: the policy sent it to people (the line waits on them); audit: settled automatically and sampled
+    # for a blind check (ground truth only; the line command stands). See cloud/routing/audit.py.
+    sa.Column("kind", sa.String(16), nullable=False, server_default="routed"),
 )
 sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)
 # A reviewer holds at most one item (two "take next" clicks at once cannot both claim).

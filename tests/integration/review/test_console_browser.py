@@ -7,7 +7,7 @@ import shutil
 import pytest
 import sqlalchemy as sa
 
-from cloud.storage.tables import review_feedback
+from cloud.storage.tables import review_decisions, review_feedback, review_items
 from harness.review import queue_garments
 from tests.waiting import wait_until
 
@@ -146,3 +146,53 @@ def test_a_missed_defect_drawn_on_a_view_becomes_a_false_negative(console, recor
     assert "missed by the detector" in page.inner_text("#missed-list")
     assert page.locator("svg.view rect.missed-box").count() == 1
     assert page.locator("#submit").count() == 0 and "Decided reject by bob" in page.inner_text("#decided")
+
+
+def test_an_audit_sample_is_reviewed_blind(console, recorder, browser):
+    """A garment settled automatically and sampled for audit: the page shows nothing of the AI's answer (no
+    decision, type, severity, reason or score, nothing preselected from it) until the reviewer decided; then
+    the answer shows beside the decision. The JSON API hides it the same way."""
+    service = console.service
+    (item_id,) = queue_garments(service.audit, service.crop_store, 1, prefix="au", audit=True)
+    service.reviewers.add("carol", "review-pass-1", "Carol Reviewer")
+    page = browser.new_page()
+    page.set_default_timeout(15_000)
+    page.goto(f"{console.url}/login")
+    page.fill("input[name=reviewer_id]", "carol")
+    page.fill("input[name=password]", "review-pass-1")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#take-next")
+    assert page.inner_text("#count-low") == "1"
+    page.keyboard.press("n")
+    page.wait_for_url(f"**/items/{item_id}")
+
+    assert page.is_visible("#blind")
+    assert page.locator("#ai-answer").count() == 0
+    assert page.locator("p.ai, p.reason, span.score").count() == 0
+    text = page.inner_text("main")
+    for said in ("stain", "Looks like", "0.97", "classifier"):
+        assert said not in text, said
+    assert page.locator("select[name=type-c0]").input_value() == "normal"  # not the AI's "stain"
+    assert not page.is_checked("input[name=decision][value=pass]")
+    assert not page.is_checked("input[name=decision][value=reject]")
+    api = page.request.get(f"{console.url}/api/items/{item_id}").json()
+    assert api["blind"] is True and api["kind"] == "audit" and api["ai_verdict"] is None
+
+    page.select_option("select[name=type-c0]", "stain")
+    page.select_option("select[name=severity-c0]", "moderate")
+    page.select_option("select[name=type-c1]", "hole")
+    page.select_option("select[name=severity-c1]", "severe")
+    page.check("input[name=decision][value=reject]")
+    page.click("#submit")
+    page.wait_for_url(f"{console.url}/")
+    page.goto(f"{console.url}/items/{item_id}")
+    assert page.locator("#blind").count() == 0
+    assert "AI:" in page.inner_text("#ai-answer") and page.locator("p.ai").count() == 2
+    assert page.request.get(f"{console.url}/api/items/{item_id}").json()["ai_verdict"]["route"] == "auto"
+    with service.audit.engine.connect() as conn:
+        kind, decision = conn.execute(
+            sa.select(review_items.c.kind, review_decisions.c.decision).join(
+                review_decisions, review_decisions.c.item_id == review_items.c.item_id
+            )
+        ).one()
+    assert (kind, decision) == ("audit", "reject")

@@ -100,12 +100,69 @@ def test_weekly_report_counts(reviewed):
     patterns = {(p["kind"], p["ai"], p["human"]): p["count"] for p in report["top_error_patterns"]}
     assert patterns[("false_negative", "(missed by detector)", "hole")] == 2
     assert patterns[("misclassification", "tear", "stain")] == 1
-    assert report["retrain"]["triggered"] and "disagreement 0.75" in report["retrain"]["reasons"][0]
+    # 0.75 disagreement, but on routed garments (the unsure ones): no retraining trigger from them
+    assert report["routed_reviews"] == 4 and report["automatic"]["audit_samples_decided"] == 0
+    assert not any("disagreement" in r for r in report["retrain"]["reasons"])
     assert sum(day["reviews"] for day in report["daily"]) == 4 and len(report["trend"]) == 8
     assert report["trend"][-1]["label"] == week_label(start) and report["trend"][-1]["reviews"] == 4
     assert "| hole | 2 | 3 | 0.50 | 0.33 |" in report_markdown(report)
     previous = weekly_report(store.engine, start - timedelta(days=7), TAXONOMY)
     assert previous["total_reviews"] == 0 and previous["agreement_rate"] is None
+
+
+def test_the_accuracy_of_automatic_decisions_comes_from_blind_audit_samples(tmp_path):
+    """Five automatically settled garments sampled for audit (four confirmed, one contradicted) beside two
+    routed ones (both contradicted): the accuracy of automatic decisions, its exact interval and the samples
+    behind it come from the audit samples alone; the disagreement trigger reads them, not the routed ones."""
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'audit.db'}")
+    crops = LocalCropStore(tmp_path / "crops")
+    queue_garments(store, crops, 2, prefix="rt", priorities=("high",))
+    audit_ids = queue_garments(store, crops, 5, prefix="au", audit=True)
+    queue = ReviewQueue(store.engine, TAXONOMY)
+
+    def contradicting(verdict: dict) -> HumanDecision:
+        if verdict["decision"] == "reject":
+            labels = [
+                CropLabel(crop_id=d["crop_id"], type="normal", severity="none") for d in verdict["defects"]
+            ]
+            return HumanDecision(decision="pass", crops=labels)
+        labels = [CropLabel(crop_id=d["crop_id"], type="hole", severity="severe") for d in verdict["defects"]]
+        return HumanDecision(decision="reject", crops=labels)
+
+    def confirming(verdict: dict) -> HumanDecision:
+        labels = [
+            CropLabel(crop_id=d["crop_id"], type=d["type"], severity=d["severity"])
+            for d in verdict["defects"]
+        ]
+        return HumanDecision(decision=verdict["decision"], crops=labels)
+
+    while True:
+        item, _ = queue.take_next("alice")
+        if item is None:
+            break
+        ai = store.garment(item.item_id)["verdict"]
+        if item.kind == "audit" and item.item_id != audit_ids[-1]:
+            queue.decide("alice", item.item_id, confirming(ai))
+        else:
+            routed_ai = {**ai, "decision": "reject"} if ai["decision"] == "review" else ai
+            queue.decide("alice", item.item_id, contradicting(routed_ai))
+
+    start = iso_week(week_label(datetime.now(UTC)))
+    report = weekly_report(store.engine, start, TAXONOMY)
+    automatic = report["automatic"]
+    assert automatic["settled_automatically"] == 5 and automatic["audit_samples_queued"] == 5
+    assert (automatic["audit_samples_decided"], automatic["correct"], automatic["accuracy"]) == (5, 4, 0.8)
+    assert automatic["accuracy_interval_95"] == [0.2836, 0.9949]  # Clopper-Pearson for 4 of 5
+    assert automatic["agreement"] == 0.8
+    assert report["routed_reviews"] == 2 and report["agreement_rate"] == 0.0
+    assert report["retrain"]["triggered"]
+    assert "disagreement 0.20 on 5 audit samples" in report["retrain"]["reasons"][0]
+    text = report_markdown(report)
+    assert (
+        "accuracy of automatic decisions **80.0%** (95 % interval 28.4%-99.5%) on 5 blind audit samples"
+        in text
+    )
+    assert "on the 2 garments routed to people (the unsure ones): **0.0%**" in text
 
 
 def test_weekly_report_counts_the_garments_dropped_at_the_edge(audit_store):

@@ -132,6 +132,8 @@ def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
                 "line_id": garment["line_id"],
                 "status": review.status,
                 "priority": review.priority,
+                "kind": review.kind,
+                "blind": review.blind,
                 "claimed_by": review.claimed_by,
                 "views": garment["views"],
                 "crops": [
@@ -149,7 +151,8 @@ def public_detail(detail: dict[str, Any]) -> dict[str, Any]:
                     }
                     for c in garment["crops"]
                 ],
-                "ai_verdict": detail["ai_verdict"],
+                # an audit sample is reviewed blind: the AI's answer only once a person has decided
+                "ai_verdict": None if review.blind else detail["ai_verdict"],
                 "decision": detail["decision"],
             },
             default=str,
@@ -169,14 +172,16 @@ def _item_context(
 ) -> dict[str, Any]:
     taxonomy = service.taxonomy
     review = detail["review"]
-    ai_by_crop = {d["crop_id"]: d for d in detail["ai_verdict"].get("defects", [])}
+    ai = {} if review.blind else detail["ai_verdict"]  # blind: nothing of the AI's answer, not even defaults
+    ai_by_crop = {d["crop_id"]: d for d in ai.get("defects", [])}
     decided = detail["decision"]
     human_by_crop = {d["crop_id"]: d for d in (decided["verdict"]["defects"] if decided else [])}
     return {
         "session": session,
         "review": review,
         "garment": detail["garment"],
-        "ai": detail["ai_verdict"],
+        "ai": ai,
+        "blind": review.blind,
         "ai_by_crop": ai_by_crop,
         "human_by_crop": human_by_crop,
         "decision": decided,
