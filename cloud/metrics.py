@@ -90,6 +90,11 @@ class CloudMetrics:
             "Automatically settled garments also queued for a blind review (audit samples)",
             registry=r,
         )
+        self.passed_audit_samples = Counter(
+            "seamline_cloud_passed_audit_samples",
+            "Garments the edge passed (nothing detected) whose views came, sampled, for a blind review",
+            registry=r,
+        )
         self.leases_lost = Counter(
             "seamline_cloud_leases_lost",
             "Garment leases this replica found taken over or finished when it renewed them",

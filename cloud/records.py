@@ -47,6 +47,9 @@ class GarmentRecord:
     operator_note: str | None = None
     sensor_readings: tuple[tuple[str, str], ...] = ()
     edge_timings_ms: tuple[tuple[str, float], ...] = ()  # informational; not kept in the audit store
+    # "inspect" (crops = detections, to classify) or "audit_passed" (the edge passed it; crops = its views,
+    # downscaled, for a blind review of what the detector may have missed)
+    purpose: str = "inspect"
 
 
 @dataclass(frozen=True)

@@ -49,9 +49,9 @@ from cloud.worklist import LiveFirstQueue
 from seamline.clock import utcnow
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
-from seamline.contract.messages import ReviewEvent, Verdict
+from seamline.contract.messages import ModelVersions, ReviewEvent, Verdict, VerdictTimestamps
 from seamline.contract.mqtt import cloud_availability_topic, topic_level_of
-from seamline.domain import Priority, Route
+from seamline.domain import Decision, Priority, Route
 
 logger = logging.getLogger(__name__)
 
@@ -348,6 +348,9 @@ class CloudService:
 
     async def process(self, record: GarmentRecord) -> None:
         """Classify, route, record, publish one garment."""
+        if record.purpose == "audit_passed":
+            await self._queue_passed_audit(record)
+            return
         started = time.perf_counter()
         readings = dict(record.sensor_readings) or None
         notes = {c.operator_note for c in record.crops if c.operator_note}
@@ -415,6 +418,50 @@ class CloudService:
             routing.confidence,
             classify_s,
             extra={"item_id": record.item_id},
+        )
+
+    async def _queue_passed_audit(self, record: GarmentRecord) -> None:
+        """A garment the edge passed (nothing detected), sampled with its views: record the edge's decision
+        as its verdict (never published: the edge's pass stands) and queue it for a blind review, low
+        priority."""
+        now = utcnow()
+        verdict = Verdict(
+            item_id=record.item_id,
+            site_id=record.site_id,
+            line_id=record.line_id,
+            station_id=record.station_id,
+            source="edge",
+            final=True,
+            decision=Decision.PASS,
+            route=Route.AUTO,
+            priority=Priority.NONE,
+            confidence=round(1.0 - max(c.detector_score for c in record.crops), 6),
+            models=ModelVersions(detector=record.detector_version),
+            timestamps=VerdictTimestamps(captured_at=record.captured_at, decided_at=now),
+        )
+        await asyncio.to_thread(
+            self.audit.record_verdict,
+            verdict,
+            review_priority=Priority.LOW.value,
+            review_kind="passed_audit",
+            publish=False,
+        )
+        self.metrics.passed_audit_samples.inc()
+        self._done(record.item_id)
+        self.publisher.publish_review_event(
+            ReviewEvent(
+                type="new",
+                review_id=record.item_id,
+                item_id=record.item_id,
+                site_id=record.site_id,
+                line_id=record.line_id,
+                status="queued",
+                priority=Priority.LOW.value,
+                verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
+            )
+        )
+        logger.info(
+            "passed at the edge, sampled for audit: queued for review", extra={"item_id": record.item_id}
         )
 
     # publishing -------------------------------------------------------------------------------------------

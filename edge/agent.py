@@ -26,7 +26,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from edge.config import EdgeConfig
-from edge.crops import make_crops
+from edge.crops import make_crops, view_crops
 from edge.detectors import DetectorRuntime, build_detector
 from edge.linecontrol.controller import LineController, VerdictOutcome
 from edge.linecontrol.ledger import CommandLedger, DecidedCommand
@@ -53,6 +53,7 @@ from seamline.contract.messages import (
 from seamline.contract.mqtt import LineTopics
 from seamline.domain import Decision, LineAction, Priority, Route
 from seamline.inspection.v1 import inspection_pb2 as pb
+from seamline.sampling import sampled
 
 logger = logging.getLogger(__name__)
 PRUNE_INTERVAL_S = 600.0
@@ -341,6 +342,8 @@ class EdgeAgent:
             self._pass_locally(
                 garment, max((d.top_score for d in detections), default=0.0), detect_s, deadline_at
             )
+            if sampled(garment.item_id, self.edge.audit.passed_share, "passed"):
+                self._spool_passed_sample(garment, [d.top_score for d in detections], deadline_at)
             return
         message = garment_message(
             item_id=garment.item_id,
@@ -462,6 +465,38 @@ class EdgeAgent:
             detect_s * 1000,
             extra={"item_id": garment.item_id},
         )
+
+    def _spool_passed_sample(
+        self, garment: CapturedGarment, top_scores: list[float], deadline_at: datetime
+    ) -> None:
+        """An audit sample of a garment passed here: its views, downscaled, go to the cloud for a blind review
+        (GARMENT_PURPOSE_AUDIT_PASSED), so the defects the detector misses are counted. The pass stands; a
+        sample that cannot be spooled is only logged."""
+        assert self.detector is not None
+        audit = self.edge.audit
+        crops = view_crops(list(garment.views), top_scores, audit.view_max_side, audit.jpeg_quality)
+        message = garment_message(
+            item_id=garment.item_id,
+            site_id=self.site_id,
+            line_id=self.line_id,
+            station_id=self.station_id,
+            captured_at=garment.captured_at,
+            deadline_at=deadline_at,
+            view_sizes=[v.shape[:2] for v in garment.views],
+            camera_ids=list(garment.camera_ids),
+            crops=crops,
+            detector_version=self.detector.meta.version,
+            purpose=pb.GARMENT_PURPOSE_AUDIT_PASSED,
+        )
+        try:
+            self.spool.put(garment.item_id, message.SerializeToString())  # no deadline: backlog, not live
+        except Exception as exc:  # the pass is given; a lost sample only thins the measurement
+            logger.warning(
+                "audit sample of a passed garment not spooled: %s", exc, extra={"item_id": garment.item_id}
+            )
+            return
+        self.metrics.passed_audit_samples.inc()
+        self.uplink.notify()
 
     # callbacks ----------------------------------------------------------------------------------------------
 

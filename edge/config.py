@@ -74,6 +74,25 @@ class SpoolConfig(StrictModel):
     )
 
 
+class PassedAuditConfig(StrictModel):
+    """A sampled share of the garments the edge passes itself (nothing detected) still goes to a person."""
+
+    passed_share: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        title="Audit share of passed garments",
+        description=(
+            "Share of garments passed at the edge whose views also go to the cloud, downscaled, for a blind "
+            "review: how many defects the detector misses (0: none)."
+        ),
+    )
+    view_max_side: int = Field(
+        default=640, ge=64, le=4096, title="View size", description="Longest side of a sent view, pixels."
+    )
+    jpeg_quality: int = Field(default=80, ge=30, le=100, title="JPEG quality", description="Of sent views.")
+
+
 class EdgeConfig(StrictModel):
     """The edge agent: source, detector, crops, uplink, line timing."""
 
@@ -101,6 +120,11 @@ class EdgeConfig(StrictModel):
     )
     timing: LineTimingConfig = Field(
         default_factory=LineTimingConfig, title="Line timing", description="Deadlines per garment."
+    )
+    audit: PassedAuditConfig = Field(
+        default_factory=PassedAuditConfig,
+        title="Audit of passed garments",
+        description="A share of garments passed at the edge also goes to review, to measure missed defects.",
     )
     buffer_capacity: int = Field(
         default=8, ge=1, le=1000, title="Buffer", description="Garments waiting between camera and detector."

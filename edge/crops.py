@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from pydantic import Field
 
@@ -130,5 +131,24 @@ def make_crops(
                 label=label_names[label] if label < len(label_names) else str(label),
                 jpeg=encode_jpeg(np.ascontiguousarray(image[y1:y2, x1:x2]), config.jpeg_quality),
             )
+        )
+    return crops
+
+
+def view_crops(views: list[np.ndarray], top_scores: list[float], max_side: int, quality: int) -> list[Crop]:
+    """Whole views as crops, downscaled to ``max_side``: an audit sample of a garment passed at the edge
+    (GARMENT_PURPOSE_AUDIT_PASSED). Box and crop box are the full view in its own pixels; the score is the
+    best candidate's in that view (below the threshold, or the garment would not have passed)."""
+    crops = []
+    for index, view in enumerate(views):
+        height, width = view.shape[:2]
+        scale = min(1.0, max_side / max(height, width))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        small = view if scale >= 1.0 else cv2.resize(view, size, interpolation=cv2.INTER_AREA)
+        score = float(top_scores[index]) if index < len(top_scores) else 0.0
+        jpeg = encode_jpeg(np.ascontiguousarray(small), quality)
+        whole = (0, 0, width, height)
+        crops.append(
+            Crop(f"view{index}", index, (0.0, 0.0, float(width), float(height)), whole, score, "view", jpeg)
         )
     return crops

@@ -29,6 +29,11 @@ class EdgeMetrics:
         self.local_passes = Counter(
             "seamline_edge_local_passes", "Garments passed at the edge (nothing detected)", registry=r
         )
+        self.passed_audit_samples = Counter(
+            "seamline_edge_passed_audit_samples",
+            "Garments passed at the edge whose views were spooled, sampled, for a blind review",
+            registry=r,
+        )
         self.commands = Counter(
             "seamline_edge_line_commands", "Line commands issued", ["action", "cause"], registry=r
         )

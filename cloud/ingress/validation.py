@@ -71,6 +71,9 @@ class GarmentInvalid(ValueError):
         self.reason = reason
 
 
+_PURPOSES = {pb.GARMENT_PURPOSE_INSPECT: "inspect", pb.GARMENT_PURPOSE_AUDIT_PASSED: "audit_passed"}
+
+
 def _names_nothing(value: str) -> bool:
     """True for ids made only of dots: legal characters, but as a file or URL path segment ``.`` is the folder
     itself and ``..`` its parent, so such an id cannot name a stored garment or crop."""
@@ -179,9 +182,13 @@ def validate_garment(
             )
         views[view.view_index] = (view.width, view.height)
 
+    purpose = _PURPOSES.get(garment.purpose)
+    if purpose is None:
+        raise _invalid(f"purpose {garment.purpose} is not a GarmentPurpose")
     if not garment.crops:
         raise _invalid(
-            "a garment sent to the cloud needs at least one crop (garments with none pass at the edge)"
+            "a garment sent to the cloud needs at least one crop (garments with none pass at the edge; "
+            "an audit sample of a passed garment carries its views as crops)"
         )
     if len(garment.crops) > limits.max_crops_per_garment:
         raise _too_large(f"{len(garment.crops)} crops, over the limit of {limits.max_crops_per_garment}")
@@ -262,6 +269,7 @@ def validate_garment(
         operator_note=garment.operator_note if garment.HasField("operator_note") else None,
         sensor_readings=tuple(sorted(garment.sensor_readings.items())),
         edge_timings_ms=tuple(sorted(garment.edge_timings_ms.items())),
+        purpose=purpose,
     )
 
 

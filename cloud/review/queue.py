@@ -66,14 +66,14 @@ class ReviewItem:
     claimed_at: datetime | None
     lease_expires_at: datetime | None
     decided_at: datetime | None
-    kind: str = (
-        "routed"  # or "audit": settled automatically, sampled for a blind check (cloud/routing/audit.py)
-    )
+    # "routed"; "audit": settled automatically, sampled for a blind check (cloud/routing/audit.py);
+    # "passed_audit": passed at the edge (nothing detected), its views sampled
+    kind: str = "routed"
 
     @property
     def blind(self) -> bool:
         """Reviewed without seeing the AI's answer (an audit sample not yet decided): no anchoring."""
-        return self.kind == "audit" and self.status != "decided"
+        return self.kind in ("audit", "passed_audit") and self.status != "decided"
 
     @classmethod
     def from_row(cls, row: Any) -> ReviewItem:

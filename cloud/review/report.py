@@ -118,6 +118,16 @@ def weekly_report(
                 review_decisions.c.decided_at < end,
             )
         ).all()
+        passed = conn.execute(
+            sa.select(review_decisions.c.verdict)
+            .join(review_items, review_items.c.item_id == review_decisions.c.item_id)
+            .where(
+                review_items.c.kind == "passed_audit",
+                review_decisions.c.decided_at >= start,
+                review_decisions.c.decided_at < end,
+            )
+        ).scalars()
+        missed = [any(d["type"] != taxonomy.normal.id for d in v.get("defects", [])) for v in passed]
         settled = conn.execute(
             sa.select(garment_rows.c.verdict).where(
                 garment_rows.c.captured_at >= start,
@@ -163,6 +173,7 @@ def weekly_report(
         "automatic": _automatic(
             audited, Counter(d["outcome"] for d in audit), automatic_settled, sampled or 0
         ),
+        "missed_defects": _missed(missed),
         "garments": {o: garments.get(o, 0) for o in OUTCOMES},
         "regions": {o: region_counts.get(o, 0) for o in OUTCOMES},
         "severity_agreement": round(sum(severity_pairs) / len(severity_pairs), 4) if severity_pairs else None,
@@ -197,6 +208,19 @@ def _automatic(audited: list[Any], outcomes: Counter, settled: int, sampled: int
         "accuracy": round(correct / n, 4) if n else None,
         "accuracy_interval_95": [round(low, 4), round(high, 4)] if n else None,
         "agreement": _agreement(outcomes),
+    }
+
+
+def _missed(missed: list[bool]) -> dict[str, Any]:
+    """Defects the detector missed, per 1,000 garments it passed, from the week's decided audit samples of
+    passed garments (``missed``: one flag per sample, True when the reviewer found a defect)."""
+    n, k = len(missed), sum(missed)
+    low, high = clopper_pearson(k, n, 0.95)
+    return {
+        "passed_samples_decided": n,
+        "with_defect": k,
+        "per_1000": round(1000 * k / n, 2) if n else None,
+        "per_1000_interval_95": [round(1000 * low, 2), round(1000 * high, 2)] if n else None,
     }
 
 
@@ -315,6 +339,17 @@ def _retrain(report: dict[str, Any]) -> dict[str, Any]:
     return {"triggered": bool(reasons), "reasons": reasons}
 
 
+def _missed_line(missed: dict[str, Any]) -> str:
+    n = missed["passed_samples_decided"]
+    if not n:
+        return "- Missed defects: no audit sample of a passed garment decided this week (unknown)"
+    low, high = missed["per_1000_interval_95"]
+    return (
+        f"- Missed defects: **{missed['per_1000']:.1f} per 1,000 passed garments** (95 % interval "
+        f"{low:.1f}-{high:.1f}) on {n} blind samples of garments the edge passed"
+    )
+
+
 def _automatic_line(automatic: dict[str, Any]) -> str:
     settled, n = automatic["settled_automatically"], automatic["audit_samples_decided"]
     if not n:
@@ -344,6 +379,7 @@ def report_markdown(report: dict[str, Any]) -> str:
         ),
         f"- Reviews: **{report['total_reviews']}** (pass {decisions['pass']}, reject {decisions['reject']})",
         _automatic_line(report["automatic"]),
+        _missed_line(report["missed_defects"]),
         (
             f"- AI-human agreement on the {report['routed_reviews']} garments routed to people (the unsure "
             f"ones): **{'n/a' if rate is None else f'{rate:.1%}'}**"

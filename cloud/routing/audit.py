@@ -7,19 +7,18 @@ verdict and line command, and is also queued at low priority as an *audit* item,
 hides the AI's answer until the reviewer has decided). The weekly report's accuracy of automatic decisions and
 routing calibration rest on these samples.
 
-The choice is a hash of the garment id, not a random draw: every replica, a restart and a replay choose the
-same garments, and the share holds like a fair coin's over many garments.
+The choice is a hash of the garment id, not a random draw (seamline/sampling.py): every replica, a restart
+and a replay choose the same garments, and the share holds like a fair coin's over many garments.
 """
 
 from __future__ import annotations
 
-import hashlib
-
 from pydantic import Field, field_validator
 
 from seamline.config.base import StrictModel
+from seamline.sampling import draw, sampled
 
-_SCALE = float(1 << 64)
+__all__ = ["AuditSamplingConfig", "draw", "sampled"]
 
 
 class AuditSamplingConfig(StrictModel):
@@ -48,14 +47,3 @@ class AuditSamplingConfig(StrictModel):
 
     def share_for(self, line_id: str) -> float:
         return self.auto_share_by_line.get(line_id, self.auto_share)
-
-
-def draw(item_id: str, purpose: str = "audit") -> float:
-    """A uniform number in [0, 1) fixed by the garment id (and what it is drawn for)."""
-    digest = hashlib.sha256(f"{purpose}:{item_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / _SCALE
-
-
-def sampled(item_id: str, share: float) -> bool:
-    """Is this garment an audit sample at ``share``?"""
-    return share > 0 and draw(item_id) < share

@@ -107,6 +107,7 @@ class AuditStore:
             "operator_note": record.operator_note,
             "sensor_readings": dict(record.sensor_readings),
             "status": "accepted",
+            "purpose": record.purpose,
             "owner": owner,
             "lease_until": utcnow() + timedelta(seconds=lease_s) if owner else None,
         }
@@ -267,7 +268,12 @@ class AuditStore:
         return {**dict(row), "crops": [dict(c) for c in crop_rows]}
 
     def record_verdict(
-        self, verdict: Verdict, *, review_priority: str | None = None, review_kind: str = "routed"
+        self,
+        verdict: Verdict,
+        *,
+        review_priority: str | None = None,
+        review_kind: str = "routed",
+        publish: bool = True,
     ) -> Verdict:
         """Store the verdict (and queue the garment for review if routed to people) before it is published,
         in one transaction, so a restart republishes the same verdict and the queue never misses an item.
@@ -276,9 +282,13 @@ class AuditStore:
         garment (two replicas after a lease ran out, a retry after a lost reply) gets the stored verdict back
         to publish instead of its own, and queues nothing. Returns the verdict to publish.
 
-        ``review_kind``: "routed" (people decide the garment) or "audit" (settled automatically, sampled for a
-        blind check; see cloud/routing/audit.py).
+        ``review_kind``: "routed" (people decide the garment), "audit" (settled automatically, sampled for a
+        blind check; see cloud/routing/audit.py) or "passed_audit" (passed at the edge, its views sampled).
+        ``publish=False``: the verdict is only the record of a decision made elsewhere (the edge's pass of an
+        audit sample): stored as done, never published, so no restart or sweep sends it out.
         """
+        now = utcnow()
+        done = {} if publish else {"status": "published", "published_at": now}
         with self.engine.begin() as conn:
             written = conn.execute(
                 garments.update()
@@ -288,10 +298,13 @@ class AuditStore:
                     garments.c.verdict_id.is_(None),
                 )
                 .values(
-                    status="classified",
-                    verdict_id=verdict.verdict_id,
-                    verdict=verdict.model_dump(mode="json"),
-                    classified_at=utcnow(),
+                    {
+                        "status": "classified",
+                        "verdict_id": verdict.verdict_id,
+                        "verdict": verdict.model_dump(mode="json"),
+                        "classified_at": now,
+                        **done,
+                    }
                 )
             )
             if written.rowcount != 1:
@@ -389,6 +402,7 @@ def garment_record(row: Mapping[str, Any], read_crop: Callable[[str], bytes]) ->
         crops=crop_records,
         operator_note=row["operator_note"],
         sensor_readings=tuple(sorted((row["sensor_readings"] or {}).items())),
+        purpose=row.get("purpose") or "inspect",
     )
 
 

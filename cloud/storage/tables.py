@@ -48,6 +48,9 @@ garments = sa.Table(
     # accepted -> classified -> published; or dropped_at_edge (a GarmentDropped record: the edge never
     # inspected it, so it has no crops, no views, an empty detector_version and is never classified)
     sa.Column("status", sa.String(16), nullable=False, default="accepted"),
+    # inspect: crops are detections to classify; audit_passed: the edge passed it, crops are its views,
+    # sampled for a blind review (nothing is classified or published for it)
+    sa.Column("purpose", sa.String(16), nullable=False, server_default="inspect"),
     sa.Column("verdict_id", sa.String(64)),
     sa.Column("verdict", sa.JSON),
     sa.Column("classified_at", TZ),
@@ -108,7 +111,8 @@ review_items = sa.Table(
     sa.Column("lease_expires_at", TZ),
     sa.Column("decided_at", TZ),
     # routed: the policy sent it to people (the line waits on them); audit: settled automatically and sampled
-    # for a blind check (ground truth only; the line command stands). See cloud/routing/audit.py.
+    # for a blind check (ground truth only; the line command stands; cloud/routing/audit.py); passed_audit:
+    # passed at the edge (nothing detected), its views sampled to measure what the detector misses.
     sa.Column("kind", sa.String(16), nullable=False, server_default="routed"),
 )
 sa.Index("review_items_queue", review_items.c.status, review_items.c.priority_rank, review_items.c.queued_at)

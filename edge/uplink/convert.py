@@ -43,6 +43,7 @@ def garment_message(
     operator_note: str | None = None,
     sensor_readings: dict[str, str] | None = None,
     edge_timings_ms: dict[str, float] | None = None,
+    purpose: int = pb.GARMENT_PURPOSE_INSPECT,
 ) -> pb.Garment:
     """The ``Garment`` message for one garment; ``view_sizes`` are (height, width)."""
     message = pb.Garment(
@@ -72,6 +73,7 @@ def garment_message(
         detector_model_version=detector_version,
         sensor_readings=sensor_readings or {},
         edge_timings_ms=edge_timings_ms or {},
+        purpose=purpose,
     )
     if operator_note is not None:
         message.operator_note = operator_note

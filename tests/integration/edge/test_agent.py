@@ -11,6 +11,7 @@ from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig, load_config, load_section
 from seamline.contract import messages as m
 from seamline.contract.mqtt import LineTopics
+from seamline.sampling import sampled
 from tests.fixtures.cloud import IngressThread
 from tests.integration.edge.agent_harness import CommandRecorder, write_config
 from tests.waiting import wait_until
@@ -112,7 +113,11 @@ def test_nothing_detected_passes_at_the_edge_without_a_cloud_call(tmp_path, mqtt
         agent.stop()
         recorder.stop()
         cloud.stop()
-    assert cloud.accepted == []
+    # no classification is asked for; only the audit sample of a passed garment (edge.audit.passed_share,
+    # 1 %: tests/integration/edge/test_passed_audit.py) may reach the cloud, with its views
+    sampled_ids = {i for i in recorder.commands if sampled(i, agent.edge.audit.passed_share, "passed")}
+    assert {r.item_id for r in cloud.accepted} == sampled_ids
+    assert all(r.purpose == "audit_passed" for r in cloud.accepted)
     assert {(c[0]["action"], c[0]["cause"]) for c in recorder.commands.values()} == {("pass", "no_detection")}
     assert all(
         v["source"] == "edge" and v["final"] and v["decision"] == "pass" and v["defects"] == []
