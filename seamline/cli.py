@@ -131,6 +131,7 @@ def _register_subcommands() -> None:
     from cloud.learning.cli import app as train_app
     from cloud.review.cli import app as review_app
     from cloud.review.cli import report_app
+    from cloud.routing.cli import app as routing_app
     from edge.cli import app as edge_app
     from seamline.broker_cli import app as broker_app
     from seamline.certs_cli import app as certs_app
@@ -147,6 +148,7 @@ def _register_subcommands() -> None:
     )
     app.add_typer(report_app, name="report", help="Reports from the review store (weekly).")
     app.add_typer(data_app, name="data", help="The cloud's stored data: delete a garment.")
+    app.add_typer(routing_app, name="routing", help="Routing policy: calibrate it to an accuracy, replay it.")
     app.add_typer(certs_app, name="certs", help="Certificates for a site: CA, server, edge (mutual TLS).")
     app.add_typer(broker_app, name="broker", help="The site broker's access rules (Mosquitto ACL).")
 

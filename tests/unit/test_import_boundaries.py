@@ -148,8 +148,8 @@ CLOUD_LAYERS = ("records", "storage", "ingress", "classifiers", "routing", "publ
 
 def _cloud_layer(module: str) -> int | None:
     parts = module.split(".")
-    if parts[0] != "cloud" or len(parts) < 2 or parts[1] not in CLOUD_LAYERS:
-        return None
+    if parts[0] != "cloud" or len(parts) < 2 or parts[1] not in CLOUD_LAYERS or parts[-1] == "cli":
+        return None  # command modules are entry points, like cloud/cli.py: they wire the layers together
     return CLOUD_LAYERS.index(parts[1])
 
 
