@@ -29,14 +29,14 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from cloud.routing.bounds import lower_bound, upper_bound
 from cloud.routing.policy import UNKNOWN, RegionResult, RoutingDecision, RoutingPolicy, RoutingPolicyConfig
-from cloud.storage.tables import garments, review_decisions, review_items
 from seamline.domain import Decision, Route, Severity
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 # The lowest auto_threshold RoutingPolicyConfig accepts is above 0: replaying there settles every garment
 # whose confidence is not 0, which is what "the decision an automatic verdict would give" needs.
@@ -111,6 +111,10 @@ def recorded_garments(
 
     Streams rows, so a long window does not sit in memory as JSON.
     """
+    import sqlalchemy as sa  # only here: `seamline` on an edge box (no SQLAlchemy) loads this module
+
+    from cloud.storage.tables import garments, review_decisions, review_items
+
     query = (
         sa.select(garments.c.verdict, review_decisions.c.decision, review_items.c.kind)
         .select_from(

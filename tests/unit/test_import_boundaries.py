@@ -21,6 +21,7 @@ EDGE_RUNTIME_MODULES = [
     "seamline.inspection.v1.inspection_pb2_grpc",
     "edge.agent",
     "edge.cli",
+    "seamline.cli",  # the `seamline` command itself: every subcommand module it registers
 ]
 
 
