@@ -363,22 +363,27 @@ def test_while_the_cloud_refuses_everything_nothing_is_set_aside(tmp_path):
     assert uplink.stats.sent >= 4 + 12
 
 
-def test_a_cloud_that_does_not_serve_the_line_is_reported_once_and_not_hammered(tmp_path, caplog):
+def test_a_cloud_that_does_not_serve_the_line_is_reported_once_and_not_hammered(
+    tmp_path, caplog, monkeypatch
+):
     """PERMISSION_DENIED (a line the cloud does not serve) needs a configuration change, not fast retries:
     one ERROR saying what to check, retries at the longest backoff, and the garment stays spooled."""
+    # no jitter (each delay its full value), so counting retries tells the two backoffs apart every run
+    monkeypatch.setattr("edge.uplink.client.random.uniform", lambda low, high: high)
     ingress = IngressThread(tmp_path / "cloud", lines=(("site1", "other-line"),)).start()
     spool = Spool(tmp_path / "spool.db")
     spool.put("g1", _garment("g1"))
     caplog.set_level(logging.WARNING, logger="edge.uplink.client")
     uplink = _uplink(spool, ingress.address, refused=[])
     try:
-        time.sleep(2.5)
+        time.sleep(3.0)
         reconnects, error = uplink.stats.reconnects, uplink.stats.last_error
     finally:
         uplink.stop()
         ingress.stop()
     assert error.startswith("PERMISSION_DENIED") and "not served" in error
-    assert reconnects <= 6  # at the longest backoff (0.5 s); the initial 0.05 s doubling would give ~12
+    # at the longest backoff (0.5 s): tries at 0, 0.5, ... 3.0 s; doubling from 0.05 s would make 8-9
+    assert reconnects <= 7
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and "cloud.lines" in errors[0], errors
     assert len(spool) == 1
