@@ -34,6 +34,24 @@ from seamline.synth import SynthConfig, SyntheticLine
 QUALITY = 90
 
 
+def _message(g, images: list[np.ndarray], crops: list, purpose: int = pb.GARMENT_PURPOSE_INSPECT):  # type: ignore[no-untyped-def]
+    """The whole Garment message the agent would send for synthetic garment ``g``."""
+    now = utcnow()
+    return garment_message(
+        item_id=g.item_id,
+        site_id="site1",
+        line_id="line1",
+        station_id="st1",
+        captured_at=now,
+        deadline_at=now + timedelta(seconds=3),
+        view_sizes=[im.shape[:2] for im in images],
+        camera_ids=[v.camera for v in g.views],
+        crops=crops,
+        detector_version="rtdetr@bench",
+        purpose=purpose,
+    )
+
+
 def measure(views: int, garments: int) -> dict[str, float]:
     line = SyntheticLine(SynthConfig(views=views, seed=7))
     crop_config = CropConfig(jpeg_quality=QUALITY)
@@ -56,37 +74,12 @@ def measure(views: int, garments: int) -> dict[str, float]:
             )
             regions += len(boxes)
         crops = make_crops(images, detections, ("defect",), crop_config)
-        now = utcnow()
         if not crops:  # passed at the edge: what one audit sample of it costs
-            sample = garment_message(
-                item_id=g.item_id,
-                site_id="site1",
-                line_id="line1",
-                station_id="st1",
-                captured_at=now,
-                deadline_at=now + timedelta(seconds=3),
-                view_sizes=[im.shape[:2] for im in images],
-                camera_ids=[v.camera for v in g.views],
-                crops=view_crops(images, [0.0] * len(images), audit.view_max_side, audit.jpeg_quality),
-                detector_version="rtdetr@bench",
-                purpose=pb.GARMENT_PURPOSE_AUDIT_PASSED,
-            )
-            audit_total += sample.ByteSize()
+            views_sent = view_crops(images, [0.0] * len(images), audit.view_max_side, audit.jpeg_quality)
+            audit_total += _message(g, images, views_sent, pb.GARMENT_PURPOSE_AUDIT_PASSED).ByteSize()
             passed += 1
             continue
-        message = garment_message(
-            item_id=g.item_id,
-            site_id="site1",
-            line_id="line1",
-            station_id="st1",
-            captured_at=now,
-            deadline_at=now + timedelta(seconds=3),
-            view_sizes=[im.shape[:2] for im in images],
-            camera_ids=[v.camera for v in g.views],
-            crops=crops,
-            detector_version="rtdetr@bench",
-        )
-        crops_total += message.ByteSize()
+        crops_total += _message(g, images, crops).ByteSize()
         crops_count += len(crops)
         sent_garments += 1
     return {

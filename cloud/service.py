@@ -400,17 +400,7 @@ class CloudService:
             self.metrics.audit_samples.inc()
         self._publish(verdict)
         if review_priority is not None:
-            event = ReviewEvent(
-                type="new",
-                review_id=record.item_id,
-                item_id=record.item_id,
-                site_id=record.site_id,
-                line_id=record.line_id,
-                status="queued",
-                priority=review_priority,
-                verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
-            )
-            self.publisher.publish_review_event(event)
+            self._announce_queued(record, verdict, review_priority)
         logger.info(
             "verdict %s/%s (%.3f) in %.2f s",
             routing.decision.value,
@@ -448,21 +438,24 @@ class CloudService:
         )
         self.metrics.passed_audit_samples.inc()
         self._done(record.item_id)
-        self.publisher.publish_review_event(
-            ReviewEvent(
-                type="new",
-                review_id=record.item_id,
-                item_id=record.item_id,
-                site_id=record.site_id,
-                line_id=record.line_id,
-                status="queued",
-                priority=Priority.LOW.value,
-                verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
-            )
-        )
+        self._announce_queued(record, verdict, Priority.LOW.value)
         logger.info(
             "passed at the edge, sampled for audit: queued for review", extra={"item_id": record.item_id}
         )
+
+    def _announce_queued(self, record: GarmentRecord, verdict: Verdict, priority: str) -> None:
+        """The review event ``new`` for a garment just queued (consoles update their queue from it)."""
+        event = ReviewEvent(
+            type="new",
+            review_id=record.item_id,
+            item_id=record.item_id,
+            site_id=record.site_id,
+            line_id=record.line_id,
+            status="queued",
+            priority=priority,
+            verdict_id=verdict.verdict_id,  # type: ignore[arg-type]
+        )
+        self.publisher.publish_review_event(event)
 
     # publishing -------------------------------------------------------------------------------------------
 
