@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from seamline.children import start_child
+from seamline.localbroker import free_port
 
 ACCESS_KEY = "seamline-test-key"
 SECRET_KEY = "seamline-test-secret"
@@ -40,9 +41,7 @@ def _rclone() -> str:
 
 def start_s3_server(root: Path, port: int | None = None) -> S3Server:
     if port is None:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
+        port = free_port()
     root.mkdir(parents=True, exist_ok=True)
     (root / "rclone.conf").touch()
     data = root / "data"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import re
 import shutil
 import socket
@@ -38,8 +39,35 @@ class BrokerStartError(SeamlineError):
     """No broker could be found or started."""
 
 
+_PORT_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands to outgoing connections (Linux; 32768 elsewhere)."""
+    try:
+        return int(_PORT_RANGE_FILE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, chosen below the kernel's ephemeral range.
+
+    A port the kernel picked for ``bind(0)`` comes from the ephemeral range, the same range it draws the local
+    ports of outgoing connections from: between our check and the server's own bind, any process's connection
+    to PostgreSQL or the broker may take it (a replica once failed to start that way). A random port below
+    that range is only ever taken by a deliberate listener.
+    """
+    low, high = 20000, _ephemeral_low() - 1
+    draw = random.SystemRandom()
+    for _ in range(200) if high - low > 1000 else ():
+        port = draw.randint(low, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

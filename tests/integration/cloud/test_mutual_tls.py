@@ -25,7 +25,7 @@ from seamline.config.models import SeamlineConfig, TlsConfig
 from seamline.contract.identity import edge_identity
 from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.inspection.v1 import inspection_pb2_grpc as pb_grpc
-from tests.fixtures.models import free_port
+from seamline.localbroker import free_port
 from tests.fixtures.pki import SitePki
 from tests.integration.cli.test_validate_config import _run
 from tests.integration.cloud.test_cloud_service import ServiceThread, _garments

@@ -16,7 +16,7 @@ from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig, SeamlineConfig
 from seamline.contract.mqtt import LineTopics
 from seamline.inspection.v1 import inspection_pb2 as pb
-from tests.fixtures.models import free_port
+from seamline.localbroker import free_port
 from tests.integration.cli.test_validate_config import _run
 from tests.integration.cloud.test_cloud_service import ServiceThread
 from tests.integration.cloud.test_ingress_bad_input import Stream, garment

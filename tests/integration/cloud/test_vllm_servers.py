@@ -10,8 +10,9 @@ import pytest
 from cloud.classifiers.vllm_backend import VllmClassifier, VllmClassifierConfig
 from cloud.classifiers.vllm_server import start_vllm_server
 from seamline.config.taxonomy import default_taxonomy
+from seamline.localbroker import free_port
 from seamline.synth.crops import defect_crops
-from tests.fixtures.models import VLLM_READY_TIMEOUT_S, free_port
+from tests.fixtures.models import VLLM_READY_TIMEOUT_S
 
 pytestmark = [pytest.mark.integration, pytest.mark.vllm, pytest.mark.slow]
 TAXONOMY = default_taxonomy()

@@ -128,15 +128,6 @@ class MjpegServer:
         self.stop()
 
 
-def free_port() -> int:
-    """A TCP port nothing listens on now (for a camera that is never started)."""
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def wait_frames(server: MjpegServer, count: int, timeout: float = 10.0) -> bool:
     """True once ``count`` more frames than now have been sent."""
     target = server.frames_sent + count

@@ -27,9 +27,10 @@ from edge.config import EdgeConfig
 from seamline.comms.mqtt import MqttBus
 from seamline.config.models import MqttConfig, load_config, load_section
 from seamline.contract.mqtt import LineTopics, validate_payload
+from seamline.localbroker import free_port
 from tests.fixtures.cloud import IngressThread
 from tests.integration.edge.agent_harness import write_config
-from tests.integration.edge.mjpeg_server import MjpegServer, free_port
+from tests.integration.edge.mjpeg_server import MjpegServer
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration

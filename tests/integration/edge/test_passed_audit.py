@@ -21,8 +21,8 @@ from seamline.config.models import SeamlineConfig, load_config, load_section
 from seamline.config.taxonomy import default_taxonomy
 from seamline.contract.mqtt import LineTopics
 from seamline.imaging import decode_image
+from seamline.localbroker import free_port
 from seamline.sampling import sampled
-from tests.fixtures.models import free_port
 from tests.integration.cloud.test_cloud_service import ServiceThread
 from tests.integration.edge.agent_harness import CommandRecorder, write_config
 from tests.waiting import wait_until

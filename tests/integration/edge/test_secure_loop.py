@@ -22,7 +22,7 @@ from edge.agent import EdgeAgent
 from edge.config import EdgeConfig
 from seamline.config.models import SeamlineConfig, load_config, load_section
 from seamline.contract.mqtt import LineTopics
-from tests.fixtures.models import free_port
+from seamline.localbroker import free_port
 from tests.fixtures.pki import SitePki
 from tests.fixtures.site_broker import ROOT, SITE
 from tests.integration.cloud.test_cloud_service import ServiceThread

@@ -12,7 +12,8 @@ import pytest
 from edge.sources import ItemIds, SourceState
 from edge.sources.base import CameraState, CameraUnavailable
 from edge.sources.video import VideoSource, VideoSourceConfig
-from tests.integration.edge.mjpeg_server import MjpegServer, free_port
+from seamline.localbroker import free_port
+from tests.integration.edge.mjpeg_server import MjpegServer
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
