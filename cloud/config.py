@@ -8,6 +8,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from cloud.classifiers.config import VllmClassifierConfig
 from cloud.ingress.validation import IngressLimits
+from cloud.learning.config import LearningConfig
 from cloud.routing.audit import AuditSamplingConfig
 from cloud.routing.policy import RoutingPolicyConfig
 from seamline.config.base import StrictModel
@@ -93,6 +94,11 @@ class CloudConfig(StrictModel):
             "A share of automatically settled garments also goes to review, blind, so the accuracy of "
             "automatic decisions is measured (cloud/routing/audit.py)."
         ),
+    )
+    learning: LearningConfig = Field(
+        default_factory=LearningConfig,
+        title="Learning loop",
+        description="The model registry, golden set, gate and retraining triggers (cloud/learning/).",
     )
     local_vllm: LocalVllmConfig | None = Field(
         default=None,

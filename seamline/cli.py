@@ -129,6 +129,7 @@ def _register_subcommands() -> None:
     from cloud.cli import app as cloud_app
     from cloud.cli import data_app
     from cloud.learning.cli import app as train_app
+    from cloud.learning.loop_cli import gate_app, golden_app, learn_app, registry_app
     from cloud.review.cli import app as review_app
     from cloud.review.cli import report_app
     from cloud.routing.cli import app as routing_app
@@ -139,10 +140,16 @@ def _register_subcommands() -> None:
     from seamline.synth.cli import synth
 
     app.command("synth", help="Render the synthetic conveyor line: images, COCO annotations, truth.")(synth)
-    app.add_typer(models_app, name="models", help="Build models (tiny test models from configs).")
+    models_app.add_typer(registry_app)  # list, show, promote, register: the MLflow model registry
+    app.add_typer(
+        models_app, name="models", help="Build models from configs; the model registry (list, show, promote)."
+    )
     app.add_typer(edge_app, name="edge", help="The edge agent: run it, export its detector.")
     app.add_typer(cloud_app, name="cloud", help="The cloud classifier service.")
     app.add_typer(train_app, name="train", help="Train the detector and the classifier.")
+    app.add_typer(golden_app, name="golden", help="The golden set: frozen labels no training uses.")
+    app.add_typer(gate_app, name="gate", help="Judge a candidate model version against the champion.")
+    app.add_typer(learn_app, name="learn", help="The retraining worker: triggers, train, register, gate.")
     app.add_typer(
         review_app, name="review", help="The review console, reviewer accounts, verified-data exports."
     )

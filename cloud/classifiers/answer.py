@@ -9,6 +9,8 @@ routing policy uses.
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,3 +147,42 @@ def target_for(taxonomy: Taxonomy, type_id: str, severity: str | None) -> dict[s
         "decision": decision.value,
         "reason": f"{name}, {level.value}.",
     }
+
+
+_FIELD = r'"{name}"\s*:\s*"(?P<value>[^"]*)"'
+
+
+def field_confidence(
+    tokens: list[dict[str, Any]], fields: tuple[str, ...] = ("type", "severity"), *, after: str | None = None
+) -> float | None:
+    """Joint probability of the tokens that spell the values of ``fields`` (the first ones after ``after``).
+
+    ``tokens`` is the OpenAI ``logprobs.content`` list. Positions are taken in the text the tokens themselves
+    spell, not in the message content: a model can emit a token holding part of a multi-byte character, which
+    the content shows as U+FFFD, but the JSON skeleton and the enum values around it are ASCII and line up
+    exactly.
+    """
+    text = "".join(token.get("token", "") for token in tokens)
+    begin = 0
+    if after is not None:
+        begin = text.find(after)
+        if begin < 0:
+            return None
+    spans = []
+    for name in fields:
+        match = re.compile(_FIELD.format(name=name)).search(text, begin)
+        if match is None:
+            return None
+        spans.append(match.span("value"))
+    total, position, used = 0.0, 0, False
+    for token in tokens:
+        piece = token.get("token", "")
+        start, end = position, position + len(piece)
+        position = end
+        if any(start < s_end and end > s_start for s_start, s_end in spans):
+            logprob = token.get("logprob")
+            if logprob is None or not math.isfinite(logprob):
+                return None
+            total += logprob
+            used = True
+    return math.exp(total) if used else None

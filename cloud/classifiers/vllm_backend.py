@@ -17,8 +17,6 @@ import asyncio
 import base64
 import json
 import logging
-import math
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from cloud.classifiers.answer import (
     AnswerError,
     RegionAnswer,
     answer_schema,
+    field_confidence,
     garment_answer_schema,
     parse_answer,
 )
@@ -40,7 +39,6 @@ from seamline.config.taxonomy import Taxonomy
 logger = logging.getLogger(__name__)
 
 _MIME = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp"}
-_FIELD = r'"{name}"\s*:\s*"(?P<value>[^"]*)"'
 
 
 @dataclass(frozen=True)
@@ -54,42 +52,6 @@ class RegionClassification:
     error: str | None
     latency_s: float
     attempts: int
-
-
-def field_confidence(
-    tokens: list[dict[str, Any]], fields: tuple[str, ...] = ("type", "severity"), *, after: str | None = None
-) -> float | None:
-    """Joint probability of the tokens that spell the values of ``fields`` (the first ones after ``after``).
-
-    ``tokens`` is the OpenAI ``logprobs.content`` list. Positions are taken in the text the tokens themselves
-    spell, not in the message content: a model can emit a token holding part of a multi-byte character, which
-    the content shows as U+FFFD, but the JSON skeleton and the enum values around it are ASCII and line up
-    exactly.
-    """
-    text = "".join(token.get("token", "") for token in tokens)
-    begin = 0
-    if after is not None:
-        begin = text.find(after)
-        if begin < 0:
-            return None
-    spans = []
-    for name in fields:
-        match = re.compile(_FIELD.format(name=name)).search(text, begin)
-        if match is None:
-            return None
-        spans.append(match.span("value"))
-    total, position, used = 0.0, 0, False
-    for token in tokens:
-        piece = token.get("token", "")
-        start, end = position, position + len(piece)
-        position = end
-        if any(start < s_end and end > s_start for s_start, s_end in spans):
-            logprob = token.get("logprob")
-            if logprob is None or not math.isfinite(logprob):
-                return None
-            total += logprob
-            used = True
-    return math.exp(total) if used else None
 
 
 def data_url(image: bytes, encoding: str) -> str:

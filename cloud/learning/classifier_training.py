@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from cloud.classifiers.answer import AnswerError, parse_answer
+from cloud.classifiers.answer import AnswerError, field_confidence, parse_answer
 from cloud.classifiers.prompts import PromptConfig, system_prompt, user_text
 from cloud.learning.classifier_data import CropExample, load_crops, split_crops
 from cloud.learning.coco_data import DatasetError
@@ -209,6 +209,92 @@ class PromptEncoder:
         return batch
 
 
+@dataclass(frozen=True)
+class ExampleAnswer:
+    """The model's greedy answer to one example, beside its target (``type`` None: not valid JSON)."""
+
+    key: str
+    target: dict[str, str]
+    type: str | None
+    severity: str | None
+    decision: str | None
+    confidence: float | None  # joint probability of the type and severity tokens, as the service computes it
+    seconds: float
+
+
+def answer_examples(
+    model: Any,
+    encoder: PromptEncoder,
+    examples: list[CropExample],
+    taxonomy: Taxonomy,
+    *,
+    max_new_tokens: int = 64,
+    device: Any = "cpu",
+) -> list[ExampleAnswer]:
+    """Greedy answers for ``examples``, with the token-probability confidence the routing policy reads."""
+    import torch
+
+    model.eval()
+    answers = []
+    for example in examples:
+        started = time.perf_counter()
+        enc = {k: v.to(device) for k, v in encoder.encode_prompt(example.jpeg).items()}
+        with torch.inference_mode():
+            out = model.generate(
+                **enc,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                output_scores=True,
+                return_dict_in_generate=True,
+            )
+        new_ids = out.sequences[0, enc["input_ids"].shape[1] :]
+        seconds = time.perf_counter() - started
+        text = encoder.tokenizer.decode(new_ids, skip_special_tokens=True)
+        tokens = [
+            {
+                "token": encoder.tokenizer.decode([int(token)]),
+                "logprob": float(torch.log_softmax(score[0].float(), -1)[int(token)]),
+            }
+            for token, score in zip(new_ids, out.scores, strict=False)
+        ]
+        try:
+            answer = parse_answer(text, taxonomy)
+        except AnswerError:
+            answers.append(ExampleAnswer(example.key, example.target, None, None, None, None, seconds))
+            continue
+        answers.append(
+            ExampleAnswer(
+                example.key,
+                example.target,
+                answer.type,
+                answer.severity.value if answer.severity else "none",
+                answer.decision.value,
+                field_confidence(tokens),
+                seconds,
+            )
+        )
+    return answers
+
+
+def score_answers(answers: list[ExampleAnswer]) -> ClassifierMetrics:
+    """Type accuracy, severity and decision agreement, valid JSON and per-type accuracy of ``answers``."""
+    per_type: dict[str, Counter] = {}
+    for a in answers:
+        stats = per_type.setdefault(a.target["type"], Counter())
+        stats["n"] += 1
+        stats["right"] += a.type == a.target["type"]
+    n = max(1, len(answers))
+    return ClassifierMetrics(
+        type_accuracy=sum(a.type == a.target["type"] for a in answers) / n,
+        severity_agreement=sum(a.type is not None and a.severity == a.target["severity"] for a in answers)
+        / n,
+        decision_agreement=sum(a.decision == a.target["decision"] for a in answers) / n,
+        valid_json=sum(a.type is not None for a in answers) / n,
+        examples=len(answers),
+        per_type={t: {"accuracy": c["right"] / c["n"], "n": c["n"]} for t, c in sorted(per_type.items())},
+    )
+
+
 def evaluate_classifier(
     model: Any,
     encoder: PromptEncoder,
@@ -219,37 +305,8 @@ def evaluate_classifier(
     device: Any = "cpu",
 ) -> ClassifierMetrics:
     """Greedy answers for ``examples`` scored against their targets (see the module doc)."""
-    import torch
-
-    model.eval()
-    right_type = right_severity = right_decision = valid = 0
-    per_type: dict[str, Counter] = {}
-    for example in examples:
-        enc = {k: v.to(device) for k, v in encoder.encode_prompt(example.jpeg).items()}
-        with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False)
-        text = encoder.tokenizer.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        stats = per_type.setdefault(example.target["type"], Counter())
-        stats["n"] += 1
-        try:
-            answer = parse_answer(text, taxonomy)
-        except AnswerError:
-            continue
-        valid += 1
-        severity = answer.severity.value if answer.severity else "none"
-        if answer.type == example.target["type"]:
-            right_type += 1
-            stats["right"] += 1
-        right_severity += severity == example.target["severity"]
-        right_decision += answer.decision.value == example.target["decision"]
-    n = max(1, len(examples))
-    return ClassifierMetrics(
-        type_accuracy=right_type / n,
-        severity_agreement=right_severity / n,
-        decision_agreement=right_decision / n,
-        valid_json=valid / n,
-        examples=len(examples),
-        per_type={t: {"accuracy": c["right"] / c["n"], "n": c["n"]} for t, c in sorted(per_type.items())},
+    return score_answers(
+        answer_examples(model, encoder, examples, taxonomy, max_new_tokens=max_new_tokens, device=device)
     )
 
 
@@ -301,6 +358,11 @@ def train_classifier(
     show_progress: bool = True,
 ) -> TrainResult:
     """Run (or resume) a classifier training; returns the model folder and its held-out metrics."""
+    from cloud.learning.golden import refuse_golden
+
+    for source in (cfg.data, cfg.val_data):
+        if source is not None:
+            refuse_golden(source, cfg.golden)
     from seamline.torch_compat import ensure_cpu_torch_compat
 
     ensure_cpu_torch_compat()

@@ -28,6 +28,10 @@ MixedPrecisionOption = Annotated[str, typer.Option("--mixed-precision", help="no
 CpuOption = Annotated[bool, typer.Option("--cpu", help="Train on the CPU even if a GPU is present.")]
 ResumeOption = Annotated[bool, typer.Option("--resume", help="Continue from the latest checkpoint in --out.")]
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")]
+GoldenOption = Annotated[
+    Path | None,
+    typer.Option("--golden", help="A golden set folder: refuse data holding any of its garments."),
+]
 
 
 @app.command("detector")
@@ -84,6 +88,7 @@ def detector(
     cpu: CpuOption = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights, sampling and augmentation.")] = 0,
     version: Annotated[str, typer.Option("--version", help="Model version for the card and verdicts.")] = "1",
+    golden: GoldenOption = None,
     resume: ResumeOption = False,
     progress: ProgressOption = True,
 ) -> None:
@@ -118,6 +123,7 @@ def detector(
         cpu=cpu,
         seed=seed,
         version=version,
+        golden=golden,
         augment=AugmentConfig(enabled=not no_augment),
     )
     _show(train_detector(cfg, resume_run=resume, command=_command(), show_progress=progress))
@@ -173,6 +179,7 @@ def classifier(
     cpu: CpuOption = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed.")] = 0,
     version: Annotated[str, typer.Option("--version", help="Model version for the card.")] = "1",
+    golden: GoldenOption = None,
     resume: ResumeOption = False,
     progress: ProgressOption = True,
 ) -> None:
@@ -202,6 +209,7 @@ def classifier(
         cpu=cpu,
         seed=seed,
         version=version,
+        golden=golden,
     )
     _show(train_classifier(cfg, resume_run=resume, command=_command(), show_progress=progress))
 

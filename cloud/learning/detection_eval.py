@@ -41,9 +41,16 @@ class DetectionMetrics:
     images: int
     instances: int
     per_class: dict[str, ClassMetrics] = field(default_factory=dict)
+    # Per image, in ``data.images`` order: true positives and ground-truth boxes per class at ``threshold``
+    # (what the gate's paired bootstrap resamples); not part of ``to_dict``.
+    per_image_tp: list[np.ndarray] = field(default_factory=list, repr=False)
+    per_image_n: list[np.ndarray] = field(default_factory=list, repr=False)
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("per_image_tp")
+        data.pop("per_image_n")
+        return data
 
     def table(self) -> str:
         lines = [
@@ -110,6 +117,8 @@ def evaluate_detector(
     detector.score_threshold = MAP_SCORE_FLOOR
     tp, fp, n = np.zeros(num_labels, int), np.zeros(num_labels, int), np.zeros(num_labels, int)
     results, gt_images, gt_annotations = [], [], []
+    per_image_tp: list[np.ndarray] = []
+    per_image_n: list[np.ndarray] = []
     try:
         for start in range(0, len(data.images), batch_size):
             chunk = data.images[start : start + batch_size]
@@ -142,6 +151,8 @@ def evaluate_detector(
                     img.boxes, img.labels, det.boxes, det.scores, det.labels, threshold, num_labels
                 )
                 tp, fp, n = tp + t, fp + f, n + c
+                per_image_tp.append(np.asarray(t, int))
+                per_image_n.append(np.asarray(c, int))
             if progress is not None:
                 progress(len(chunk))
     finally:
@@ -192,4 +203,6 @@ def evaluate_detector(
         images=len(data.images),
         instances=total_n,
         per_class=per_class,
+        per_image_tp=per_image_tp,
+        per_image_n=per_image_n,
     )

@@ -267,6 +267,11 @@ def train_detector(
     show_progress: bool = True,
 ) -> TrainResult:
     """Run (or resume) a training; returns where the model went and its held-out metrics."""
+    from cloud.learning.golden import refuse_golden
+
+    for source in (cfg.data, cfg.val_data):
+        if source is not None:
+            refuse_golden(source, cfg.golden)
     from seamline.torch_compat import ensure_cpu_torch_compat
 
     ensure_cpu_torch_compat()

@@ -66,6 +66,13 @@ class TrainRunConfig(StrictModel):
     version: str = Field(
         default="1", title="Version", description="Model version recorded in the card (and on verdicts)."
     )
+    golden: ConfigPath | None = Field(
+        default=None,
+        title="Golden set",
+        description="A golden set folder (`seamline golden freeze`): refuse data holding any of its "
+        "garments. "
+        "Data that is itself a golden set is always refused.",
+    )
 
 
 @dataclass

@@ -182,12 +182,14 @@ def weekly(
     """The weekly review report: agreement, error breakdown, per-class precision/recall, patterns, trend."""
     from cloud.review.report import iso_week, report_markdown, weekly_report
 
-    seamline_config, _, store = _store(config)
+    seamline_config, cloud, store = _store(config)
     try:
         start = iso_week(week or utcnow().strftime("%G-W%V"))
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--week") from exc
-    report = weekly_report(store.engine, start, seamline_config.load_taxonomy())
+    report = weekly_report(
+        store.engine, start, seamline_config.load_taxonomy(), triggers=cloud.learning.triggers
+    )
     if out is not None:
         from cloud.review.charts import CHARTS, render_chart
 

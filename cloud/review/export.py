@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from cloud.classifiers.answer import target_for
 from cloud.storage.crop_store import CropStore
-from cloud.storage.tables import crops, verified_labels
+from cloud.storage.tables import crops, golden_items, verified_labels
 from seamline.config.taxonomy import Taxonomy
 from seamline.errors import InputError
 
@@ -51,11 +51,16 @@ def export_verified(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    items: set[str] | None = None,
 ) -> ExportSummary:
-    """Write the verified labels (verified between ``since`` and ``until``) to folder ``out`` in ``fmt``."""
+    """Write the verified labels (verified between ``since`` and ``until``) to folder ``out`` in ``fmt``.
+
+    Garments of a golden set (cloud/learning/golden.py) are left out, so no training export holds them;
+    ``items`` exports exactly those garments instead (how the golden set itself is written).
+    """
     if fmt not in FORMATS:
         raise ExportError(f"format {fmt!r}: choose one of {', '.join(FORMATS)}")
-    labels = _labels(engine, since, until)
+    labels = _labels(engine, since, until, items)
     crop_rows = _crops(engine, {label["item_id"] for label in labels})
     out = Path(out)
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -107,16 +112,21 @@ def export_verified(
     return summary
 
 
-def _labels(engine: sa.Engine, since: datetime | None, until: datetime | None) -> list[dict[str, Any]]:
+def _labels(
+    engine: sa.Engine, since: datetime | None, until: datetime | None, items: set[str] | None
+) -> list[dict[str, Any]]:
     query = sa.select(verified_labels).order_by(
         verified_labels.c.verified_at, verified_labels.c.item_id, verified_labels.c.region_id
     )
+    if items is None:
+        query = query.where(verified_labels.c.item_id.not_in(sa.select(golden_items.c.item_id)))
     if since is not None:
         query = query.where(verified_labels.c.verified_at >= since)
     if until is not None:
         query = query.where(verified_labels.c.verified_at < until)
     with engine.connect() as conn:
-        return [dict(r) for r in conn.execute(query).mappings()]
+        rows = [dict(r) for r in conn.execute(query).mappings()]
+    return rows if items is None else [r for r in rows if r["item_id"] in items]
 
 
 def _crops(engine: sa.Engine, item_ids: set[str]) -> dict[tuple[str, str], dict[str, Any]]:

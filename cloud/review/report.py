@@ -31,6 +31,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cloud.learning.config import TriggerConfig
+from cloud.learning.triggers import retrain_reasons
 from cloud.review.feedback import ERRORS, Outcome
 from cloud.routing.bounds import clopper_pearson
 from cloud.storage.audit import DROPPED_AT_EDGE
@@ -40,13 +42,6 @@ from seamline.config.taxonomy import Taxonomy
 
 _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 OUTCOMES = [o.value for o in Outcome]
-
-# The seed's retraining triggers. A class's precision only counts with at least MIN_CLASS_SUPPORT predictions,
-# so one unlucky crop of a rare class does not start a retrain.
-RETRAIN_MIN_VERIFIED = 1000
-RETRAIN_MAX_DISAGREEMENT = 0.15
-RETRAIN_MIN_PRECISION = 0.70
-MIN_CLASS_SUPPORT = 20
 
 
 def iso_week(text: str) -> datetime:
@@ -68,10 +63,17 @@ def week_label(start: datetime) -> str:
 
 
 def weekly_report(
-    engine: sa.Engine, start: datetime, taxonomy: Taxonomy, *, trend_weeks: int = 8
+    engine: sa.Engine,
+    start: datetime,
+    taxonomy: Taxonomy,
+    *,
+    trend_weeks: int = 8,
+    triggers: TriggerConfig | None = None,
+    days: float = 7,
 ) -> dict[str, Any]:
-    """The report for the ISO week starting at ``start`` (a Monday, timezone.utc)."""
-    end = start + timedelta(days=7)
+    """The report for the ISO week starting at ``start`` (a Monday, timezone.utc); ``days`` other than 7 is
+    the window the learning worker checks its triggers over. ``triggers``: the configured thresholds."""
+    end = start + timedelta(days=days)
     trend_start = start - timedelta(days=7 * (trend_weeks - 1))
     with engine.connect() as conn:
         decisions = (
@@ -187,7 +189,7 @@ def weekly_report(
             routed_decisions, trend_start, days=7 * trend_weeks, step=timedelta(days=7), label=week_label
         ),
     }
-    report["retrain"] = _retrain(report)
+    report["retrain"] = _retrain(report, triggers or TriggerConfig())
     return report
 
 
@@ -316,26 +318,8 @@ def _series(
     ]
 
 
-def _retrain(report: dict[str, Any]) -> dict[str, Any]:
-    reasons = []
-    if report["new_verified_labels"] >= RETRAIN_MIN_VERIFIED:
-        reasons.append(f"{report['new_verified_labels']} new verified labels (>= {RETRAIN_MIN_VERIFIED})")
-    audit_agreement = report["automatic"]["agreement"]
-    if audit_agreement is not None and 1 - audit_agreement >= RETRAIN_MAX_DISAGREEMENT:
-        reasons.append(
-            f"disagreement {1 - audit_agreement:.2f} on {report['automatic']['audit_samples_decided']} audit "
-            f"samples (>= {RETRAIN_MAX_DISAGREEMENT})"
-        )
-    for label, s in report["per_class"].items():
-        if (
-            s["predicted"] >= MIN_CLASS_SUPPORT
-            and s["precision"] is not None
-            and s["precision"] < RETRAIN_MIN_PRECISION
-        ):
-            reasons.append(
-                f"{label} precision {s['precision']:.2f} "
-                f"(< {RETRAIN_MIN_PRECISION} on {s['predicted']} predictions)"
-            )
+def _retrain(report: dict[str, Any], triggers: TriggerConfig) -> dict[str, Any]:
+    reasons = retrain_reasons(report, triggers, report["new_verified_labels"])
     return {"triggered": bool(reasons), "reasons": reasons}
 
 

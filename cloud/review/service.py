@@ -40,6 +40,7 @@ class ReviewService:
     def __init__(self, config: SeamlineConfig, cloud: CloudConfig, review: ReviewConfig) -> None:
         self.config = config
         self.review = review
+        self.learning = cloud.learning
         data_dir = config.storage.data_dir
         self.audit = AuditStore.from_url(cloud.audit_store_url(data_dir), migrate=cloud.migrate_on_start)
         self.crop_store: CropStore = crop_store_from_url(cloud.crop_store, base=data_dir / "cloud")

@@ -251,3 +251,55 @@ deletions = sa.Table(
     sa.Column("crops_deleted_at", TZ),
 )
 sa.Index("deletions_crops_pending", deletions.c.crops_deleted_at)
+
+# The golden sets (cloud/learning/golden.py): frozen, stratified samples of verified garments that no
+# training ever uses. ``golden_items`` names every garment of every set; the verified-store export leaves
+# them out unless asked for the golden set itself.
+golden_sets = sa.Table(
+    "golden_sets",
+    metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("path", sa.Text, nullable=False),
+    sa.Column("garments", sa.Integer, nullable=False),
+    sa.Column("labels", sa.Integer, nullable=False),
+    sa.Column("strata", sa.JSON, nullable=False),
+)
+golden_items = sa.Table(
+    "golden_items",
+    metadata,
+    sa.Column(
+        "sha256", sa.String(64), sa.ForeignKey("golden_sets.sha256", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("item_id", sa.String(128), primary_key=True),
+)
+sa.Index("golden_items_item", golden_items.c.item_id)
+
+# The learning loop's jobs (cloud/learning/worker.py): what fired, what data it trained on, what the gate
+# said. At most one job is ``running`` (a partial unique index), whichever worker process starts it.
+learning_jobs = sa.Table(
+    "learning_jobs",
+    metadata,
+    sa.Column("job_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("state", sa.String(16), nullable=False),  # running | passed | failed | error | abandoned
+    sa.Column("started_at", TZ, nullable=False),
+    sa.Column("heartbeat_at", TZ, nullable=False),
+    sa.Column("finished_at", TZ),
+    sa.Column("worker", sa.String(128), nullable=False),
+    sa.Column("triggers", sa.JSON, nullable=False),  # the reasons that fired, in words
+    sa.Column("data_sha256", sa.String(64)),
+    sa.Column("data_until", TZ),  # verified labels up to here went into the export
+    sa.Column("golden_sha256", sa.String(64)),
+    sa.Column("models", sa.JSON, nullable=False),  # per model: registered version, gate result, failing
+    sa.Column("report", sa.Text),  # where the job's gate reports are
+    sa.Column("error", sa.Text),
+)
+sa.Index(
+    "learning_jobs_one_running",
+    learning_jobs.c.state,
+    unique=True,
+    sqlite_where=learning_jobs.c.state == "running",
+    postgresql_where=learning_jobs.c.state == "running",
+)
+sa.Index("learning_jobs_started", learning_jobs.c.started_at)

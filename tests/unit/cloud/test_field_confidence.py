@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from cloud.classifiers.vllm_backend import field_confidence
+from cloud.classifiers.answer import field_confidence
 
 
 def _tokens(*pairs):

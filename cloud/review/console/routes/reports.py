@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from cloud.learning.jobs import recent_jobs
 from cloud.review.console.deps import AdminApiSession, AdminPageSession, State
 from cloud.review.console.problems import Problem
 from cloud.review.report import iso_week, weekly_report
@@ -52,4 +53,8 @@ async def _report(service: ReviewService, week: str | None) -> dict[str, Any]:
         start = iso_week(week) if week else iso_week(utcnow().strftime("%G-W%V"))
     except ValueError as exc:
         raise Problem(400, "Bad week", str(exc)) from exc
-    return await asyncio.to_thread(weekly_report, service.audit.engine, start, service.taxonomy)
+    report = await asyncio.to_thread(
+        weekly_report, service.audit.engine, start, service.taxonomy, triggers=service.learning.triggers
+    )
+    report["learning_jobs"] = await asyncio.to_thread(recent_jobs, service.audit.engine)
+    return report
