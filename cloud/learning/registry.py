@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field
 
@@ -52,14 +54,15 @@ class RegistryConfig(StrictModel):
     tracking_uri: str | None = Field(
         default=None,
         title="Tracking URI",
-        description="MLflow tracking and registry store: sqlite:///path.db or postgresql://... "
-        "(default: sqlite under the data folder, learning/mlflow.db).",
+        description="MLflow tracking and registry store: sqlite:///path.db or postgresql+psycopg://... — a "
+        "database of its own, not the audit store's (MLflow keeps its own migrations) (default: sqlite under "
+        "the data folder, learning/mlflow.db).",
     )
     artifact_location: str | None = Field(
         default=None,
         title="Artefact location",
-        description="Where model files go: a folder, or s3://bucket/prefix (default: learning/artifacts "
-        "under the data folder).",
+        description="Where model files go: a folder, or s3://bucket/prefix?endpoint=...&region=... like the "
+        "crop store (default: learning/artifacts under the data folder).",
     )
     experiment: str = Field(
         default="seamline", title="Experiment", description="The MLflow experiment runs are logged in."
@@ -93,12 +96,32 @@ class ModelVersion:
         }
 
 
+def _s3_location(url: str) -> str:
+    """An ``s3://bucket/prefix?endpoint=...&region=...`` location (the crop store's form) as MLflow takes it:
+    the bucket and prefix, with the endpoint and region in the environment MLflow's S3 client reads (this
+    process's; credentials as for the crop store: AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a role)."""
+    parts = urlsplit(url)
+    options = dict(parse_qsl(parts.query))
+    unknown = sorted(set(options) - {"endpoint", "region"})
+    if unknown:
+        raise RegistryError(
+            f"artefact location {url!r}: unknown option(s) {unknown}; use endpoint= and region="
+        )
+    if "endpoint" in options:
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = options["endpoint"]
+    if "region" in options:
+        os.environ["AWS_DEFAULT_REGION"] = options["region"]
+    return f"s3://{parts.netloc}{parts.path}"
+
+
 def registry_uris(config: RegistryConfig, data_dir: Path) -> tuple[str, str]:
     """(tracking URI, artefact location) with the defaults under ``data_dir``."""
     root = Path(data_dir) / "learning"
     tracking = config.tracking_uri or f"sqlite:///{(root / 'mlflow.db').resolve()}"
     artifacts = config.artifact_location or (root / "artifacts").resolve().as_uri()
-    if "://" not in artifacts:
+    if artifacts.startswith("s3://"):
+        artifacts = _s3_location(artifacts)
+    elif "://" not in artifacts:
         artifacts = Path(artifacts).resolve().as_uri()
     if tracking.startswith("sqlite:///"):
         Path(tracking.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
