@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import time
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -135,8 +136,11 @@ def models_register(
     alias: str | None = typer.Option(
         None, "--alias", help="Also give it this alias (champion: the first model)."
     ),
+    data_until: str | None = typer.Option(
+        None, "--data-until", help="ISO time the training data ends (the gate judges on labels after it)."
+    ),
 ) -> None:
-    """Register a trained model (a detector is exported to ONNX first); prints the new version."""
+    """Register a trained model (a detector folder without detector.onnx is exported first); prints it."""
     from cloud.learning.golden import folder_sha256
     from cloud.learning.registry import register_trained
 
@@ -145,7 +149,14 @@ def models_register(
     digest = data_sha256 or folder_sha256(data if data.is_dir() else data.parent)  # type: ignore[union-attr]
     registry = _registry(config)
     command = " ".join(["seamline", *sys.argv[1:]])
-    found = register_trained(registry, model.value, model_dir, data_sha256=digest, command=command)
+    if data_until is not None:
+        try:
+            data_until = datetime.fromisoformat(data_until).isoformat()
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--data-until") from exc
+    found = register_trained(
+        registry, model.value, model_dir, data_sha256=digest, command=command, data_until=data_until
+    )
     if alias:
         registry.set_alias(model.value, alias, found.version)
         found = registry.version(model.value, found.version)

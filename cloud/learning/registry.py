@@ -323,7 +323,9 @@ def register_trained(
     so the version holds what the edge runs and what the gate times."""
     extra: dict[str, Path] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        if model == "detector":
+        if model == "detector" and (Path(model_dir) / ONNX_NAME).is_file():
+            pass  # an exported detector folder (models/demo/detector): what the edge runs is there
+        elif model == "detector":
             from edge.export.onnx_export import export_onnx
 
             card = json.loads((Path(model_dir) / CARD_FILE).read_text(encoding="utf-8"))

@@ -228,3 +228,46 @@ def test_registry_and_gate_pass_an_identical_candidate_and_fail_a_worse_one_nami
     by_version = {row["version"]: row for row in listed}
     assert by_version[candidate]["aliases"] == ["champion"]
     assert by_version[champion["version"]]["tags"]["replaced_by"] == candidate
+
+
+def test_the_detector_gate_also_judges_on_recent_labels_the_candidate_did_not_train_on(verified, tmp_path):
+    config, data_dir, _ = verified
+    if seamline("golden", "show", "--config", str(config)).returncode != 0:
+        assert seamline("golden", "freeze", "--config", str(config)).returncode == 0
+    recent = config.with_name("recent.yaml")
+    raw = yaml.safe_load(config.read_text())
+    raw["cloud"]["learning"]["gate"]["recent_weeks"] = 4
+    recent.write_text(yaml.safe_dump(raw))
+    demo = REPO / "models" / "demo" / "detector"  # an exported detector: registered as it is
+    register = [
+        "models",
+        "register",
+        "detector",
+        str(demo),
+        "--config",
+        str(recent),
+        "--data-sha256",
+        "e" * 64,
+    ]
+    champion = json.loads(seamline(*register, "--alias", "champion").stdout)["version"]
+    unseen = json.loads(seamline(*register).stdout)["version"]
+    seen = json.loads(seamline(*register, "--data-until", "2999-01-01T00:00:00+00:00").stdout)["version"]
+    assert champion != unseen != seen
+
+    judged = seamline("gate", "detector", "--config", str(recent), "--candidate", unseen)
+    assert judged.returncode == 0, judged.stderr[-3000:]
+    result = json.loads(judged.stdout)
+    assert result["champion"] == champion
+    assert "crops verified since" in result["summary"]["recent"]["detail"]
+    assert {c["set"] for c in result["criteria"] if c["name"] == "per_class"} == {"golden", "recent"}
+    for name in ("golden", "recent"):
+        assert result["summary"][name]["candidate"]["recall"] == result["summary"][name]["champion"]["recall"]
+    assert "ONNX Runtime" in next(c["detail"] for c in result["criteria"] if c["name"] == "latency")
+
+    trained_on_all = json.loads(
+        seamline("gate", "detector", "--config", str(recent), "--candidate", seen).stdout
+    )
+    assert "recent" not in trained_on_all["summary"]  # every verified label is older than its data
+
+    bad = seamline("gate", "detector", "--config", str(recent), "--candidate", "99")
+    assert bad.returncode == 2 and "detector: no version '99'" in bad.stderr
