@@ -276,7 +276,7 @@ def learn_run(
         logger.warning(
             "learning worker: broker %s not answering (%s); job events are sent once it does",
             seamline_config.mqtt.url,
-            bus.last_error() or "no answer",
+            bus.last_error or "no answer",
         )
     worker = LearningWorker(seamline_config, cloud, publish=lambda payload: bus.publish(topic, payload))
     failed = False

@@ -129,3 +129,35 @@ def test_one_job_runs_at_a_time_and_a_silent_one_is_abandoned(tmp_path):
     assert jobs.abandon_stale(store.engine, stale_s=1.0) == 1
     assert jobs.job(store.engine, first)["state"] == "abandoned"
     assert jobs.claim(store.engine, "w2", ["test"], {}) is not None
+
+
+def test_the_worker_checks_on_its_schedule_and_stops_on_sigterm(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from tests.integration.learning.test_registry_and_gate import REPO
+
+    config = write_learning_config(
+        tmp_path / "seamline.yaml", tmp_path / "data", learning={"check_interval_s": 0.5}
+    )
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "seamline", "learn", "run", "--config", str(config)],
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        checks = lambda: [  # noqa: E731
+            json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")
+        ]
+        assert wait_until(lambda: len(checks()) >= 3, 60), log.read_text()[-3000:]
+        assert {c["state"] for c in checks()} == {"idle"}  # an empty store: nothing fires
+        assert "no trigger fired (0 new verified labels)" in checks()[0]["detail"]
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(30) == 128 + signal.SIGTERM
+    finally:
+        if worker.poll() is None:
+            worker.kill()
