@@ -102,7 +102,7 @@ class LearningWorker:
             reasons = reasons or ["asked for (--force)"]
         if not reasons:
             return JobOutcome(None, "idle", [], f"no trigger fired ({new} new verified labels)")
-        if new == 0:
+        if new == 0 and not force:
             return JobOutcome(
                 None, "idle", reasons, "triggers fire but no verified label arrived since the last job"
             )

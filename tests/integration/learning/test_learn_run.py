@@ -161,3 +161,15 @@ def test_the_worker_checks_on_its_schedule_and_stops_on_sigterm(tmp_path):
     finally:
         if worker.poll() is None:
             worker.kill()
+
+
+def test_a_forced_job_on_an_empty_store_ends_in_error_and_says_why(tmp_path):
+    config = write_learning_config(tmp_path / "seamline.yaml", tmp_path / "data")
+    run = seamline("learn", "run", "--config", str(config), "--once", "--force")
+    assert run.returncode == 1, run.stderr[-3000:]
+    outcome = json.loads(run.stdout.strip().splitlines()[-1])
+    assert outcome["state"] == "error" and outcome["triggers"] == ["asked for (--force)"]
+    assert "no golden set: 0 verified garment(s)" in outcome["detail"]
+    store, _ = stores(tmp_path / "data")
+    job = jobs.job(store.engine, outcome["job_id"])
+    assert job["state"] == "error" and "no golden set" in job["error"]

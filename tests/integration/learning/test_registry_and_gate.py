@@ -224,6 +224,9 @@ def test_registry_and_gate_pass_an_identical_candidate_and_fail_a_worse_one_nami
         "champion": candidate,
         "previous": champion["version"],
     }
+    shown = seamline("models", "show", "classifier", "champion", "--config", str(config))
+    assert shown.returncode == 0 and json.loads(shown.stdout)["version"] == candidate
+    assert "Qwen2.5-VL" in shown.stderr  # the model card
     listed = json.loads(seamline("models", "list", "classifier", "--config", str(config)).stdout)
     by_version = {row["version"]: row for row in listed}
     assert by_version[candidate]["aliases"] == ["champion"]
