@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from cloud.classifiers.config import VllmClassifierConfig
+from cloud.classifiers.config import ClassifierRolloutConfig, VllmClassifierConfig
 from cloud.ingress.validation import IngressLimits
 from cloud.learning.config import LearningConfig
 from cloud.routing.audit import AuditSamplingConfig
@@ -81,6 +81,12 @@ class CloudConfig(StrictModel):
         default_factory=VllmClassifierConfig,
         title="Classifier",
         description="The vision-language model endpoint and prompt.",
+    )
+    rollout: ClassifierRolloutConfig = Field(
+        default_factory=ClassifierRolloutConfig,
+        title="Classifier rollout",
+        description="A candidate classifier in shadow or canary beside the champion (also set at once, "
+        "on every replica, with `seamline rollout classifier ...`).",
     )
     routing: RoutingPolicyConfig = Field(
         default_factory=RoutingPolicyConfig,

@@ -109,6 +109,32 @@ class CloudMetrics:
         self.publishing_ok = Gauge(
             "seamline_cloud_publishing_ok", "0 while verdicts cannot be published at all", registry=r
         )
+        self.rollout_revision = Gauge(
+            "seamline_cloud_rollout_revision",
+            "The classifier rollout revision this replica applies (seamline rollout classifier status)",
+            registry=r,
+        )
+        self.rollout_garments = Counter(
+            "seamline_cloud_rollout_garments",
+            "Garments classified, by the version that decided them and its arm (champion or candidate)",
+            ["version", "arm"],
+            registry=r,
+        )
+        self.rollout_fallbacks = Counter(
+            "seamline_cloud_rollout_fallbacks",
+            "Canary garments the candidate could not answer at all, decided by the champion instead",
+            registry=r,
+        )
+        self.shadow_garments = Counter(
+            "seamline_cloud_shadow_garments",
+            "Garments also classified by the shadow candidate (stored, never routing)",
+            registry=r,
+        )
+        self.shadow_skipped = Counter(
+            "seamline_cloud_shadow_skipped",
+            "Shadow classifications skipped because the shadow's backlog was full (the line comes first)",
+            registry=r,
+        )
 
         self.publishing_ok.set(1)
         self._server = None

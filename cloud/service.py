@@ -30,7 +30,8 @@ from datetime import timedelta
 
 import grpc
 
-from cloud.classifiers.vllm_backend import VllmClassifier
+from cloud.classifiers.rollout import ClassifierRollout
+from cloud.classifiers.vllm_backend import RegionClassification
 from cloud.config import CloudConfig
 from cloud.ingress.server import create_health_server, create_server, set_serving
 from cloud.ingress.servicer import InspectionServicer
@@ -42,6 +43,7 @@ from cloud.records import GarmentRecord
 from cloud.routing.audit import sampled
 from cloud.routing.policy import RoutingPolicy
 from cloud.routing.regions import region_results
+from cloud.storage import rollouts
 from cloud.storage.audit import AuditStore, garment_record, recorded_verdict
 from cloud.storage.crop_store import CropStore, crop_store_from_url
 from cloud.storage.retention import Retention
@@ -148,9 +150,21 @@ class CloudService:
     async def start(self) -> int:
         """Connect, take back unfinished work, start serving; returns the gRPC port."""
         self._loop = asyncio.get_running_loop()
-        self.classifier = VllmClassifier(
-            self.classifier_config, self.taxonomy, observe=self.metrics.classifier_request
+        seeded = await asyncio.to_thread(
+            rollouts.seed_from_config, self.audit.engine, self.cloud.rollout.state()
         )
+        if seeded is not None and seeded.set_by == "config" and seeded.config_digest:
+            logger.info("classifier rollout set from the configuration: revision %d", seeded.revision)
+        self.rollout = ClassifierRollout(
+            self.classifier_config,
+            self.taxonomy,
+            read_state=lambda: rollouts.current(self.audit.engine),
+            store_shadow=self._store_shadow,
+            observe=self.metrics.classifier_request,
+            max_shadow_in_flight=self.cloud.rollout.max_shadow_in_flight,
+            on_event=self._rollout_event,
+        )
+        await self.rollout.refresh()
         self.bus.start()
         grpc_config = self.config.grpc
         servicer = InspectionServicer(
@@ -223,7 +237,8 @@ class CloudService:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-        await self.classifier.aclose()
+        await self.rollout.drain_shadows(timeout=min(grace, 5.0))
+        await self.rollout.aclose()
         self.bus.set_available(False)
         self.bus.stop()
         await asyncio.to_thread(self.audit.release, self.replica_id)
@@ -355,22 +370,24 @@ class CloudService:
         readings = dict(record.sensor_readings) or None
         notes = {c.operator_note for c in record.crops if c.operator_note}
         note = "; ".join(filter(None, [record.operator_note, *sorted(notes)])) or None
-        classified = await self.classifier.classify_garment(
+        classified = await self.rollout.classify_garment(
+            record.item_id,
             [(c.crop_id, c.image, c.encoding) for c in record.crops],
             operator_note=note,
             sensor_readings=readings,
         )
         classify_s = time.perf_counter() - started
         self.metrics.classify_seconds.observe(classify_s)
-        routing = self.policy.decide(region_results(record, list(classified)))
+        routing = self.policy.decide(region_results(record, classified.results))
         verdict = build_verdict(
             record,
-            list(classified),
+            classified.results,
             routing,
-            classifier_version=self.classifier.model_version,
-            prompt_version=self.classifier.prompt_version,
+            classifier_version=classified.version,
+            prompt_version=classified.prompt_version,
             policy_version=self.cloud.routing.version,
             classify_s=classify_s,
+            rollout=classified.rollout,
         )
         review_priority, review_kind = None, "routed"
         if routing.route is Route.HUMAN:
@@ -409,6 +426,37 @@ class CloudService:
             classify_s,
             extra={"item_id": record.item_id},
         )
+
+    def _store_shadow(
+        self, item_id: str, version: str, revision: int, results: list[RegionClassification]
+    ) -> None:
+        """A shadow candidate's answers, beside the champion's verdict (on a worker thread)."""
+        rows = [
+            {
+                "crop_id": r.crop_id,
+                "type": r.answer.type if r.answer else None,
+                "severity": r.answer.severity.value if r.answer and r.answer.severity else None,
+                "decision": r.answer.decision.value if r.answer else None,
+                "confidence": r.confidence,
+                "error": r.error,
+                "latency_ms": r.latency_s * 1000,
+            }
+            for r in results
+        ]
+        rollouts.record_shadow(self.audit.engine, item_id, version, revision, rows)
+
+    def _rollout_event(self, name: str, labels: dict) -> None:
+        m = self.metrics
+        if name == "revision":
+            m.rollout_revision.set(labels["revision"])
+        elif name == "garment":
+            m.rollout_garments.labels(**labels).inc()
+        elif name == "fallback":
+            m.rollout_fallbacks.inc()
+        elif name == "shadow":
+            m.shadow_garments.inc()
+        elif name == "shadow_skipped":
+            m.shadow_skipped.inc()
 
     async def _queue_passed_audit(self, record: GarmentRecord) -> None:
         """A garment the edge passed (nothing detected), sampled with its views: record the edge's decision

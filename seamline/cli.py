@@ -130,6 +130,7 @@ def _register_subcommands() -> None:
     from cloud.cli import data_app
     from cloud.learning.cli import app as train_app
     from cloud.learning.loop_cli import gate_app, golden_app, learn_app, registry_app
+    from cloud.learning.rollout_cli import app as rollout_app
     from cloud.review.cli import app as review_app
     from cloud.review.cli import report_app
     from cloud.routing.cli import app as routing_app
@@ -150,6 +151,9 @@ def _register_subcommands() -> None:
     app.add_typer(golden_app, name="golden", help="The golden set: frozen labels no training uses.")
     app.add_typer(gate_app, name="gate", help="Judge a candidate model version against the champion.")
     app.add_typer(learn_app, name="learn", help="The retraining worker: triggers, train, register, gate.")
+    app.add_typer(
+        rollout_app, name="rollout", help="Roll a candidate out: shadow, canary, promote, roll back."
+    )
     app.add_typer(
         review_app, name="review", help="The review console, reviewer accounts, verified-data exports."
     )

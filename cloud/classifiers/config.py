@@ -6,9 +6,12 @@ console, the CLI's checks) needs none of the classifier's HTTP client.
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
 
 from cloud.classifiers.prompts import PromptConfig
+from cloud.storage.rollout_state import Endpoint, RolloutState
 from seamline.config.base import StrictModel
 from seamline.config.secrets import Secret
 
@@ -102,3 +105,51 @@ class VllmClassifierConfig(StrictModel):
         description="Send all crops of a garment (up to 8, from up to 4 views) in one request and get one "
         "answer per crop.",
     )
+
+
+class ClassifierRolloutConfig(StrictModel):
+    """``cloud.rollout``: a candidate classifier served beside the champion (see README, "Rolling out a
+    classifier"). ``seamline rollout classifier ...`` changes the same state at once, on every replica; this
+    section is applied when the service starts with it changed (the last change wins either way)."""
+
+    mode: Literal["off", "shadow", "canary", "rolled_back"] | None = Field(
+        default=None,
+        title="Mode",
+        description="off, shadow (the candidate also answers a share; nothing routes on it), canary (a "
+        "share of garments is decided by the candidate) or rolled_back. Unset: leave the rollout as the "
+        "CLI last set it.",
+    )
+    share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        title="Share",
+        description="The share of garments (by a hash of the garment id) the shadow or canary takes.",
+    )
+    candidate: Endpoint | None = Field(
+        default=None,
+        title="Candidate",
+        description="The candidate: its version, served model name, and its servers (none: a LoRA adapter "
+        "on the champion's servers).",
+    )
+    max_shadow_in_flight: int = Field(
+        default=8,
+        ge=1,
+        le=1024,
+        title="Shadow backlog",
+        description="Shadow classifications in flight at most; beyond, a garment's shadow is skipped "
+        "(counted), so the shadow never slows the line.",
+    )
+
+    @model_validator(mode="after")
+    def _valid_state(self) -> ClassifierRolloutConfig:
+        if self.mode is not None:
+            self.state()  # the same checks the CLI's states get
+        return self
+
+    def state(self) -> RolloutState | None:
+        """The rollout state this section sets, or None when it sets none."""
+        if self.mode is None:
+            return None
+        share = self.share if self.mode in ("shadow", "canary") else 0.0
+        return RolloutState(mode=self.mode, share=share, candidate=self.candidate, set_by="config")

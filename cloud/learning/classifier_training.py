@@ -3,8 +3,9 @@
 Each example is the production request — the system prompt and question that ``VllmClassifier`` sends for the
 configured prompt style and language, with the crop as the image — followed by the target JSON the way
 structured outputs make vLLM write it. Only the answer tokens carry loss. A real 3B/7B model is trained with
-LoRA adapters (peft) on the language model and merged afterwards, so vLLM serves it like any checkpoint; the
-tiny test model is trained in full.
+LoRA adapters (peft) on the language model, merged afterwards so vLLM serves it like any checkpoint, and also
+kept unmerged in ``adapter/`` so a candidate can be served as an adapter beside its champion; the tiny test
+model is trained in full.
 
 Held-out evaluation generates greedily with ``transformers`` and parses each answer with the service's own
 parser: defect-type accuracy, severity agreement, decision agreement, and the share of answers that parse.
@@ -463,6 +464,9 @@ def train_classifier(
 
     unwrapped = accelerator.unwrap_model(model)
     if mode == "lora":
+        # The unmerged adapter too: a candidate can then be served beside its champion on the same vLLM
+        # server (--enable-lora --lora-modules NAME=out/adapter), see "Rolling out a classifier".
+        unwrapped.save_pretrained(out / "adapter", safe_serialization=True)
         unwrapped = unwrapped.merge_and_unload()
     metrics = evaluate_classifier(
         unwrapped, encoder, val, taxonomy, max_new_tokens=cfg.max_new_tokens, device=accelerator.device

@@ -206,6 +206,58 @@ def train_config(model: str, settings: dict[str, Any], **job: Any) -> Any:
     return ClassifierTrainConfig.model_validate({**settings, **job})
 
 
+class PromotionConfig(StrictModel):
+    """What `seamline rollout report` recommends for a canary (promote / keep / roll back), and whether the
+    learning worker acts on it."""
+
+    min_audit_samples: int = Field(
+        default=30,
+        ge=1,
+        title="Audit samples per arm",
+        description="Each arm (champion, candidate) needs this many decided audit samples in the window "
+        "before the report recommends anything but keep.",
+    )
+    max_accuracy_drop: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        title="Accuracy drop",
+        description="Promote when the candidate's accuracy of automatic decisions is at least the "
+        "champion's minus this; roll back when even its 95 % upper bound is below that.",
+    )
+    max_automation_drop: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        title="Automation drop",
+        description="Promote only when the candidate's automated share is at least the champion's minus "
+        "this.",
+    )
+    max_latency_ratio: float = Field(
+        default=1.5,
+        ge=1,
+        title="Latency ratio",
+        description="Roll back when the candidate's p95 classify time exceeds the champion's times this.",
+    )
+    max_late_increase: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        title="Late verdicts",
+        description="Roll back when the candidate's share of verdicts decided after the garment's deadline "
+        "exceeds the champion's by more than this.",
+    )
+    window_days: float = Field(
+        default=7, gt=0, title="Window (days)", description="The report's window, back from now."
+    )
+    auto_promote: bool = Field(
+        default=False,
+        title="Act on it",
+        description="`seamline learn run` promotes or rolls back a canary when the report says so. Off: "
+        "people decide (`seamline rollout classifier promote|rollback`).",
+    )
+
+
 class LearningConfig(StrictModel):
     """``cloud.learning``: the learning loop."""
 
@@ -227,6 +279,11 @@ class LearningConfig(StrictModel):
     )
     train: LearnTrainConfig = Field(
         default_factory=LearnTrainConfig, title="Training", description="What a job trains."
+    )
+    promotion: PromotionConfig = Field(
+        default_factory=PromotionConfig,
+        title="Promotion",
+        description="How a canary's rollout report decides (and whether the worker acts on it).",
     )
     check_interval_s: float = Field(
         default=3600,

@@ -6,7 +6,14 @@ from cloud.classifiers.vllm_backend import RegionClassification
 from cloud.records import GarmentRecord
 from cloud.routing.policy import UNKNOWN, RoutingDecision
 from seamline.clock import utcnow
-from seamline.contract.messages import DefectVerdict, ModelVersions, Verdict, VerdictError, VerdictTimestamps
+from seamline.contract.messages import (
+    DefectVerdict,
+    ModelVersions,
+    Verdict,
+    VerdictError,
+    VerdictRollout,
+    VerdictTimestamps,
+)
 from seamline.domain import Decision
 
 
@@ -19,6 +26,7 @@ def build_verdict(
     prompt_version: str,
     policy_version: str,
     classify_s: float,
+    rollout: VerdictRollout | None = None,
 ) -> Verdict:
     """The verdict message for a garment classified in the cloud."""
     by_crop = {c.crop_id: c for c in record.crops}
@@ -63,6 +71,7 @@ def build_verdict(
             prompt=prompt_version,
             policy=policy_version,
         ),
+        rollout=rollout,
         timings_ms={
             "uplink": max(0.0, (record.received_at - record.captured_at).total_seconds() * 1000),
             "classify": classify_s * 1000,

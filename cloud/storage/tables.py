@@ -303,3 +303,38 @@ sa.Index(
     postgresql_where=learning_jobs.c.state == "running",
 )
 sa.Index("learning_jobs_started", learning_jobs.c.started_at)
+
+# Model rollouts (cloud/storage/rollouts.py): every change of a model's rollout state is a new row with the
+# next revision, so the history is the audit trail and every replica sees the same current state (the highest
+# revision). ``state`` is the RolloutState as JSON.
+rollouts = sa.Table(
+    "rollouts",
+    metadata,
+    sa.Column("model", sa.String(16), primary_key=True),  # classifier
+    sa.Column("revision", sa.Integer, primary_key=True),
+    sa.Column("mode", sa.String(16), nullable=False),  # off | shadow | canary | promoted | rolled_back
+    sa.Column("state", sa.JSON, nullable=False),
+    sa.Column("set_by", sa.String(128), nullable=False),
+    sa.Column("set_at", TZ, nullable=False),
+)
+
+# A shadow candidate's answers (cloud/classifiers/rollout.py): stored beside the champion's (in the garment's
+# verdict), never routing anything. One row per crop and candidate version.
+shadow_answers = sa.Table(
+    "shadow_answers",
+    metadata,
+    sa.Column(
+        "item_id", sa.String(128), sa.ForeignKey("garments.item_id", ondelete="CASCADE"), primary_key=True
+    ),
+    sa.Column("crop_id", sa.String(64), primary_key=True),
+    sa.Column("version", sa.String(128), primary_key=True),
+    sa.Column("revision", sa.Integer, nullable=False),  # the rollout revision that asked for it
+    sa.Column("type", sa.String(48)),
+    sa.Column("severity", sa.String(8)),
+    sa.Column("decision", sa.String(8)),
+    sa.Column("confidence", sa.Float),
+    sa.Column("error", sa.Text),
+    sa.Column("latency_ms", sa.Float, nullable=False),
+    sa.Column("answered_at", TZ, nullable=False),
+)
+sa.Index("shadow_answers_answered", shadow_answers.c.answered_at)

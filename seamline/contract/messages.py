@@ -52,6 +52,17 @@ class ModelVersions(_Payload):
     policy: str | None = None
 
 
+class VerdictRollout(_Payload):
+    """The classifier rollout a cloud verdict was decided under (see verdict.schema.json)."""
+
+    revision: int = Field(ge=0)
+    mode: Literal["off", "shadow", "canary", "promoted", "rolled_back"]
+    share: float = Field(ge=0.0, le=1.0)
+    arm: Literal["champion", "candidate"]
+    candidate: str | None = None
+    fallback: bool = False
+
+
 class VerdictTimestamps(_Payload):
     captured_at: datetime
     decided_at: datetime
@@ -81,6 +92,7 @@ class Verdict(_Payload):
     reviewer_id: str | None = None
     defects: tuple[DefectVerdict, ...] = ()
     models: ModelVersions
+    rollout: VerdictRollout | None = None
     timings_ms: dict[str, float] = Field(default_factory=dict)
     timestamps: VerdictTimestamps
     error: VerdictError | None = None

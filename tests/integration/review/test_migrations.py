@@ -11,7 +11,7 @@ from cloud.storage.tables import metadata
 
 
 def test_a_new_store_is_at_head_and_matches_the_tables(audit_store):
-    assert current_revision(audit_store.engine) == head_revision() == "0007"
+    assert current_revision(audit_store.engine) == head_revision() == "0008"
     with audit_store.engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
 
@@ -31,7 +31,7 @@ def test_a_store_made_before_migrations_is_stamped_and_upgraded(tmp_path):
         conn.execute(sa.text("DROP TABLE alembic_version"))
     engine.dispose()
     store = AuditStore.from_url(f"sqlite:///{tmp_path / 'old.db'}")
-    assert current_revision(store.engine) == "0007"
+    assert current_revision(store.engine) == "0008"
     assert store.has("old-1")
     assert "verified_labels" in sa.inspect(store.engine).get_table_names()
 
@@ -42,7 +42,7 @@ def test_migrations_downgrade_and_upgrade_again(tmp_path):
         command.downgrade(alembic_config(conn), "0001")
     assert "reviewers" not in sa.inspect(store.engine).get_table_names()
     upgrade(store.engine)
-    assert current_revision(store.engine) == "0007"
+    assert current_revision(store.engine) == "0008"
 
 
 def test_downgrading_below_edge_drops_removes_their_rows_so_no_older_service_classifies_them(tmp_path):
