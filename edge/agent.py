@@ -22,12 +22,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from edge.config import EdgeConfig
 from edge.crops import make_crops, view_crops
 from edge.detectors import DetectorRuntime, build_detector
+from edge.detectors.release import DetectorSlot, ReleaseManager, Running
 from edge.linecontrol.controller import LineController, VerdictOutcome
 from edge.linecontrol.ledger import CommandLedger, DecidedCommand
 from edge.linecontrol.mqtt_link import MqttCommandSink, verdict_listener
@@ -43,6 +46,7 @@ from seamline.comms.mqtt import MqttBus
 from seamline.config.models import SeamlineConfig
 from seamline.contract.messages import (
     CameraReport,
+    DetectorReport,
     EdgeStatus,
     ModelVersions,
     SpoolStatus,
@@ -137,7 +141,20 @@ class EdgeAgent:
         )
         self.buffer = GarmentBuffer(edge.buffer_capacity, edge.drop_strategy)
         self._load_detector = load_detector or (lambda: build_detector(edge.detector, warm_up=False))
-        self.detector: DetectorRuntime | None = None
+        self.slot: DetectorSlot | None = None  # the runtimes detecting: stable, and a release on trial
+        self._recent_views: deque[list] = deque(maxlen=edge.release.smoke_frames)  # a release's smoke test
+        self.releases: ReleaseManager | None = None
+        if edge.release.public_key is not None:
+            state_dir = edge.release.state_dir or spool_path.parent / "releases"
+            self.releases = ReleaseManager(
+                edge.release,
+                Path(state_dir),
+                site_id=self.site_id,
+                line_id=self.line_id,
+                build=self._build_release,
+                frames=lambda: list(self._recent_views),
+                on_change=lambda: self._counts_due.set(),
+            )
         self.captured_at: dict[str, datetime] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -187,8 +204,17 @@ class EdgeAgent:
             logger.warning("diverted %d garment(s) whose deadline passed while the agent was down", diverted)
         self.prune()  # at start; then every PRUNE_INTERVAL_S (the gauges thread)
         self.uplink.start()
-        self.detector = self._load_detector()
-        self.detector.warm_up(batch_sizes=(1, 2, 4))
+        pending = None
+        if self.releases is not None:
+            stable, pending = self.releases.startup(self._load_detector)
+        else:
+            stable = Running(self._load_detector(), None, None)
+        stable.runtime.warm_up(batch_sizes=(1, 2, 4))
+        self.slot = DetectorSlot(stable, self.edge.release, self.edge.timing.budget_s * 1000)
+        if self.releases is not None:
+            self.releases.attach(self.slot, pending)
+            self.releases.start()
+            self.bus.subscribe(self.topics.detector_releases, self.releases.on_message)
         if self.edge.metrics_port is not None:
             self.metrics_port = self.metrics.serve(self.edge.metrics_host, self.edge.metrics_port)
         self.source.on_change(self._source_changed)
@@ -204,7 +230,7 @@ class EdgeAgent:
         logger.info(
             "edge agent %s ready: detector %s, budget %.2f s per garment, spool %d waiting",
             self.agent_id,
-            self.detector.meta.version,
+            self.slot.active.version,
             self.edge.timing.budget_s,
             len(self.spool),
         )
@@ -259,8 +285,10 @@ class EdgeAgent:
         self.bus.stop()
         for thread in self._threads:
             thread.join(5)
-        if self.detector:
-            self.detector.close()
+        if self.releases is not None:
+            self.releases.stop()
+        if self.slot is not None:
+            self.slot.close()
         self.spool.close()
         self.ledger.close()
 
@@ -324,26 +352,50 @@ class EdgeAgent:
         finally:
             self.buffer.put(None)
 
+    @property
+    def detector(self) -> DetectorRuntime | None:
+        """The runtime most garments are detected with now (None until it is loaded)."""
+        return self.slot.active.runtime if self.slot is not None else None
+
+    def _build_release(self, onnx: Path) -> DetectorRuntime:
+        """A runtime like the configured one for a released detector.onnx."""
+        config = self.edge.detector
+        if config.type == "onnxruntime":
+            return build_detector(config.model_copy(update={"model": onnx}), warm_up=False)
+        if config.type == "tensorrt":
+            from edge.export.tensorrt_export import cached_engine
+
+            engine = cached_engine(onnx, Path(config.engine).parent / "engines")
+            return build_detector(config.model_copy(update={"engine": engine}), warm_up=False)
+        raise ValueError(f"detector releases are ONNX: the {config.type} runtime cannot run one")
+
     def process(self, garment: CapturedGarment) -> None:
         """Detect, crop, and either pass locally or spool for the cloud."""
-        assert self.detector is not None
+        assert self.slot is not None
+        running = self.slot.for_garment(garment.item_id)
+        detector = running.runtime
         started = time.perf_counter()
         views = list(garment.views)
-        detections = self.detector.detect(views)
+        try:
+            detections = detector.detect(views)
+        except Exception:
+            self.slot.observe(garment.item_id, running, False, time.perf_counter() - started)
+            raise
         detect_s = time.perf_counter() - started
+        self.slot.observe(garment.item_id, running, True, detect_s)
+        self._recent_views.append(views)
         self.metrics.detect_seconds.observe(detect_s)
         self.metrics.frames.inc(len(views))
         self.metrics.detections.inc(sum(len(d) for d in detections))
-        crops = make_crops(views, detections, self.detector.label_names, self.edge.crops)
+        crops = make_crops(views, detections, detector.label_names, self.edge.crops)
         crops_s = time.perf_counter() - started - detect_s
         deadline_at = self._deadline(garment.captured_at)
         self.processed += 1
         if not crops:
-            self._pass_locally(
-                garment, max((d.top_score for d in detections), default=0.0), detect_s, deadline_at
-            )
+            top_score = max((d.top_score for d in detections), default=0.0)
+            self._pass_locally(garment, detector, top_score, detect_s, deadline_at)
             if sampled(garment.item_id, self.edge.audit.passed_share, "passed"):
-                self._spool_passed_sample(garment, [d.top_score for d in detections], deadline_at)
+                self._spool_passed_sample(garment, detector, [d.top_score for d in detections], deadline_at)
             return
         message = garment_message(
             item_id=garment.item_id,
@@ -355,7 +407,7 @@ class EdgeAgent:
             view_sizes=[v.shape[:2] for v in views],
             camera_ids=list(garment.camera_ids),
             crops=crops,
-            detector_version=self.detector.meta.version,
+            detector_version=detector.meta.version,
             edge_timings_ms={
                 "wait": max(0.0, (utcnow() - garment.captured_at).total_seconds() - detect_s - crops_s)
                 * 1000,
@@ -429,11 +481,15 @@ class EdgeAgent:
         self.uplink.notify()
 
     def _pass_locally(
-        self, garment: CapturedGarment, top_score: float, detect_s: float, deadline_at: datetime
+        self,
+        garment: CapturedGarment,
+        detector: DetectorRuntime,
+        top_score: float,
+        detect_s: float,
+        deadline_at: datetime,
     ) -> None:
         """Nothing found: the edge decides pass itself, publishes that verdict and commands pass."""
         now = utcnow()
-        assert self.detector is not None
         verdict = Verdict(
             item_id=garment.item_id,
             site_id=self.site_id,
@@ -446,7 +502,7 @@ class EdgeAgent:
             priority=Priority.NONE,
             # Not the seed's flat 1.0: how far the best candidate stayed below the threshold.
             confidence=round(1.0 - top_score, 6),
-            models=ModelVersions(detector=self.detector.meta.version),
+            models=ModelVersions(detector=detector.meta.version),
             timings_ms={
                 "detect": detect_s * 1000,
                 "total": (now - garment.captured_at).total_seconds() * 1000,
@@ -467,12 +523,15 @@ class EdgeAgent:
         )
 
     def _spool_passed_sample(
-        self, garment: CapturedGarment, top_scores: list[float], deadline_at: datetime
+        self,
+        garment: CapturedGarment,
+        detector: DetectorRuntime,
+        top_scores: list[float],
+        deadline_at: datetime,
     ) -> None:
         """An audit sample of a garment passed here: its views, downscaled, go to the cloud for a blind review
         (GARMENT_PURPOSE_AUDIT_PASSED), so the defects the detector misses are counted. The pass stands; a
         sample that cannot be spooled is only logged."""
-        assert self.detector is not None
         audit = self.edge.audit
         crops = view_crops(list(garment.views), top_scores, audit.view_max_side, audit.jpeg_quality)
         message = garment_message(
@@ -485,7 +544,7 @@ class EdgeAgent:
             view_sizes=[v.shape[:2] for v in garment.views],
             camera_ids=list(garment.camera_ids),
             crops=crops,
-            detector_version=self.detector.meta.version,
+            detector_version=detector.meta.version,
             purpose=pb.GARMENT_PURPOSE_AUDIT_PASSED,
         )
         try:
@@ -514,6 +573,8 @@ class EdgeAgent:
         self.metrics.commands.labels(command.action.value, command.cause).inc()
         if command.cause == "deadline_missed":
             self.metrics.deadline_misses.inc()
+            if self.slot is not None:
+                self.slot.missed_deadline(command.item_id)
 
     def prune(self) -> tuple[int, int]:
         """Forget what is past ``edge.spool.retention_h``: settled commands in the ledger, poison garments in
@@ -588,6 +649,7 @@ class EdgeAgent:
             ),
             spool=SpoolStatus(waiting=waiting, set_aside=self._set_aside),
             commands_expired=self._expired,
+            detector=self._detector_report(),
             cameras=tuple(
                 CameraReport(
                     camera_id=c.camera_id,
@@ -600,6 +662,25 @@ class EdgeAgent:
                 for c in cameras
             ),
             problems=tuple(p[:1000] for p in problems),
+        )
+
+    def _detector_report(self) -> DetectorReport | None:
+        if self.slot is None:
+            return None
+        stable, release = self.slot.stable, self.slot.release
+        releases = self.releases
+        return (
+            DetectorReport(
+                version=self.slot.active.version,
+                serial=self.slot.active.serial,
+                release=release.version if release else None,
+                release_share=release.manifest.share if release and release.manifest else None,
+                on_probation=self.slot.on_probation,
+                last_refusal=(releases.last_refusal or "")[:1000] or None if releases else None,
+                last_revert=(releases.last_revert or "")[:1000] or None if releases else None,
+            )
+            if stable
+            else None
         )
 
     def _publish_status(self, waiting: int, *, force: bool = False) -> None:

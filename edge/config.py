@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from edge.crops import CropConfig
 from edge.detectors import DetectorConfig
+from edge.detectors.release import ReleaseConfig
 from edge.sources import DropStrategy, SourceConfig
 from edge.sources.synthetic import SyntheticSourceConfig
 from edge.uplink.client import UplinkConfig
@@ -121,6 +122,11 @@ class EdgeConfig(StrictModel):
     timing: LineTimingConfig = Field(
         default_factory=LineTimingConfig, title="Line timing", description="Deadlines per garment."
     )
+    release: ReleaseConfig = Field(
+        default_factory=ReleaseConfig,
+        title="Detector releases",
+        description="Take signed detector releases announced for the site (off without a public key).",
+    )
     audit: PassedAuditConfig = Field(
         default_factory=PassedAuditConfig,
         title="Audit of passed garments",
@@ -144,3 +150,12 @@ class EdgeConfig(StrictModel):
     metrics_host: str = Field(
         default="127.0.0.1", title="Metrics host", description="Address the metrics endpoint binds."
     )
+
+    @model_validator(mode="after")
+    def _releases_run_on_onnx(self) -> EdgeConfig:
+        if self.release.public_key is not None and self.detector.type == "torch":
+            raise ValueError(
+                "release.public_key: detector releases are ONNX artefacts; run them with the onnxruntime or "
+                "tensorrt detector, not torch"
+            )
+        return self

@@ -12,6 +12,8 @@ from __future__ import annotations
 import getpass
 import json
 import logging
+import os
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,10 @@ app.add_typer(classifier_app, name="classifier")
 
 
 class RolloutChanged(SeamlineError):
+    exit_code = 1
+
+
+class PublishFailed(SeamlineError):
     exit_code = 1
 
 
@@ -313,3 +319,141 @@ def report(
         (out / "report.json").write_text(json.dumps(found, indent=2) + "\n", encoding="utf-8")
         (out / "report.md").write_text(text, encoding="utf-8")
     typer.echo(json.dumps(found, indent=2))
+
+
+# -- seamline rollout detector ... --------------------------------------------------------------------------
+detector_app = typer.Typer(
+    help="Detector releases: a signed artefact and a signed manifest, retained for the site's edges.",
+    no_args_is_help=True,
+)
+app.add_typer(detector_app, name="detector")
+
+
+def upload_artefact(store: str, name: str, data: bytes, url_expires_s: int) -> str:
+    """Put the artefact in the S3 store; a presigned HTTPS (or the endpoint's HTTP) URL to it."""
+    from cloud.storage.crop_store import S3CropStore, crop_store_from_url
+
+    target = crop_store_from_url(store)
+    if not isinstance(target, S3CropStore):
+        raise ConfigError(f"--store {store!r}: an s3://bucket/prefix?endpoint=... URL")
+    key = f"{target.prefix}/{name}" if target.prefix else name
+    target.client.put_object(Bucket=target.bucket, Key=key, Body=data)
+    import boto3
+    from botocore.config import Config
+
+    # Signature V4: what AWS and S3-compatible servers accept in a presigned URL (V2 is deprecated)
+    presigner = boto3.client(
+        "s3",
+        endpoint_url=target.client.meta.endpoint_url,
+        region_name=target.client.meta.region_name,
+        config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+    )
+    return presigner.generate_presigned_url(
+        "get_object", Params={"Bucket": target.bucket, "Key": key}, ExpiresIn=url_expires_s
+    )
+
+
+@detector_app.command("publish")
+def detector_publish(
+    artefact: Path = typer.Argument(..., help="The folder `seamline edge export` wrote (detector.onnx)."),
+    config: Path = typer.Option(..., "--config", "-c", help="Seamline YAML: its mqtt: and site: sections."),
+    key: Path = typer.Option(..., "--key", help="The release signing key (EC private key, PEM)."),
+    version: str | None = typer.Option(
+        None, "--version", help="The version edges will report (default and must be: the artefact's own)."
+    ),
+    serial: int = typer.Option(..., "--serial", min=1, help="Above the site's last release (or --rollback)."),
+    store: str | None = typer.Option(None, "--store", help="s3://bucket/prefix?endpoint=...: upload there."),
+    artefact_url: str | None = typer.Option(
+        None, "--artefact-url", help="Where you will host the tar (with --out) instead of --store."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Also write the signed artefact tar here."),
+    expires_in_h: float = typer.Option(168.0, "--expires-in-h", min=0.01, help="The manifest's lifetime."),
+    lines: list[str] | None = typer.Option(None, "--line", help="Only these lines take it (repeat)."),
+    share: float | None = typer.Option(
+        None, "--share", min=0.0001, max=1.0, help="Share of each line's garments."
+    ),
+    rollback: bool = typer.Option(False, "--rollback", help="A return to an earlier version (lower serial)."),
+    notes: str | None = typer.Option(None, "--notes", help="Why, for the record."),
+    site: str | None = typer.Option(None, "--site", help="The site (default: the configuration's site)."),
+) -> None:
+    """Sign an exported detector, upload it, and announce its signed manifest (retained) to the site."""
+    from datetime import timedelta
+
+    from seamline.clock import utcnow
+    from seamline.comms.mqtt import MqttBus
+    from seamline.config.models import load_config
+    from seamline.contract.mqtt import LineTopics
+    from seamline.release import (
+        ReleaseCanary,
+        ReleaseManifest,
+        artefact_version,
+        pack_artefact,
+        sign_manifest,
+    )
+
+    if (store is None) == (artefact_url is None):
+        raise typer.BadParameter(
+            "give --store (upload) or --artefact-url (hosted by you)", param_hint="--store"
+        )
+    if not key.exists():
+        raise ConfigError(f"--key {key}: no such file")
+    seamline_config = load_config(config)
+    site_id = site or seamline_config.site.site_id
+    own = artefact_version(artefact)
+    if version is not None and version != own:
+        raise ConfigError(
+            f"--version {version!r}: the artefact reports {own!r} on every garment; release that"
+        )
+    version = own
+    data = pack_artefact(artefact, key)
+    if out is not None:
+        out.write_bytes(data)
+    lifetime = timedelta(hours=expires_in_h)
+    url = artefact_url or upload_artefact(
+        store,
+        f"detector/{serial:06d}-{version}.tar",
+        data,
+        int(lifetime.total_seconds()),  # type: ignore[arg-type]
+    )
+    import hashlib
+
+    now = utcnow()
+    manifest = ReleaseManifest(
+        site_id=site_id,
+        version=version,
+        serial=serial,
+        artefact_url=url,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size_bytes=len(data),
+        canary=ReleaseCanary(lines=lines or None, share=share) if lines or share else None,
+        rollback=rollback,
+        issued_at=now,
+        expires_at=now + lifetime,
+        notes=notes,
+    )
+    payload = sign_manifest(manifest, key)
+    topic = LineTopics(seamline_config.mqtt.topic_root, site_id, "x").detector_releases
+    bus = MqttBus(seamline_config.mqtt, client_id=f"seamline-release-{os.getpid()}", persistent_session=False)
+    done: dict[str, str | None] = {}
+    bus.start()
+    try:
+        if not bus.wait_connected(15):
+            raise PublishFailed(f"no connection to the broker: {bus.last_error}")
+        bus.publish(
+            topic,
+            payload,
+            retain=True,
+            on_acked=lambda: done.setdefault("ok", None),
+            on_refused=lambda why: done.setdefault("refused", why),
+        )
+        deadline = time.monotonic() + 15
+        while not done and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        bus.stop()
+    if "refused" in done or not done:
+        raise PublishFailed(
+            f"the broker did not take the release on {topic}: {done.get('refused', 'no answer')}"
+        )
+    typer.echo(f"released {version} (serial {serial}) on {topic}", err=True)
+    typer.echo(manifest.model_dump_json(indent=2))

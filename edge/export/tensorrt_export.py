@@ -6,7 +6,9 @@ version). A timing cache makes rebuilds fast. Without TensorRT it says what to i
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,3 +218,22 @@ def build_engine(
     result = EngineBuild(engine_path, precision, time.perf_counter() - started, engine_path.stat().st_size)
     logger.info("built %s (%.1f MB) in %.0f s", engine_path, result.size_bytes / 1e6, result.seconds)
     return result
+
+
+def engine_cache_key(onnx_path: Path, trt_version: str, gpu: str) -> str:
+    """The cache key of an engine: the ONNX file's digest, the TensorRT version and the GPU (an engine runs
+    only on the TensorRT and GPU it was built with)."""
+    digest = hashlib.sha256(onnx_path.read_bytes()).hexdigest()[:16]
+    return f"{digest}-trt{trt_version}-{re.sub(r'[^A-Za-z0-9]+', '_', gpu)}"
+
+
+def cached_engine(onnx_path: Path, cache_dir: Path, *, precision: str = "fp16", device: int = 0) -> Path:
+    """The engine for ``onnx_path`` from ``cache_dir``, built there first if this TensorRT and GPU have
+    none yet (a detector release is built once per device, then reused across restarts)."""
+    trt, cudart = _import_tensorrt("Building a TensorRT engine")
+    err, props = cudart.cudaGetDeviceProperties(device)
+    gpu = props.name.decode() if int(err) == 0 else f"device{device}"
+    engine = cache_dir / f"{engine_cache_key(onnx_path, trt.__version__, gpu)}-{precision}.engine"
+    if not engine.exists():
+        build_engine(onnx_path, engine, precision=precision)
+    return engine

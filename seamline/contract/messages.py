@@ -136,6 +136,18 @@ class CameraReport(_Payload):
     last_error: str | None = Field(default=None, max_length=1000)
 
 
+class DetectorReport(_Payload):
+    """What detects a line's garments, in its edge status."""
+
+    version: str
+    serial: int = Field(ge=0)
+    release: str | None = None
+    release_share: float | None = Field(default=None, ge=0.0, le=1.0)
+    on_probation: bool = False
+    last_refusal: str | None = Field(default=None, max_length=1000)
+    last_revert: str | None = Field(default=None, max_length=1000)
+
+
 class EdgeStatus(_Payload):
     """An edge agent's health, retained (see edge_status.schema.json)."""
 
@@ -148,6 +160,7 @@ class EdgeStatus(_Payload):
     uplink: UplinkStatus
     spool: SpoolStatus
     commands_expired: int
+    detector: DetectorReport | None = None
     cameras: tuple[CameraReport, ...] = ()
     problems: tuple[str, ...] = ()
 

@@ -107,6 +107,10 @@ class LineTopics:
     def edge_availability(self) -> str:
         return self.topic("edge_availability")
 
+    @property
+    def detector_releases(self) -> str:
+        return self.topic("detector_releases")
+
 
 def every_line_topic(root: str, name: str) -> str:
     """A subscription filter for the contract's line topic ``name`` on every site and line under ``root``."""

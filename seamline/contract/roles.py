@@ -31,7 +31,7 @@ ROLES: tuple[Role, ...] = (
         "edge",
         "edge-{line}",
         ("commands", "edge_availability", "edge_status", "edge_verdicts"),
-        ("verdicts",),
+        ("verdicts", "detector_releases"),
         True,
         "the edge agent of one line",
     ),
@@ -62,10 +62,10 @@ ROLES: tuple[Role, ...] = (
     Role(
         "learning",
         "seamline-learning",
-        ("learning",),
+        ("learning", "detector_releases"),
         (),
         False,
-        "the learning worker (seamline learn run): its retraining jobs",
+        "the learning worker and the ML team's release command: retraining jobs, detector releases",
     ),
     Role("dashboard", "dashboard", (), ("#",), False, "dashboards and MES: read everything, write nothing"),
 )
