@@ -213,21 +213,16 @@ def canary(
 @classifier_app.command("rollback")
 def rollback(config: Path = CONFIG, reason: str | None = REASON) -> None:
     """The candidate decides nothing from the next garment on (its endpoint is kept for the record)."""
-    from cloud.storage.rollout_state import RolloutState
     from cloud.storage.rollouts import current
 
     _, _, engine = _engine(config)
     now = current(engine)
-    if now is None or now.candidate is None or now.mode in ("off", "rolled_back", "promoted"):
-        raise ConfigError(f"nothing to roll back: the rollout is {now.mode if now else 'not set'}")
-    state = RolloutState(
-        mode="rolled_back",
-        share=0.0,
-        candidate=now.candidate,
-        champion=now.champion,
-        set_by=_who(),
-        reason=reason,
-    )
+    if now is None:
+        raise ConfigError("nothing to roll back: no rollout was ever set")
+    try:
+        state = now.rolled_back(_who(), reason)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
     _write(engine, state, now.revision)
     _tag_registry(config, now.candidate, {"rollout": "rolled_back"})
 
@@ -241,30 +236,26 @@ def promote(
     ),
 ) -> None:
     """The candidate becomes the champion: it decides every garment (the registry's champion alias moves)."""
-    from cloud.storage.rollout_state import RolloutState
     from cloud.storage.rollouts import current
 
     _, _, engine = _engine(config)
     now = current(engine)
-    if now is None or now.candidate is None or now.mode not in ("shadow", "canary"):
-        raise ConfigError(
-            f"nothing to promote: the rollout is {now.mode if now else 'not set'} "
-            "(promote a shadow or canary)"
-        )
-    if now.candidate.registry_version is not None:
-        registry = _registry_or_none(config)
-        if registry is not None:
-            found = registry.version("classifier", now.candidate.registry_version)
-            if found.tags.get("gate.result") != "pass" and not force:
-                raise ConfigError(
-                    f"classifier v{found.version} has not passed the gate; run `seamline gate classifier` or "
-                    "pass --force"
-                )
-    state = RolloutState(
-        mode="promoted", share=0.0, candidate=None, champion=now.candidate, set_by=_who(), reason=reason
-    )
+    if now is None:
+        raise ConfigError("nothing to promote: no rollout was ever set")
+    try:
+        state = now.promoted(_who(), reason)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    registry = _registry_or_none(config) if now.candidate.registry_version is not None else None
+    if registry is not None:
+        found = registry.version("classifier", now.candidate.registry_version)
+        if found.tags.get("gate.result") != "pass" and not force:
+            raise ConfigError(
+                f"classifier v{found.version} has not passed the gate; run `seamline gate classifier` or "
+                "pass --force"
+            )
     _write(engine, state, now.revision)
-    if now.candidate.registry_version is not None and (registry := _registry_or_none(config)) is not None:
+    if registry is not None:
         previous, new = registry.promote("classifier", now.candidate.registry_version)
         typer.echo(f"registry: classifier champion v{previous} -> v{new}", err=True)
 

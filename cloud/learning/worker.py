@@ -92,8 +92,33 @@ class LearningWorker:
         return retrain_reasons(report, cfg, new), new
 
     # -- one job ------------------------------------------------------------------------------------------
+    def act_on_rollout(self) -> str | None:
+        """With ``cloud.learning.promotion.auto_promote``: promote or roll back the running canary when its
+        rollout report says so. Returns the action taken, if any."""
+        from cloud.learning.rollout_report import rollout_report
+        from cloud.storage import rollouts
+
+        if not self.learning.promotion.auto_promote:
+            return None
+        report = rollout_report(self.store.engine, self.learning.promotion, normal_id=self.taxonomy.normal.id)
+        action, reasons = report["recommendation"]["action"], report["recommendation"]["reasons"]
+        now = rollouts.current(self.store.engine)
+        if action not in ("promote", "rollback") or now is None:
+            return None
+        why = f"auto_promote: {'; '.join(reasons)}"
+        state = now.promoted(self.name, why) if action == "promote" else now.rolled_back(self.name, why)
+        rollouts.write(self.store.engine, state, after=now.revision)
+        if action == "promote" and now.candidate is not None and now.candidate.registry_version:
+            self.registry.promote("classifier", now.candidate.registry_version)
+        logger.warning("classifier rollout %s by the learning worker: %s", state.mode, why)
+        return action
+
     def run_once(self, *, force: bool = False) -> JobOutcome:
         """Check the triggers and, if one fires (or ``force``), run a job to its end."""
+        try:
+            self.act_on_rollout()
+        except Exception:  # the rollout stays as it is; retraining goes on
+            logger.exception("could not act on the classifier rollout report")
         abandoned = jobs.abandon_stale(self.store.engine, self.learning.stale_job_s)
         if abandoned:
             logger.warning("marked %d learning job(s) abandoned: their worker stopped reporting", abandoned)

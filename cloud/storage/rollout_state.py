@@ -94,3 +94,17 @@ class RolloutState(StrictModel):
             and self.candidate is not None
             and sampled(item_id, self.share, f"shadow:{self.candidate.version}")
         )
+
+    def promoted(self, set_by: str, reason: str | None = None) -> RolloutState:
+        """The next state when the candidate of a shadow or canary becomes the champion."""
+        if self.candidate is None or self.mode not in ("shadow", "canary"):
+            raise ValueError(f"nothing to promote: the rollout is {self.mode} (promote a shadow or canary)")
+        return RolloutState(mode="promoted", champion=self.candidate, set_by=set_by, reason=reason)
+
+    def rolled_back(self, set_by: str, reason: str | None = None) -> RolloutState:
+        """The next state when the candidate stops deciding (kept for the record)."""
+        if self.candidate is None or self.mode not in ("shadow", "canary"):
+            raise ValueError(f"nothing to roll back: the rollout is {self.mode}")
+        return RolloutState(
+            mode="rolled_back", candidate=self.candidate, champion=self.champion, set_by=set_by, reason=reason
+        )

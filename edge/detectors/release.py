@@ -416,6 +416,7 @@ class ReleaseManager:
         # signed rollback may go below it
         manifest = check_manifest(payload, self.public_key, site_id=self.site_id, current_serial=self.serial)
         if not manifest.takes(self.line_id):
+            self._count_refusal("not_for_this_line")
             logger.info(
                 "detector release %s (serial %d) is for lines %s, not %s: not taken",
                 manifest.version,

@@ -10,8 +10,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -87,7 +90,7 @@ def _manifest(url: str, data: bytes, serial: int, **changes) -> ReleaseManifest:
 
 
 def _publish_cli(
-    config: Path, key: Path, store: str, serial: int, *extra: str
+    config: Path, key: Path, store: str | None, serial: int, *extra: str
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
@@ -104,8 +107,7 @@ def _publish_cli(
             str(key),
             "--serial",
             str(serial),
-            "--store",
-            store,
+            *(["--store", store] if store else []),
             *extra,
         ],
         capture_output=True,
@@ -135,8 +137,6 @@ def test_a_signed_release_is_taken_between_garments_and_bad_ones_are_refused(
     watcher.start()
     store = s3_server.crop_store_url("releases", "site1")
     agent.start()
-    import threading
-
     runner = threading.Thread(target=agent.run, daemon=True)
     runner.start()
     old = agent.detector.meta.version
@@ -178,6 +178,12 @@ def test_a_signed_release_is_taken_between_garments_and_bad_ones_are_refused(
         assert "bad signature" in agent.releases.last_refusal
         assert agent.detector.meta.version == old  # every refusal kept the running version
 
+        # a canary pinned to another line: not taken here
+        other = _manifest(url, data, 3, canary={"lines": ["line9"]})
+        _announce(mqtt_broker.url, topics.detector_releases, sign_manifest(other, private))
+        assert wait_until(lambda: refused("not_for_this_line"), timeout=30), agent.releases.refused
+        assert agent.detector.meta.version == old
+
         # the real thing, through the command line: signed, uploaded to S3, announced
         run = _publish_cli(path, private, store, 5, "--notes", "test")
         assert run.returncode == 0, run.stderr
@@ -192,6 +198,24 @@ def test_a_signed_release_is_taken_between_garments_and_bad_ones_are_refused(
         assert run.returncode == 0, run.stderr
         assert wait_until(lambda: refused("serial"), timeout=30), agent.releases.refused
         assert agent.detector.meta.version == new
+        # a signed rollback may go lower; this one is hosted by a plain HTTP server (--out, --artefact-url)
+        hosted = tmp_path / "hosted"
+        hosted.mkdir()
+        server = ThreadingHTTPServer(
+            ("127.0.0.1", 0), partial(SimpleHTTPRequestHandler, directory=str(hosted))
+        )
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            link = f"http://127.0.0.1:{server.server_port}/rollback.tar"
+            extra = ("--rollback", "--out", str(hosted / "rollback.tar"), "--artefact-url", link)
+            run = _publish_cli(path, private, None, 4, *extra)
+            assert run.returncode == 0, run.stderr
+            assert wait_until(
+                lambda: agent.slot.release is not None and agent.slot.release.serial == 4, timeout=60
+            ), agent.releases.last_refusal
+        finally:
+            server.shutdown()
+        assert agent.slot.release.manifest.rollback and agent.releases.serial == 5  # the highest stays
         assert wait_until(lambda: not runner.is_alive(), timeout=120)
         assert agent.drain(30)
     finally:

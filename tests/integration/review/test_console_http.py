@@ -329,3 +329,22 @@ def test_the_report_page_lists_the_learning_jobs(console, login):
     assert "detector v7: fail (per_class[golden:hole])" in row
     api = login("ada", role="admin").http.get("/api/report?week=2026-W48").json()
     assert api["learning_jobs"][0]["job_id"] == job_id and api["learning_jobs"][0]["state"] == "failed"
+
+
+def test_the_report_page_shows_the_classifier_rollout_and_its_recommendation(console, login):
+    from cloud.storage import rollouts
+    from cloud.storage.rollout_state import Endpoint, RolloutState
+
+    engine = console.service.audit.engine
+    rollouts.write(
+        engine,
+        RolloutState(mode="canary", share=0.1, candidate=Endpoint(version="cls@9", model="c9"), set_by="ada"),
+    )
+    page = login("ada", role="admin").http.get("/report")
+    assert page.status_code == 200
+    assert "revision 1: canary 0.1, candidate cls@9" in page.text
+    assert "Recommendation: <strong>keep</strong>" in page.text  # no verdicts of either arm yet
+    api = login("ada", role="admin").http.get("/api/report").json()
+    assert (
+        api["rollout"]["rollout"]["mode"] == "canary" and api["rollout"]["recommendation"]["action"] == "keep"
+    )

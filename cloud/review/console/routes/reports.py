@@ -10,6 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from cloud.learning.jobs import recent_jobs
+from cloud.learning.rollout_report import rollout_report
 from cloud.review.console.deps import AdminApiSession, AdminPageSession, State
 from cloud.review.console.problems import Problem
 from cloud.review.report import iso_week, weekly_report
@@ -57,4 +58,8 @@ async def _report(service: ReviewService, week: str | None) -> dict[str, Any]:
         weekly_report, service.audit.engine, start, service.taxonomy, triggers=service.learning.triggers
     )
     report["learning_jobs"] = await asyncio.to_thread(recent_jobs, service.audit.engine)
+    # the rollout over its own window (cloud.learning.promotion.window_days back from now), not the week's
+    report["rollout"] = await asyncio.to_thread(
+        rollout_report, service.audit.engine, service.learning.promotion, normal_id=service.taxonomy.normal.id
+    )
     return report
