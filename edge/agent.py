@@ -667,20 +667,15 @@ class EdgeAgent:
     def _detector_report(self) -> DetectorReport | None:
         if self.slot is None:
             return None
-        stable, release = self.slot.stable, self.slot.release
-        releases = self.releases
-        return (
-            DetectorReport(
-                version=self.slot.active.version,
-                serial=self.slot.active.serial,
-                release=release.version if release else None,
-                release_share=release.manifest.share if release and release.manifest else None,
-                on_probation=self.slot.on_probation,
-                last_refusal=(releases.last_refusal or "")[:1000] or None if releases else None,
-                last_revert=(releases.last_revert or "")[:1000] or None if releases else None,
-            )
-            if stable
-            else None
+        release, releases = self.slot.release, self.releases
+        return DetectorReport(
+            version=self.slot.active.version,
+            serial=self.slot.active.serial,
+            release=release.version if release else None,
+            release_share=release.manifest.share if release and release.manifest else None,
+            on_probation=self.slot.on_probation,
+            last_refusal=(releases.last_refusal or "")[:1000] or None if releases else None,
+            last_revert=(releases.last_revert or "")[:1000] or None if releases else None,
         )
 
     def _publish_status(self, waiting: int, *, force: bool = False) -> None:

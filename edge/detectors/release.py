@@ -27,7 +27,6 @@ checked again) and knows the serial it must not go below.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
@@ -517,8 +516,3 @@ class ReleaseManager:
             active["release"]["probation"] = False
         self._write_active(active)
         self._on_change()
-
-
-def onnx_digest(path: Path) -> str:
-    """SHA-256 of an ONNX file (the TensorRT engine cache key's first part)."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
