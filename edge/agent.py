@@ -571,10 +571,11 @@ class EdgeAgent:
 
     def _count_command(self, command: DecidedCommand) -> None:
         self.metrics.commands.labels(command.action.value, command.cause).inc()
-        if command.cause == "deadline_missed":
+        missed = command.cause == "deadline_missed"
+        if missed:
             self.metrics.deadline_misses.inc()
-            if self.slot is not None:
-                self.slot.missed_deadline(command.item_id)
+        if self.slot is not None:
+            self.slot.commanded(command.item_id, missed=missed)
 
     def prune(self) -> tuple[int, int]:
         """Forget what is past ``edge.spool.retention_h``: settled commands in the ledger, poison garments in

@@ -87,6 +87,16 @@ def demo(
     hold: bool = typer.Option(
         False, "--hold", help="Keep the review console running after the line ends (Ctrl-C stops)."
     ),
+    learn: bool = typer.Option(
+        False,
+        "--learn",
+        help="Then one learning cycle: retrain the classifier on the reviews, gate it, run the line again "
+        "with it as a canary, promote or roll back (README 'A demo that learns').",
+    ),
+    learn_steps: int = typer.Option(300, "--learn-steps", help="--learn: the candidate's training steps."),
+    canary_share: float = typer.Option(
+        0.5, "--canary-share", help="--learn: share of the second run's garments the candidate decides."
+    ),
 ) -> None:
     """Run the whole loop on this machine: broker, cloud service with local vLLM, edge agent, synthetic line.
 
@@ -96,8 +106,17 @@ def demo(
     from seamline.demo.runner import run_demo
     from seamline.demo.settings import DemoSettings
 
-    if garments < 1 or rate <= 0 or not 1 <= views <= 4:
-        typer.echo("error: --garments must be >= 1, --rate > 0, --views 1-4", err=True)
+    if garments < 1 or rate <= 0 or not 1 <= views <= 4 or learn_steps < 1 or not 0 < canary_share <= 1:
+        typer.echo(
+            "error: --garments must be >= 1, --rate > 0, --views 1-4, --learn-steps >= 1, "
+            "--canary-share in (0, 1]",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if learn and not (review and simulated_reviewer):
+        typer.echo(
+            "error: --learn learns from the simulated reviewer's decisions: drop --no-review", err=True
+        )
         raise typer.Exit(2)
     settings = DemoSettings(
         garments=garments,
@@ -108,6 +127,9 @@ def demo(
         review=review,
         simulated_reviewer=simulated_reviewer,
         hold=hold,
+        learn=learn,
+        learn_steps=learn_steps,
+        canary_share=canary_share,
     )
     if detector is not None:
         settings.detector = detector
@@ -117,7 +139,12 @@ def demo(
         stats = run_demo(settings, live=live).stats
     from rich.console import Console
 
-    Console().print(stats_table(settings, stats, title="Seamline demo: summary"))
+    title = "Seamline demo: summary" + (" of run 1" if learn else "")
+    Console().print(stats_table(settings, stats, title=title))
+    if stats.extra.get("learning"):
+        from seamline.demo.learning import learning_markdown
+
+        typer.echo(learning_markdown(stats.extra["learning"]))
     typer.echo(f"summary: {out / 'summary.md'} and {out / 'summary.json'}; logs in {out / 'logs'}")
     if stats.garments < garments:
         typer.echo(f"error: only {stats.garments} of {garments} garments got a line command", err=True)

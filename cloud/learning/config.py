@@ -101,7 +101,8 @@ class GateConfig(StrictModel):
         default=20,
         ge=1,
         title="Examples per class",
-        description="A class is compared with the champion only with at least this many examples.",
+        description="A class is compared with the champion only with at least this many examples (and the "
+        "routing replay only when each model automates at least this many).",
     )
     max_class_drop: float = Field(
         default=0.02,
@@ -224,6 +225,15 @@ class PromotionConfig(StrictModel):
         title="Accuracy drop",
         description="Promote when the candidate's accuracy of automatic decisions is at least the "
         "champion's minus this; roll back when even its 95 % upper bound is below that.",
+    )
+    min_automatic_accuracy: float = Field(
+        default=0.90,
+        gt=0,
+        le=1,
+        title="Accuracy without a comparison",
+        description="When the champion settles too few garments by itself to measure (fewer than "
+        "min_audit_samples decided audit samples), the candidate is judged against this instead: roll back "
+        "when its 95 % upper bound is below it, promote when its accuracy reaches it (the seed's 0.90).",
     )
     max_automation_drop: float = Field(
         default=0.05,

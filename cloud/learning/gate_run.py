@@ -256,7 +256,12 @@ def gate_classifier(ctx: GateContext, dirs: dict[str, Path], sets: list[EvalSet]
             for role, a in answers.items()
         }
         criterion, numbers = routing_check(
-            s.name, replay["candidate"], replay["champion"], policy, cfg.routing_tolerance
+            s.name,
+            replay["candidate"],
+            replay["champion"],
+            policy,
+            cfg.routing_tolerance,
+            min_automated=cfg.min_class_examples,
         )
         result.criteria.append(criterion)
         result.summary[s.name]["routing"] = numbers

@@ -124,6 +124,18 @@ def models_promote(
     typer.echo(json.dumps({"model": model.value, "champion": now, "previous": previous}))
 
 
+@registry_app.command("download")
+def models_download(
+    model: Model = typer.Argument(..., help="detector or classifier."),
+    version: str = typer.Argument(..., help="A version number, or champion / candidate."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to copy its files into (created)."),
+    config: Path = CONFIG,
+) -> None:
+    """Copy one version's files out of the registry (e.g. to serve it: `seamline cloud vllm DIR`); prints
+    the model folder."""
+    typer.echo(str(_registry(config).download(model.value, version, out)))
+
+
 @registry_app.command("register")
 def models_register(
     model: Model = typer.Argument(..., help="detector or classifier."),

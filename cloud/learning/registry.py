@@ -301,6 +301,8 @@ class ModelRegistry:
         """The version's artefact folder, copied under ``dst`` (created); returns the model folder."""
         import mlflow.artifacts
 
+        # a progress bar per download is noise in a service's log (the learning worker, the demo)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         found = self.version(model, ref)
         dst = Path(dst)
         dst.mkdir(parents=True, exist_ok=True)

@@ -11,15 +11,19 @@ Per classifier version (the one a verdict names as having decided it), from the 
 * for a shadow candidate: how often its answer's type agrees with the champion's on the same crops, and its
   type accuracy on crops people have labelled since.
 
-Per detector version (``models.detector`` on the garments): garments, and the missed defects per 1,000
-garments it passed (its passed-garment audit samples), with the exact interval.
+Per detector version (``models.detector`` on the garments): garments, the missed defects per 1,000
+garments it passed (its passed-garment audit samples) with the exact interval, its p95 detect time on the
+edge and the share of its garments whose cloud verdict came after their deadline (the line's fail-safe then
+diverted them).
 
-The recommendation, for a canary (``cloud.learning.promotion``): keep while either arm has fewer than
+The recommendation, for a canary (``cloud.learning.promotion``): keep while the candidate has fewer than
 ``min_audit_samples`` decided audit samples; roll back when the candidate is clearly worse (the upper end of
 its accuracy interval below the champion's accuracy minus ``max_accuracy_drop``, p95 classify time over
 ``max_latency_ratio`` times the champion's, or late verdicts up by more than ``max_late_increase``); promote
 when its accuracy is at least the champion's minus ``max_accuracy_drop`` and its automated share at least the
-champion's minus ``max_automation_drop``; keep otherwise.
+champion's minus ``max_automation_drop``; keep otherwise. A champion that settles too few garments by itself
+to have ``min_audit_samples`` audit samples cannot be compared with: the candidate's accuracy is then held to
+``min_automatic_accuracy`` instead (roll back when its upper bound is below, promote when it reaches it).
 """
 
 from __future__ import annotations
@@ -98,12 +102,17 @@ def rollout_report(
     versions: dict[str, dict[str, Any]] = defaultdict(
         lambda: {"garments": 0, "auto": 0, "late": 0, "classify_ms": [], "arms": defaultdict(int)}
     )
-    detectors: dict[str, dict[str, int]] = defaultdict(
-        lambda: {"garments": 0, "passed_samples": 0, "missed": 0}
+    detectors: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"garments": 0, "passed_samples": 0, "missed": 0, "late": 0, "detect_ms": []}
     )
     for _, verdict, detector_version in verdicts:
         if detector_version:
-            detectors[detector_version]["garments"] += 1
+            detector = detectors[detector_version]
+            detector["garments"] += 1
+            detector["late"] += _late(verdict)
+            detect = (verdict.get("timings_ms") or {}).get("edge_detect")
+            if detect is not None:
+                detector["detect_ms"].append(detect)
         if verdict.get("source") != "cloud":
             continue
         version = (verdict.get("models") or {}).get("classifier") or "unknown"
@@ -185,7 +194,13 @@ def rollout_report(
 
     out_detectors = {
         version: {
-            **row,
+            "garments": row["garments"],
+            "passed_samples": row["passed_samples"],
+            "missed": row["missed"],
+            "detect_ms_p95": round(float(np.percentile(row["detect_ms"], 95)), 1)
+            if row["detect_ms"]
+            else None,
+            "late_share": round(row["late"] / row["garments"], 4) if row["garments"] else None,
             "missed_per_1000": round(1000 * row["missed"] / row["passed_samples"], 2)
             if row["passed_samples"]
             else None,
@@ -221,20 +236,14 @@ def recommend(report: dict[str, Any], criteria: PromotionConfig) -> dict[str, An
     need = criteria.min_audit_samples
     if candidate is None or champion is None:
         return {"action": "keep", "reasons": ["no verdicts of both the champion and the candidate yet"]}
-    short = [
-        f"{name} has {row['audit_samples_decided']} decided audit samples (needs {need})"
-        for name, row in (("champion", champion), ("candidate", candidate))
-        if row["audit_samples_decided"] < need
-    ]
-    if short:
-        return {"action": "keep", "reasons": short}
+    if candidate["audit_samples_decided"] < need:
+        return {
+            "action": "keep",
+            "reasons": [
+                f"candidate has {candidate['audit_samples_decided']} decided audit samples (needs {need})"
+            ],
+        }
     reasons = []
-    floor = champion["accuracy"] - criteria.max_accuracy_drop
-    if candidate["accuracy_interval_95"][1] < floor:
-        reasons.append(
-            f"accuracy {candidate['accuracy']} (95 % upper {candidate['accuracy_interval_95'][1]}) is "
-            f"below the champion's {champion['accuracy']} - {criteria.max_accuracy_drop}"
-        )
     if (
         candidate["classify_ms_p95"] is not None
         and champion["classify_ms_p95"]
@@ -246,25 +255,29 @@ def recommend(report: dict[str, Any], criteria: PromotionConfig) -> dict[str, An
         )
     if candidate["late_share"] - champion["late_share"] > criteria.max_late_increase:
         reasons.append(f"late verdicts {candidate['late_share']} vs the champion's {champion['late_share']}")
+    accuracy, upper = candidate["accuracy"], candidate["accuracy_interval_95"][1]
+    automates = candidate["automated_share"] >= champion["automated_share"] - criteria.max_automation_drop
+    if champion["audit_samples_decided"] < need:
+        # The champion settles (almost) nothing by itself: there is no accuracy of its to compare with, so
+        # the candidate's automatic decisions must reach the line's bar on their own.
+        bar = criteria.min_automatic_accuracy
+        against = (
+            f"min_automatic_accuracy {bar} (the champion has {champion['audit_samples_decided']} decided "
+            "audit samples, too few to compare with)"
+        )
+    else:
+        bar = champion["accuracy"] - criteria.max_accuracy_drop
+        against = f"the champion's {champion['accuracy']} - {criteria.max_accuracy_drop}"
+    if upper < bar:
+        reasons.append(f"accuracy {accuracy} (95 % upper {upper}) is below {against}")
     if reasons:
         return {"action": "rollback", "reasons": reasons}
-    if (
-        candidate["accuracy"] >= floor
-        and candidate["automated_share"] >= champion["automated_share"] - criteria.max_automation_drop
-    ):
-        return {
-            "action": "promote",
-            "reasons": [
-                f"accuracy {candidate['accuracy']} vs the champion's {champion['accuracy']}, automated share "
-                f"{candidate['automated_share']} vs {champion['automated_share']}"
-            ],
-        }
+    shares = f"automated share {candidate['automated_share']} vs {champion['automated_share']}"
+    if accuracy >= bar and automates:
+        return {"action": "promote", "reasons": [f"accuracy {accuracy} against {against}, {shares}"]}
     return {
         "action": "keep",
-        "reasons": [
-            f"not clearly better or worse: accuracy {candidate['accuracy']} vs {champion['accuracy']}, "
-            f"automated share {candidate['automated_share']} vs {champion['automated_share']}"
-        ],
+        "reasons": [f"not clearly better or worse: accuracy {accuracy} against {against}, {shares}"],
     }
 
 
@@ -304,11 +317,15 @@ def report_markdown(report: dict[str, Any]) -> str:
                 f"{row['labelled_crops']} | {row['type_accuracy']} |"
             )
     if report["detector"]:
-        lines += ["", "| detector | garments | passed samples | missed per 1,000 |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "| detector | garments | passed samples | missed per 1,000 (95 %) | p95 detect ms | late |",
+            "|---|---|---|---|---|---|",
+        ]
         for version, row in report["detector"].items():
             lines.append(
                 f"| {version} | {row['garments']} | {row['passed_samples']} | {row['missed_per_1000']} "
-                f"{row['missed_per_1000_interval_95'] or ''} |"
+                f"{row['missed_per_1000_interval_95'] or ''} | {row['detect_ms_p95']} | {row['late_share']} |"
             )
     rec = report["recommendation"]
     lines += ["", f"**Recommendation: {rec['action']}**", *[f"- {r}" for r in rec["reasons"]]]

@@ -183,9 +183,11 @@ class DetectorSlot:
         elif probation.garments >= self.config.probation_garments:
             self._settle()
 
-    def missed_deadline(self, item_id: str) -> None:
-        """The line controller's fail-safe fired for this garment (its verdict missed the deadline)."""
-        running = self._garment_runtime.pop(item_id, None)
+    def commanded(self, item_id: str, *, missed: bool) -> None:
+        """The garment got its line command; ``missed``: by the fail-safe (a late verdict)."""
+        running = self._garment_runtime.pop(item_id, None)  # every command: the map holds garments in flight
+        if not missed:
+            return
         with self._lock:
             probation = self._probation
             if running is None or running is not self.release or probation is None:

@@ -146,9 +146,16 @@ def summary_markdown(settings: DemoSettings, stats: LineStats) -> str:
             )
         if review.get("report"):
             rows.append(("weekly review report", f"`{review['report']}` (and JSON, charts)"))
+    learning = ""
+    if stats.extra.get("learning"):
+        from seamline.demo.learning import learning_markdown
+
+        learning = learning_markdown(stats.extra["learning"])
     return (
         "# Seamline demo summary\n\n"
         f"Detector `{settings.detector}`, classifier `{settings.classifier}`, "
         f"synthetic line seed {settings.seed}, "
-        f"{settings.views} view(s).\n\n| | |\n|---|---|\n" + "".join(f"| {a} | {b} |\n" for a, b in rows)
+        f"{settings.views} view(s).\n\n| | |\n|---|---|\n"
+        + "".join(f"| {a} | {b} |\n" for a, b in rows)
+        + learning
     )

@@ -54,6 +54,13 @@ class GarmentTrace:
         return detect + t.get("classify", 0.0)
 
     @property
+    def arm(self) -> str | None:
+        """The rollout arm whose classifier decided the garment (None: no cloud verdict)."""
+        if not self.verdict or self.verdict.get("source") != "cloud":
+            return None
+        return (self.verdict.get("rollout") or {}).get("arm", "champion")
+
+    @property
     def automatic(self) -> bool:
         """Settled without a person: an automatic verdict commanded it in time."""
         return bool(
@@ -154,9 +161,14 @@ class LineMonitor:
         with self._lock:
             return sum(1 for t in self.traces.values() if t.command is not None)
 
-    def stats(self) -> LineStats:
+    def item_ids(self) -> list[str]:
         with self._lock:
-            traces = [t for t in self.traces.values() if t.command is not None]
+            return list(self.traces)
+
+    def stats(self, select: Callable[[GarmentTrace], bool] | None = None) -> LineStats:
+        """Statistics over the commanded garments (those ``select`` keeps, if given)."""
+        with self._lock:
+            traces = [t for t in self.traces.values() if t.command is not None and (not select or select(t))]
         actions = Counter(t.command["action"] for t in traces)
         causes = Counter(t.command["cause"] for t in traces)
         routes = Counter((t.verdict or {}).get("route", "none") for t in traces)

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 logger = logging.getLogger(__name__)
-_SEQ = re.compile(r"(\d{6})$")
 Labeler = Callable[[dict[str, Any]], dict[str, Any] | None]
 
 
@@ -31,21 +30,21 @@ def _overlap(a, b) -> float:  # type: ignore[no-untyped-def]
     return _area(inter) / max(1e-9, _area(b))
 
 
-def synthetic_labeler(source: dict[str, Any]) -> Labeler:
+def synthetic_labeler(source: dict[str, Any], index: Callable[[str], int | None]) -> Labeler:
     """item (the console's JSON for a taken item) -> the decision a careful person would submit.
 
-    The decision comes from the synthetic line's truth.
+    The decision comes from the synthetic line's truth; ``index`` maps an item id to the garment it shows
+    (``seamline.demo.runner.GarmentIndex``).
     """
     from seamline.synth import SynthConfig, SyntheticLine
 
     line = SyntheticLine(SynthConfig(**source.get("synth", {})))
-    start = int(source.get("start_index", 0))
 
     def label(item: dict[str, Any]) -> dict[str, Any] | None:
-        match = _SEQ.search(item["item_id"])
-        if not match:
+        found = index(item["item_id"])
+        if found is None:
             return None
-        garment = line.garment(start + int(match.group(1)))
+        garment = line.garment(found)
         defects = [d for d in garment.defects if d.visible >= 0.5]
         crops, covered = [], set()
         for crop in item["crops"]:
@@ -102,14 +101,14 @@ class SimulatedReviewer(threading.Thread):
         self.decided = 0
         self.errors: list[str] = []
         self._finishing = threading.Event()
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def finish(self) -> None:
         """Decide what is left in the queue, then end."""
         self._finishing.set()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         import httpx
@@ -119,12 +118,12 @@ class SimulatedReviewer(threading.Thread):
         try:
             with httpx.Client(base_url=self.url, timeout=30, follow_redirects=False) as http:
                 csrf = console_login(http, self.reviewer_id, self.password)
-                while not self._stop.is_set():
+                while not self._halt.is_set():
                     answer = http.post("/api/take", headers={"X-CSRF-Token": csrf})
                     if answer.status_code == 204:
                         if self._finishing.is_set():
                             return
-                        self._stop.wait(1.0)
+                        self._halt.wait(1.0)
                         continue
                     answer.raise_for_status()
                     item = answer.json()
@@ -132,7 +131,7 @@ class SimulatedReviewer(threading.Thread):
                     if decision is None:  # not a synthetic garment: leave it for people
                         http.post(f"/api/items/{item['item_id']}/release", headers={"X-CSRF-Token": csrf})
                         return
-                    self._stop.wait(self.think_s)
+                    self._halt.wait(self.think_s)
                     done = http.post(
                         f"/api/items/{item['item_id']}/decision",
                         json=decision,

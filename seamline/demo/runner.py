@@ -21,7 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,28 +40,52 @@ from seamline.localbroker import free_port, local_broker
 logger = logging.getLogger(__name__)
 
 SITE, LINE, STATION = "demo", "line1", "station1"
-_SEQ = re.compile(r"(\d{6})$")
+_BOOT_SEQ = re.compile(r"-([0-9a-f]{4})(\d{6})$")  # ItemIds: <boot tag><sequence>
 
 
 class DemoError(SeamlineError):
     """The demo could not start or finish."""
 
 
-def synthetic_truth(synth: dict[str, Any]):
-    """item id -> expected decision, for garments of the edge's synthetic source (index = start + sequence).
+class GarmentIndex:
+    """item id -> the synthetic garment it shows, over one or more runs of the edge on the same line.
 
-    The edge's item ids end in a per-boot sequence number (``edge.sources.base.ItemIds``); the synthetic
-    source renders garment ``start_index + sequence``.
+    The edge's item ids end in a per-boot tag and sequence number (``edge.sources.base.ItemIds``); its
+    synthetic source renders garment ``start_index + sequence``. A run after the first (``--learn``'s second
+    run) starts further on: ``next_run`` pins the boots seen so far to their start and sets the next one's.
     """
+
+    def __init__(self, start: int = 0) -> None:
+        self.start = start
+        self._starts: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, item_id: str) -> int | None:
+        match = _BOOT_SEQ.search(item_id)
+        if match is None:
+            return None
+        with self._lock:
+            return self._starts.get(match.group(1), self.start) + int(match.group(2))
+
+    def next_run(self, seen: list[str], start: int) -> None:
+        with self._lock:
+            for item_id in seen:
+                if match := _BOOT_SEQ.search(item_id):
+                    self._starts.setdefault(match.group(1), self.start)
+            self.start = start
+
+
+def synthetic_truth(synth: dict[str, Any], index: GarmentIndex | None = None):
+    """item id -> expected decision, for garments of the edge's synthetic source (``GarmentIndex``)."""
     from seamline.synth import SynthConfig, SyntheticLine
 
     config = SynthConfig(**synth.get("synth", {}))
     line = SyntheticLine(config)
-    start = int(synth.get("start_index", 0))
+    index = index or GarmentIndex(int(synth.get("start_index", 0)))
 
     def truth(item_id: str) -> str | None:
-        match = _SEQ.search(item_id)
-        return line.garment(start + int(match.group(1))).expected_decision.value if match else None
+        found = index(item_id)
+        return None if found is None else line.garment(found).expected_decision.value
 
     return truth
 
@@ -84,7 +108,7 @@ def demo_config(
         routing["auto_threshold"] = settings.auto_threshold
     if settings.high_priority_below is not None:
         routing["high_priority_below"] = settings.high_priority_below
-    return {
+    config = {
         "site": {"site_id": SITE, "line_id": LINE, "station_id": STATION},
         "mqtt": {"url": mqtt_url, "topic_root": "seamline", "protocol": mqtt_protocol},
         "grpc": {"cloud_address": f"127.0.0.1:{grpc_port}", "listen_address": f"127.0.0.1:{grpc_port}"},
@@ -122,6 +146,11 @@ def demo_config(
         },
         "review": {"host": "127.0.0.1", "port": review_port},
     }
+    if settings.learn:
+        from seamline.demo.learning import apply_learning
+
+        apply_learning(settings, config)
+    return config
 
 
 class _Process:
@@ -180,17 +209,66 @@ class DemoResult:
     config: dict[str, Any]
 
 
+@dataclass
+class DemoRun:
+    """What one demo run has started and watches; the learning cycle (seamline/demo/learning.py) reuses it."""
+
+    settings: DemoSettings
+    config: dict[str, Any]
+    config_path: Path
+    bus: MqttBus
+    monitor: LineMonitor
+    index: GarmentIndex
+    dashboard: Dashboard
+    processes: list[_Process]
+    passwords: dict[str, str] = field(default_factory=dict)
+    review_url: str | None = None
+    bot: Any = None
+
+    def start(self, name: str, args: list[str], ready: str | None = None) -> _Process:
+        process = _Process(name, args, self.settings.out_dir / "logs" / f"{name}.log", ready=ready)
+        self.processes.append(process)
+        return process
+
+    def run_line(self, config_path: Path, on_stats=None, select=None) -> LineStats:  # type: ignore[no-untyped-def]
+        """Start the edge agent on ``config_path``; show the line until every garment has its command."""
+        edge = self.start("edge", ["edge", "run", "--config", str(config_path)])
+        with self.dashboard:
+            while edge.alive():
+                time.sleep(0.5)
+                stats = self.monitor.stats(select)
+                self.dashboard.tick(stats)
+                if on_stats:
+                    on_stats(stats)
+            # The edge leaves once every garment has its command; give the last messages a moment to arrive.
+            settle = time.monotonic() + 10
+            while self.monitor.stats(select).garments < self.settings.garments and time.monotonic() < settle:
+                time.sleep(0.2)
+            stats = self.monitor.stats(select)
+            self.dashboard.tick(stats)
+        self.processes.remove(edge)
+        code = edge.stop()
+        if code != 0:
+            raise DemoError(f"the edge agent failed (exit {code}, log {edge.log_path}):\n{edge.tail()}")
+        return stats
+
+
 def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> DemoResult:
-    """Run the whole loop once; returns the line statistics (also written to OUT/summary.*) and the traces."""
+    """Run the whole loop once (``settings.learn``: and one learning cycle after it); returns the line
+    statistics (also written to OUT/summary.*) and the traces."""
     for path, what in ((settings.detector, "demo detector"), (settings.classifier, "demo classifier")):
         if not path.exists():
             raise InputError(f"{what} not found at {path}")
     out = settings.out_dir
+    if settings.learn:
+        from seamline.demo.learning import fresh_data
+
+        fresh_data(settings)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     broker = local_broker(settings.mqtt_url)
     processes: list[_Process] = []
     bus = None
-    bot = None
+    run = None
     try:
         config = demo_config(
             settings,
@@ -201,76 +279,59 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
             review_port=free_port(),
         )
         config_path = out / "seamline.yaml"
-        config_path.write_text(
-            "# Written by `seamline demo`: the configuration its cloud and edge processes ran with.\n"
-            + yaml.safe_dump(config, sort_keys=False),
-            encoding="utf-8",
-        )
-        monitor = LineMonitor(truth=synthetic_truth(config["edge"]["source"]))
+        write_config(config_path, config)
+        index = GarmentIndex(int(config["edge"]["source"].get("start_index", 0)))
+        monitor = LineMonitor(truth=synthetic_truth(config["edge"]["source"], index))
         topics = LineTopics(config["mqtt"]["topic_root"], SITE, LINE)
         bus = MqttBus(MqttConfig(url=broker.url, protocol=broker.protocol), persistent_session=False)
         monitor.attach(bus, [topics.verdicts, topics.edge_verdicts], topics.commands)
+        dashboard = Dashboard(settings, live=live)
+        run = DemoRun(settings, config, config_path, bus, monitor, index, dashboard, processes)
+        if settings.learn:
+            from seamline.demo.learning import prepare
+
+            prepare(run)
         bus.start()
         if not bus.wait_connected(15):
             raise DemoError(f"cannot connect to the MQTT broker at {broker.url}")
 
-        dashboard = Dashboard(settings, live=live)
         dashboard.phase(
             f"broker: {broker.kind} at {broker.url}; "
             "starting the cloud service and its vLLM (about a minute) ..."
         )
-        cloud = _Process(
-            "cloud",
-            ["cloud", "serve", "--config", str(config_path)],
-            out / "logs" / "cloud.log",
-            ready=r"cloud service listening",
+        cloud = run.start(
+            "cloud", ["cloud", "serve", "--config", str(config_path)], ready=r"cloud service listening"
         )
-        processes.append(cloud)
         deadline = time.monotonic() + settings.ready_timeout_s
         while not cloud.ready.wait(0.5):
             if not cloud.alive() or time.monotonic() > deadline:
                 raise DemoError(f"the cloud service did not start (log {cloud.log_path}):\n{cloud.tail()}")
             dashboard.tick(monitor.stats())
-        review_url = None
         if settings.review:
-            review_url, bot = _start_review(settings, config, config_path, processes, dashboard)
+            start_review(run)
         dashboard.phase("cloud ready; starting the edge agent on the synthetic line")
-        edge = _Process("edge", ["edge", "run", "--config", str(config_path)], out / "logs" / "edge.log")
-        processes.append(edge)
-        with dashboard:
-            while edge.alive():
-                time.sleep(0.5)
-                stats = monitor.stats()
-                dashboard.tick(stats)
-                if on_stats:
-                    on_stats(stats)
-            # The edge leaves once every garment has its command; give the last messages a moment to arrive.
-            settle = time.monotonic() + 10
-            while monitor.commanded() < settings.garments and time.monotonic() < settle:
-                time.sleep(0.2)
-            stats = monitor.stats()
-            dashboard.tick(stats)
-        if edge.proc.returncode != 0:
-            raise DemoError(
-                f"the edge agent failed (exit {edge.proc.returncode}, log {edge.log_path}):\n{edge.tail()}"
-            )
-        if review_url is not None:
-            stats = _finish_review(settings, config_path, monitor, bot, dashboard, review_url)
+        stats = run.run_line(config_path, on_stats)
+        if run.review_url is not None:
+            stats = finish_review(run, report_dir=out / "review")
+        if settings.learn:
+            from seamline.demo.learning import learning_cycle
+
+            stats.extra["learning"] = learning_cycle(run, stats)
         write_summary(out, settings, stats)
-        if settings.hold and review_url is not None:
+        if settings.hold and run.review_url is not None:
             dashboard.phase(
-                f"the line has finished; the review console stays at {review_url} until Ctrl-C "
+                f"the line has finished; the review console stays at {run.review_url} until Ctrl-C "
                 f"(login in {out / 'review-login.txt'})"
             )
             try:
-                while all(p.alive() for p in processes if p.name != "edge"):
+                while all(p.alive() for p in processes):
                     time.sleep(1)
             except (KeyboardInterrupt, StopRequested):
                 pass
         return DemoResult(stats, monitor, config)
     finally:
-        if bot is not None:
-            bot.stop()
+        if run is not None and run.bot is not None:
+            run.bot.stop()
         if bus is not None:
             bus.stop()
         for process in reversed(processes):
@@ -278,19 +339,20 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
         broker.stop()
 
 
-def _start_review(
-    settings: DemoSettings,
-    config: dict[str, Any],
-    config_path: Path,
-    processes: list[_Process],
-    dashboard: Any,
-):  # type: ignore[no-untyped-def]
-    """Create the demo's reviewer accounts, start ``seamline review serve`` and the simulated reviewer."""
-    from seamline.demo.reviewer import SimulatedReviewer, synthetic_labeler
+def write_config(path: Path, config: dict[str, Any], what: str = "its cloud and edge processes") -> None:
+    path.write_text(
+        f"# Written by `seamline demo`: the configuration {what} ran with.\n"
+        + yaml.safe_dump(config, sort_keys=False),
+        encoding="utf-8",
+    )
 
+
+def start_review(run: DemoRun) -> None:
+    """Create the demo's reviewer accounts, start ``seamline review serve`` and the simulated reviewer."""
+    settings, config, config_path = run.settings, run.config, run.config_path
     out = settings.out_dir
-    passwords = {"reviewer": secrets.token_urlsafe(9), "simulated": secrets.token_urlsafe(16)}
-    for name, password in passwords.items():
+    run.passwords = {"reviewer": secrets.token_urlsafe(9), "simulated": secrets.token_urlsafe(16)}
+    for name, password in run.passwords.items():
         env = dict(os.environ, SEAMLINE_DEMO_PASSWORD=password)
         done = subprocess.run(
             [
@@ -337,44 +399,66 @@ def _start_review(
             )
     url = f"http://{config['review']['host']}:{config['review']['port']}"
     (out / "review-login.txt").write_text(
-        f"{url}\nreviewer: reviewer\npassword: {passwords['reviewer']}\n", encoding="utf-8"
+        f"{url}\nreviewer: reviewer\npassword: {run.passwords['reviewer']}\n", encoding="utf-8"
     )
-    review = _Process(
-        "review",
-        ["review", "serve", "--config", str(config_path)],
-        out / "logs" / "review.log",
-        ready=r"review console listening",
+    review = run.start(
+        "review", ["review", "serve", "--config", str(config_path)], ready=r"review console listening"
     )
-    processes.append(review)
     if not review.ready.wait(60):
         raise DemoError(f"the review console did not start (log {review.log_path}):\n{review.tail()}")
-    bot = None
-    if settings.simulated_reviewer:
-        bot = SimulatedReviewer(
-            url, "simulated", passwords["simulated"], synthetic_labeler(config["edge"]["source"])
-        )
-        bot.start()
-    who = "; a simulated reviewer decides from the synthetic truth" if bot else ""
-    dashboard.phase(f"review console at {url} — log in as 'reviewer', password {passwords['reviewer']}{who}")
-    return url, bot
+    run.review_url = url
+    start_reviewer_bot(run)
+    who = "; a simulated reviewer decides from the synthetic truth" if run.bot else ""
+    run.dashboard.phase(
+        f"review console at {url} — log in as 'reviewer', password {run.passwords['reviewer']}{who}"
+    )
 
 
-def _finish_review(
-    settings: DemoSettings, config_path: Path, monitor: LineMonitor, bot: Any, dashboard: Any, url: str
-) -> LineStats:
-    """Let the simulated reviewer empty the queue, then write the weekly review report into OUT/review/."""
+def start_reviewer_bot(run: DemoRun) -> None:
+    """(Re)start the simulated reviewer on the console, if the demo has one."""
+    from seamline.demo.reviewer import SimulatedReviewer, synthetic_labeler
+
+    if not run.settings.simulated_reviewer or run.review_url is None:
+        return
+    run.bot = SimulatedReviewer(
+        run.review_url,
+        "simulated",
+        run.passwords["simulated"],
+        synthetic_labeler(run.config["edge"]["source"], run.index),
+    )
+    run.bot.start()
+
+
+def finish_review(run: DemoRun, *, report_dir: Path | None, select=None) -> LineStats:  # type: ignore[no-untyped-def]
+    """Let the simulated reviewer empty the queue (routed garments and audit samples), then write the weekly
+    review report into ``report_dir`` (None: no report)."""
     from seamline.demo.reviewer import wait_for
 
-    stats = monitor.stats()
+    monitor, bot = run.monitor, run.bot
+    stats = monitor.stats(select)
     routed = stats.routes.get("human", 0)
     if bot is not None:
-        dashboard.phase(
-            f"line done; the simulated reviewer finishes the queue ({stats.reviewed}/{routed} reviewed)"
+        run.dashboard.phase(
+            f"line done; the simulated reviewer finishes the queue ({routed} garments routed to people, "
+            f"{stats.reviewed} reviewed so far, audit samples included)"
         )
         bot.finish()
-        wait_for(lambda: monitor.stats().reviewed >= routed or not bot.is_alive(), timeout=60 + 2 * routed)
+        wait_for(lambda: not bot.is_alive(), timeout=60 + 3 * stats.garments)
         bot.stop()
-    out = settings.out_dir / "review"
+        # the reviewers' verdicts reach the line over MQTT a moment after the console took them
+        wait_for(lambda: monitor.stats(select).reviewed >= routed, timeout=15)
+    stats = monitor.stats(select)
+    review: dict[str, Any] = {
+        "console": run.review_url,
+        "routed_to_people": routed,
+        "reviewed": stats.reviewed,
+        "decided_by_bot": bot.decided if bot else None,
+        "simulated_reviewer": bot is not None,
+        "bot_errors": bot.errors[:5] if bot else [],
+    }
+    stats.extra["review"] = review
+    if report_dir is None:
+        return stats
     done = subprocess.run(
         [
             sys.executable,
@@ -383,23 +467,15 @@ def _finish_review(
             "report",
             "weekly",
             "--config",
-            str(config_path),
+            str(run.config_path),
             "--out",
-            str(out),
+            str(report_dir),
         ],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
-    stats = monitor.stats()
-    review: dict[str, Any] = {
-        "console": url,
-        "routed_to_people": routed,
-        "reviewed": stats.reviewed,
-        "simulated_reviewer": bot is not None,
-        "bot_errors": bot.errors[:5] if bot else [],
-    }
     if done.returncode == 0:
         report = json.loads(done.stdout)
         review.update(
@@ -409,10 +485,9 @@ def _finish_review(
             }
         )
         review["per_class"] = {k: v for k, v in report["per_class"].items() if v["predicted"] or v["actual"]}
-        review["report"] = str(out / "report.md")
+        review["report"] = str(report_dir / "report.md")
     else:
         review["report_error"] = done.stderr.strip()[-2000:]
-    stats.extra["review"] = review
     return stats
 
 

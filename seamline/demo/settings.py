@@ -26,4 +26,10 @@ class DemoSettings:
     review: bool = True  # start the review console
     simulated_reviewer: bool = True  # a bot decides the review queue from the synthetic truth
     hold: bool = False  # keep the console (and the cloud) running after the line ends, until Ctrl-C
+    # --learn: after the line, one turn of the learning loop, then the line again with a canary
+    learn: bool = False
+    learn_steps: int = 300  # optimizer steps of the candidate, from the champion (about 1 min here)
+    canary_share: float = (
+        0.5  # of garments the candidate decides on the second run (a line would start at 0.1)
+    )
     extra: dict[str, Any] = field(default_factory=dict)

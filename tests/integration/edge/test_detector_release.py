@@ -117,28 +117,38 @@ def _publish_cli(
     )
 
 
+def _line(tmp_path: Path, mqtt_broker, detector: Path, root: str, public: Path, count: int):
+    """A cloud ingress, an edge agent (started, its detection loop running) and a recorder of its line."""
+    cloud = IngressThread(tmp_path / "cloud").start()
+    topics = LineTopics(root, "site1", "line1")
+    path = _config(tmp_path, mqtt_broker, cloud, detector, root, public, count=count)
+    config = load_config(path)
+    agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))
+    recorder = CommandRecorder(mqtt_broker.url, topics)
+    agent.start()
+    runner = threading.Thread(target=agent.run, daemon=True)
+    runner.start()
+    return cloud, topics, path, agent, recorder, runner
+
+
 def test_a_signed_release_is_taken_between_garments_and_bad_ones_are_refused(
     tmp_path, mqtt_broker, s3_server, tiny_onnx_detector
 ):
     private, public = release_keys(tmp_path, "release")
     stranger, _ = release_keys(tmp_path, "stranger")
-    cloud = IngressThread(tmp_path / "cloud").start()
     root = f"seamline-rel{time.time_ns()}"
-    topics = LineTopics(root, "site1", "line1")
-    path = _config(tmp_path, mqtt_broker, cloud, tiny_onnx_detector, root, public, count=80)
-    config = load_config(path)
-    agent = EdgeAgent(config, load_section(path, config, "edge", EdgeConfig))
-    recorder = CommandRecorder(mqtt_broker.url, topics)
     statuses = []
     watcher = MqttBus(
         MqttConfig(url=mqtt_broker.url), client_id=f"st-{time.time_ns()}", persistent_session=False
     )
-    watcher.subscribe(topics.edge_status, lambda _t, p: statuses.append(json.loads(p)))
+    watcher.subscribe(
+        LineTopics(root, "site1", "line1").edge_status, lambda _t, p: statuses.append(json.loads(p))
+    )
     watcher.start()
     store = s3_server.crop_store_url("releases", "site1")
-    agent.start()
-    runner = threading.Thread(target=agent.run, daemon=True)
-    runner.start()
+    cloud, topics, path, agent, recorder, runner = _line(
+        tmp_path, mqtt_broker, tiny_onnx_detector, root, public, 80
+    )
     old = agent.detector.meta.version
     try:
         assert wait_until(lambda: agent.processed >= 3, timeout=60)
@@ -303,3 +313,39 @@ def test_a_release_that_keeps_killing_the_agent_is_reverted_at_the_next_start(
         agent.wait(20)
         watcher.stop()
         cloud.stop()
+
+
+def test_a_share_canary_detects_its_share_of_garments_by_id_through_a_running_agent(
+    tmp_path, mqtt_broker, s3_server, tiny_onnx_detector
+):
+    from seamline.sampling import sampled
+
+    private, public = release_keys(tmp_path, "release")
+    root = f"seamline-sharerel{time.time_ns()}"
+    cloud, _, path, agent, recorder, runner = _line(
+        tmp_path, mqtt_broker, tiny_onnx_detector, root, public, 60
+    )
+    old = agent.detector.meta.version
+    try:
+        assert wait_until(lambda: agent.processed >= 3, timeout=60)
+        store = s3_server.crop_store_url("releases", "site1")
+        run = _publish_cli(path, private, store, 1, "--share", "0.5")
+        assert run.returncode == 0, run.stderr
+        assert wait_until(lambda: agent.slot.release is not None, timeout=60), agent.releases.last_refusal
+        release = agent.slot.release.version
+        assert agent.detector.meta.version == old  # a share canary never becomes the line's active version
+        assert wait_until(lambda: not runner.is_alive(), timeout=120)
+        assert agent.drain(30)
+        assert not agent.slot._garment_runtime  # every commanded garment forgotten
+    finally:
+        agent.stop()
+        cloud.stop()
+    verdicts = {v["item_id"]: v["models"]["detector"] for v in recorder.verdicts}
+    after = sorted(verdicts)[sorted(verdicts).index(min(i for i in verdicts if verdicts[i] == release)) :]
+    assert len(after) >= 20, verdicts
+    # from its first garment on, the release detects exactly the garments its hash picks, and the rest stay
+    expected = [release if sampled(i, 0.5, f"detector:{release}") else old for i in after]
+    assert [verdicts[i] for i in after] == expected
+    assert {release, old} <= set(expected)
+    assert len(recorder.commands) == 60 and all(len(c) == 1 for c in recorder.commands.values())
+    assert not recorder.invalid

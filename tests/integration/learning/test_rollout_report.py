@@ -36,7 +36,7 @@ def _fill(engine, *, candidate_accuracy: float, n: int = 60) -> None:
                 "route": "human" if routed else "auto",
                 "models": {"detector": "det@1", "classifier": version},
                 "rollout": {"revision": 1, "mode": "canary", "share": 0.5, "arm": arm},
-                "timings_ms": {"classify": 100.0},
+                "timings_ms": {"classify": 100.0, "edge_detect": 20.0 + i % 10},
                 "timestamps": {"captured_at": now.isoformat(), "decided_at": now.isoformat()},
                 "defects": [],
             }
@@ -131,6 +131,10 @@ def test_the_report_compares_the_arms_on_their_audit_samples_and_the_worker_prom
     assert low < 0.95 < high
     assert champion["automated_share"] == round(65 / 70, 4) and champion["routed_reviews"] == 5
     assert report["recommendation"]["action"] == "promote"
+    detector = report["detector"]["det@1"]
+    assert detector["garments"] == 140 and detector["late_share"] == 0.0
+    assert 28.0 <= detector["detect_ms_p95"] <= 29.0  # edge_detect 20-29 ms
+    assert detector["passed_samples"] == 0 and detector["missed_per_1000"] is None
     assert "Recommendation: promote" in (tmp_path / "r" / "report.md").read_text()
     assert worker.act_on_rollout() == "promote"
     state = rollouts.current(store.engine)
@@ -144,3 +148,29 @@ def test_a_worse_candidate_is_rolled_back_and_nothing_happens_without_auto_promo
     _, store, worker = _setup(tmp_path / "b", auto_promote=False, candidate_accuracy=0.70)
     assert worker.act_on_rollout() is None
     assert rollouts.current(store.engine).mode == "canary"
+
+
+def _report_cli(path, *extra):
+    return subprocess.run(
+        [sys.executable, "-m", "seamline", "rollout", "report", "--config", str(path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_report_window_starts_at_since_and_a_bad_since_is_refused(tmp_path):
+    path, _, _ = _setup(tmp_path, auto_promote=False, candidate_accuracy=0.95)
+    captured = utcnow() - timedelta(hours=1)  # when _fill's garments were captured
+    before = _report_cli(path, "--since", (captured - timedelta(minutes=5)).isoformat())
+    assert before.returncode == 0, before.stderr
+    assert set(json.loads(before.stdout)["classifier"]) == {"cls@1", "cls@2"}
+    later = _report_cli(path, "--since", (captured + timedelta(minutes=5)).isoformat())
+    assert later.returncode == 0, later.stderr
+    report = json.loads(later.stdout)
+    assert report["classifier"] == {} and report["recommendation"]["action"] == "keep"
+    assert report["period"]["start"].startswith((captured + timedelta(minutes=5)).isoformat()[:16])
+    naive = _report_cli(path, "--since", "2026-12-07T00:00:00")
+    assert naive.returncode == 2 and "time zone" in naive.stderr
+    garbage = _report_cli(path, "--since", "last tuesday")
+    assert garbage.returncode == 2 and "--since" in garbage.stderr

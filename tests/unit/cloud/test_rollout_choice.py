@@ -111,3 +111,25 @@ def test_the_recommendation_waits_for_samples_then_promotes_or_rolls_back():
     less_automated = _report(_row(500, 0.6, 200, 190), _row(400, 0.3, 150, 143, arm="candidate"))
     assert recommend(less_automated, criteria)["action"] == "keep"
     assert recommend({"rollout": {"mode": "off"}, "classifier": {}}, criteria)["action"] == "none"
+
+
+def test_a_champion_that_settles_almost_nothing_is_not_compared_with_the_bar_is():
+    """The demo's case: the champion automates 2 % of garments (1 audit sample), so the candidate's automatic
+    decisions are held to min_automatic_accuracy (0.90) instead of to the champion's."""
+    criteria = PromotionConfig(min_audit_samples=5)
+    bad = _report(_row(52, 0.02, 1, 0), _row(57, 0.40, 23, 14, arm="candidate"))
+    found = recommend(bad, criteria)
+    assert found["action"] == "rollback", found
+    assert (
+        "below min_automatic_accuracy 0.9" in found["reasons"][0]
+        and "too few to compare with" in found["reasons"][0]
+    )
+    good = _report(_row(52, 0.02, 1, 1), _row(57, 0.40, 40, 39, arm="candidate"))
+    assert recommend(good, criteria)["action"] == "promote"
+    unsure = _report(_row(52, 0.02, 1, 1), _row(57, 0.40, 12, 11, arm="candidate"))  # 0.917, upper 0.998
+    assert (
+        recommend(unsure, PromotionConfig(min_audit_samples=5, min_automatic_accuracy=0.95))["action"]
+        == "keep"
+    )
+    slow = _report(_row(52, 0.02, 1, 1), _row(57, 0.40, 40, 39, p95=400.0, arm="candidate"))
+    assert recommend(slow, criteria)["action"] == "rollback"

@@ -80,3 +80,22 @@ def test_messages_off_contract_are_counted_not_used():
     bus.handlers["c"]("c", b"{not json")
     bus.handlers["c"]("c", b'{"item_id": "a", "action": "explode"}')
     assert monitor.invalid == 2 and monitor.stats().garments == 0 and monitor.stats().invalid_messages == 2
+
+
+def test_stats_of_a_selection_and_the_rollout_arm_of_each_garment():
+    monitor = LineMonitor()
+    monitor.on_verdict(_verdict("a", 0.0, source="edge"))
+    monitor.on_command(_command("a", 0.1, "pass", "no_detection"))
+    champion = _verdict("b", 1.0, decision="reject")  # no rollout field: decided before any rollout
+    monitor.on_verdict(champion)
+    monitor.on_command(_command("b", 1.2, "reject"))
+    candidate = _verdict("c", 2.0)
+    candidate["rollout"] = {"revision": 1, "mode": "canary", "share": 0.5, "arm": "candidate"}
+    monitor.on_verdict(candidate)
+    monitor.on_command(_command("c", 2.3, "pass"))
+    arms = {t.item_id: t.arm for t in monitor.traces.values()}
+    assert arms == {"a": None, "b": "champion", "c": "candidate"}
+    assert monitor.stats(lambda t: t.arm == "candidate").garments == 1
+    assert monitor.stats(lambda t: t.arm is not None).actions == {"reject": 1, "pass": 1}
+    assert monitor.stats(lambda t: False).garments == 0 and monitor.stats().garments == 3
+    assert sorted(monitor.item_ids()) == ["a", "b", "c"]

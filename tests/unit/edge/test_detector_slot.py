@@ -79,10 +79,23 @@ def test_a_slow_release_or_one_that_misses_deadlines_is_reverted():
     for i in range(25):
         item = f"i{i}"
         running = late.for_garment(item)
-        if i % 5 == 0:
-            late.missed_deadline(item)
+        late.commanded(item, missed=i % 5 == 0)
         late.observe(item, running, True, 0.01)
     assert reverts and "missed their deadline" in reverts[0]
+    assert not late._garment_runtime  # a commanded garment is forgotten, in time or not
+
+
+def test_a_share_canary_detects_its_share_by_garment_id_and_forgets_commanded_garments():
+    slot, reverts, _ = _slot(probation_garments=1000)
+    slot.install(_release(share=0.3))
+    items = [f"line1-st-{i:06d}" for i in range(400)]
+    picked = [i for i in items if slot.for_garment(i).version == "det@2"]
+    assert 0.2 < len(picked) / len(items) < 0.4  # 7 standard deviations of Binomial(400, 0.3)
+    assert [i for i in items if slot.for_garment(i).version == "det@2"] == picked  # the same on replay
+    assert slot.active.version == "det@1"  # a share never makes the release the line's active version
+    for item in items:
+        slot.commanded(item, missed=False)
+    assert not slot._garment_runtime and not reverts
 
 
 def test_probation_passed_makes_a_full_release_the_stable_one():

@@ -105,3 +105,9 @@ def test_routing_replay_fails_a_candidate_whose_automatic_decisions_are_less_acc
     # Sent to people instead (low confidence): nothing automatic is wrong, so nothing is lowered.
     unsure = _answers([0.3] * 20, [False] * 20)
     assert routing_check("golden", unsure, champion, policy, 0.0)[0].passed
+    # One wrong of one against one wrong of five is no measurement: too few to compare, not a failure.
+    one = _answers([0.99] + [0.3] * 19, [False] * 20)
+    few = _answers([0.99] * 5 + [0.3] * 15, [True] + [False] * 19)
+    criterion, _ = routing_check("golden", one, few, policy, 0.0)
+    assert criterion.passed and "too few automatic decisions to compare" in criterion.detail
+    assert not routing_check("golden", one, few, policy, 0.0, min_automated=1)[0].passed
