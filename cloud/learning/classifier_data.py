@@ -33,6 +33,7 @@ class CropExample:
     key: str  # stable id (file and box), for splits and reports
     jpeg: bytes
     target: dict[str, str]  # type, severity, decision, reason (schema order)
+    detector_score: float | None = None  # the edge detector's score of the region (verified exports)
 
     def target_json(self) -> str:
         return json.dumps(self.target, ensure_ascii=False, separators=(",", ":"))
@@ -120,7 +121,12 @@ def jsonl_crops(path: Path, taxonomy: Taxonomy) -> list[CropExample]:
             raise DatasetError(f"{path}:{number}: {exc}") from exc
         target = target_for(taxonomy, answer.type, answer.severity.value if answer.severity else None)
         target["decision"], target["reason"] = answer.decision.value, answer.reason
-        examples.append(CropExample(str(rec["image"]), image_path.read_bytes(), target))
+        score = rec.get("detector_score")
+        examples.append(
+            CropExample(
+                str(rec["image"]), image_path.read_bytes(), target, None if score is None else float(score)
+            )
+        )
     if not examples:
         raise DatasetError(f"{path}: no examples")
     return examples

@@ -13,7 +13,7 @@ candidate did not train on (its ``data_until`` tag) — and passes only if every
 * ``mcnemar`` (classifier, each set): McNemar's exact test on type correctness does not find the candidate
   worse overall at ``mcnemar_alpha``.
 * ``routing`` (classifier, each set): the routing policy in force, replayed on each model's answers (one
-  crop as one garment, the detector's score taken as 1), gives the candidate's automatic decisions an
+  crop as one garment, with the detector's score of that crop), gives the candidate's automatic decisions an
   accuracy no lower than the champion's (minus ``routing_tolerance``); compared only when each model
   automates at least ``min_class_examples`` of the set's crops.
 * ``latency``: the candidate's p95 per example on the runtime the gate runs it with — ONNX Runtime for the
@@ -245,6 +245,7 @@ class Answer:
     decision: str | None
     confidence: float | None
     target_decision: str
+    detector_score: float | None = None  # None: unknown (an export without it), taken as 1.0
 
 
 def automatic_accuracy(answers: list[Answer], policy: RoutingPolicy) -> tuple[int, int]:
@@ -253,7 +254,7 @@ def automatic_accuracy(answers: list[Answer], policy: RoutingPolicy) -> tuple[in
     for i, a in enumerate(answers):
         region = RegionResult(
             crop_id=str(i),
-            detector_score=1.0,
+            detector_score=1.0 if a.detector_score is None else a.detector_score,
             type=a.type or "unknown",
             severity=Severity(a.severity) if a.severity not in (None, "none") else None,
             suggested=Decision(a.decision) if a.decision else Decision.REVIEW,

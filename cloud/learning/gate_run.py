@@ -251,8 +251,12 @@ def gate_classifier(ctx: GateContext, dirs: dict[str, Path], sets: list[EvalSet]
         result.criteria.append(
             mcnemar_check(s.name, right["candidate"], right["champion"], cfg.mcnemar_alpha)
         )
+        scores = {e.key: e.detector_score for e in examples}
         replay = {
-            role: [Answer(x.type, x.severity, x.decision, x.confidence, x.target["decision"]) for x in a]
+            role: [
+                Answer(x.type, x.severity, x.decision, x.confidence, x.target["decision"], scores.get(x.key))
+                for x in a
+            ]
             for role, a in answers.items()
         }
         criterion, numbers = routing_check(

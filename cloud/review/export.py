@@ -92,6 +92,7 @@ def export_verified(
                 "height": crop["height"],
                 "label": label,
                 "boxes": boxes,
+                "detector_score": crop["detector_score"],
             }
         )
     summary.images = len(images)
@@ -200,6 +201,9 @@ def _write_jsonl(out: Path, images: list[dict[str, Any]], taxonomy: Taxonomy) ->
                 "crop_id": label["crop_id"],
                 "reviewer_id": label["reviewer_id"],
                 "verified_at": label["verified_at"].isoformat(),
+                # how sure the detector was of the region: the gate's routing replay needs it (the policy's
+                # detector veto and auto-reject floor read it)
+                "detector_score": image["detector_score"],
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 

@@ -228,6 +228,8 @@ def test_jsonl_export_is_what_classifier_training_reads(reviewed, tmp_path):
     export_verified(store.engine, crops, TAXONOMY, tmp_path / "jsonl", "jsonl")
     examples = jsonl_crops(tmp_path / "jsonl" / "crops.jsonl", TAXONOMY)
     assert len(examples) == 8
+    # each crop keeps the detector's score, which the gate's routing replay needs
+    assert all(e.detector_score is not None and 0 < e.detector_score <= 1 for e in examples)
     targets = sorted((e.key, e.target["type"], e.target["severity"]) for e in examples)
     assert ("images/rv-0002__c1.jpg", "stain", "minor") in targets and (
         "images/rv-0001__c0.jpg",

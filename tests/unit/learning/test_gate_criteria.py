@@ -8,6 +8,7 @@ from scipy.stats import binomtest
 from cloud.learning.config import GateConfig
 from cloud.learning.gate import (
     Answer,
+    automatic_accuracy,
     mcnemar_check,
     mcnemar_p,
     paired_ratio_bootstrap,
@@ -111,3 +112,15 @@ def test_routing_replay_fails_a_candidate_whose_automatic_decisions_are_less_acc
     criterion, _ = routing_check("golden", one, few, policy, 0.0)
     assert criterion.passed and "too few automatic decisions to compare" in criterion.detail
     assert not routing_check("golden", one, few, policy, 0.0, min_automated=1)[0].passed
+
+
+def test_the_routing_replay_reads_each_crops_detector_score():
+    """A sure 'normal' on a crop the detector was nearly sure of goes to a person (the policy's detector veto,
+    0.9); on a crop it barely saw, the same answer passes automatically. Taking every score as 1.0 (as the
+    replay once did) vetoed every automatic pass."""
+    policy = RoutingPolicy(RoutingPolicyConfig(), reject_at=Severity.SEVERE)
+    normal = Answer("normal", "none", "pass", 0.99, "pass", detector_score=0.35)
+    assert automatic_accuracy([normal], policy) == (1, 1)
+    vetoed = Answer("normal", "none", "pass", 0.99, "pass", detector_score=0.95)
+    unknown = Answer("normal", "none", "pass", 0.99, "pass")
+    assert automatic_accuracy([vetoed], policy) == automatic_accuracy([unknown], policy) == (0, 0)
