@@ -3,6 +3,10 @@
 Seed's path: transformers' RT-DETR image processor -> PyTorch eager -> ``post_process_object_detection``.
 Seamline's path: numpy pre-processing -> ONNX Runtime (CPU EP, graph optimisations) -> numpy decoding.
 Goal: at least 3x per image, with the same boxes (|delta| < 1e-3 px... see the "max |dbox|" column).
+Seamline int8: the same ONNX model quantised by ``seamline edge export --int8`` (static QDQ, calibrated on the
+bench's frames), on the same path. Its boxes differ from fp32 by design: its accuracy is judged by
+``seamline gate int8`` on held-out data with a trained model (docs/benchmarks.md), not by |dbox| here, and the
+bench loads it without that check (random weights have no accuracy to keep).
 
 Run: .venv/bin/python bench/detector_runtime.py [--size l] [--frame 640] [--iterations 8]
 
@@ -20,6 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from rich.console import Console
 from rich.table import Table
 
@@ -32,6 +37,7 @@ from transformers import RTDetrForObjectDetection  # noqa: E402
 from transformers.models.rt_detr.image_processing_pil_rt_detr import RTDetrImageProcessorPil  # noqa: E402
 
 from edge.detectors.onnx_runtime import OnnxRuntimeDetector, OnnxRuntimeDetectorConfig  # noqa: E402
+from edge.export.int8 import int8_path, quantize_int8  # noqa: E402
 from edge.export.onnx_export import export_onnx  # noqa: E402
 from seamline import envs  # noqa: E402
 from seamline.modelzoo.tiny_rtdetr import build_tiny_rtdetr  # noqa: E402
@@ -98,8 +104,19 @@ def main() -> None:
     line = SyntheticLine(SynthConfig(width=width, height=height, seed=3))
     frames = [np.ascontiguousarray(line.garment(i).views[0].image) for i in range(8)]
 
+    int8_model = int8_path(onnx_path)
+    if not int8_model.exists():
+        calibration = cache / f"calibration-{args.frame}"
+        calibration.mkdir(exist_ok=True)
+        for i, frame in enumerate(frames):
+            Image.fromarray(frame).save(calibration / f"{i}.png")
+        quantize_int8(onnx_path, calibration)
+
     seed = SeedPath(cache)
     ours = OnnxRuntimeDetector(OnnxRuntimeDetectorConfig(model=onnx_path, score_threshold=THRESHOLD))
+    ours_int8 = OnnxRuntimeDetector(
+        OnnxRuntimeDetectorConfig(model=int8_model, score_threshold=THRESHOLD), unchecked_int8=True
+    )
     # Same boxes: compare everything the seed path returns above a low threshold (random weights score low).
     check = frames[:4]
     seed_all = seed.detect(check, 0.05)
@@ -118,6 +135,9 @@ def main() -> None:
         "Seamline ms/img (p50)",
         "speed-up",
         "goal >= 3x",
+        "Seamline int8 ms/img (p50)",
+        "int8 speed-up",
+        "goal >= 3x (int8)",
         "max |dbox| px",
         "boxes compared",
     ):
@@ -126,14 +146,19 @@ def main() -> None:
         images = frames[:batch]
         t_seed = timed(lambda images=images: seed.detect(images, THRESHOLD), args.iterations)
         t_ours = timed(lambda images=images: ours.detect(images), args.iterations)
+        t_int8 = timed(lambda images=images: ours_int8.detect(images), args.iterations)
         p_seed = statistics.median(t_seed) / batch * 1000
         p_ours = statistics.median(t_ours) / batch * 1000
+        p_int8 = statistics.median(t_int8) / batch * 1000
         table.add_row(
             str(batch),
             f"{p_seed:.1f}",
             f"{p_ours:.1f}",
             f"{p_seed / p_ours:.2f}x",
             "yes" if p_seed / p_ours >= 3 else "no",
+            f"{p_int8:.1f}",
+            f"{p_seed / p_int8:.2f}x",
+            "yes" if p_seed / p_int8 >= 3 else "no",
             f"{delta:.1e}",
             str(compared),
         )

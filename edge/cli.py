@@ -74,18 +74,47 @@ def export(
         None, help="Folder of representative frames for int8 calibration."
     ),
     max_batch: int = typer.Option(4, help="Largest batch the engine accepts (views per garment)."),
+    int8: bool = typer.Option(
+        False,
+        "--int8",
+        help="Also write an ONNX Runtime int8 model (static QDQ), calibrated on --calibration-dir; the edge "
+        "runs it only once `seamline gate int8` accepts it.",
+    ),
 ) -> None:
-    """Checkpoint -> ONNX (checked against PyTorch) [-> TensorRT engine]."""
+    """Checkpoint -> ONNX (checked against PyTorch) [-> int8 ONNX] [-> TensorRT engine]."""
     from edge.export.onnx_export import export_onnx
 
+    if int8 and calibration_dir is None:
+        raise typer.BadParameter("--int8 needs --calibration-dir (frames of the line)", param_hint="--int8")
     result = export_onnx(checkpoint, out, opset=opset, version=version)
     typer.echo(
         f"ONNX: {result.path} ({result.size_bytes / 1e6:.1f} MB, opset {result.opset}) "
         f"in {result.seconds:.1f} s; "
         f"vs PyTorch: scores {result.max_score_diff:.1e}, boxes {result.max_box_diff:.1e} px"
     )
+    if int8:
+        quantize_command(out, calibration_dir, max_frames=64)  # type: ignore[arg-type]
     if tensorrt:
         build_engine_command(out, None, precision, calibration_dir, max_batch)
+
+
+@app.command("quantize")
+def quantize_command(
+    onnx: Path = typer.Argument(..., help="An exported fp32 detector (.onnx with its .json sidecar)."),
+    calibration_dir: Path = typer.Option(
+        ..., "--calibration-dir", help="Frames of the line to calibrate on."
+    ),
+    max_frames: int = typer.Option(64, "--max-frames", min=1, help="Calibrate on at most this many frames."),
+) -> None:
+    """fp32 ONNX -> int8 ONNX (static QDQ) beside it, unaccepted until `seamline gate int8` passes."""
+    from edge.export.int8 import quantize_int8
+
+    quantized = quantize_int8(onnx, calibration_dir, max_frames=max_frames)
+    typer.echo(
+        f"int8: {quantized.path} ({quantized.size_bytes / 1e6:.1f} MB) from {quantized.frames} frames "
+        f"({quantized.batches} network inputs) in {quantized.seconds:.1f} s; not accepted until "
+        f"`seamline gate int8 {onnx} {quantized.path} --data HELD_OUT_COCO_DIR` passes"
+    )
 
 
 @app.command("build-engine")

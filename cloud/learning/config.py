@@ -133,6 +133,14 @@ class GateConfig(StrictModel):
         description="Replaying the routing policy on the candidate's answers may lower the automatic "
         "decisions' accuracy by at most this (0: not at all).",
     )
+    int8_max_drop: float = Field(
+        default=0.01,
+        ge=0,
+        lt=1,
+        title="int8 tolerance",
+        description="A candidate detector that comes with an int8 model (detector.int8.onnx) fails if the "
+        "int8 model's mAP50 or recall is more than this below the fp32 model's (`seamline gate int8`).",
+    )
     detector_latency_ms: float = Field(
         default=250.0,
         gt=0,

@@ -30,6 +30,8 @@ from cloud.learning.golden import GoldenSet, latest_golden
 from cloud.learning.registry import CARD_FILE, ONNX_NAME, ModelRegistry, ModelVersion
 from seamline.clock import utcnow
 
+INT8_NAME = "detector.int8.onnx"  # an int8 model beside it (`seamline edge export --int8`)
+
 logger = logging.getLogger(__name__)
 LATENCY_SAMPLES = 30
 
@@ -136,6 +138,18 @@ def gate_detector(ctx: GateContext, dirs: dict[str, Path], sets: list[EvalSet], 
     card = json.loads((dirs["candidate"] / CARD_FILE).read_text(encoding="utf-8"))
     agnostic = bool(card.get("training", {}).get("class_agnostic", False))
     runtimes = {role: _detector(path, cfg.detector_threshold, agnostic) for role, path in dirs.items()}
+    int8 = None
+    if (dirs["candidate"] / INT8_NAME).is_file():  # it comes with an int8 model: that is judged too
+        from edge.detectors.onnx_runtime import OnnxRuntimeDetector, OnnxRuntimeDetectorConfig
+
+        int8 = OnnxRuntimeDetector(
+            OnnxRuntimeDetectorConfig(
+                model=dirs["candidate"] / INT8_NAME,
+                score_threshold=cfg.detector_threshold,
+                class_agnostic=agnostic,
+            ),
+            unchecked_int8=True,
+        )
     for s in sets:
         data = load_coco(s.coco / "annotations.json", class_agnostic=agnostic)
         if len(data.images) > cfg.max_examples:
@@ -149,6 +163,17 @@ def gate_detector(ctx: GateContext, dirs: dict[str, Path], sets: list[EvalSet], 
             for role, m in metrics.items()
         } | {"detail": s.detail}
         cand = metrics["candidate"]
+        if int8 is not None:
+            from cloud.learning.int8_check import compare
+
+            check = compare(
+                cand,
+                evaluate_detector(int8, data, threshold=cfg.detector_threshold),
+                cfg.int8_max_drop,
+                len(data.images),
+            )
+            result.summary[s.name]["int8"] = check.int8
+            result.criteria.append(Criterion("int8", s.name, check.accepted, check.reason))
         if s.name == "golden":
             result.criteria.append(
                 floor_check(

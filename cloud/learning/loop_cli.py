@@ -251,6 +251,28 @@ def gate_detector(
     _gate(Model.DETECTOR, config, candidate, champion, out)
 
 
+@gate_app.command("int8")
+def gate_int8(
+    fp32: Path = typer.Argument(..., help="The exported fp32 detector (.onnx with its .json sidecar)."),
+    int8: Path = typer.Argument(..., help="Its int8 model (`seamline edge export --int8`)."),
+    data: Path = typer.Option(..., "--data", help="Held-out COCO data (a folder with annotations.json)."),
+    threshold: float = typer.Option(0.25, "--threshold", help="The edge's operating score threshold."),
+    max_drop: float = typer.Option(
+        0.01, "--max-drop", min=0.0, max=1.0, help="Largest allowed drop of mAP50 and of recall."
+    ),
+) -> None:
+    """Accept an int8 detector only within --max-drop of the fp32 model's mAP50 and recall (exit 1 if not);
+    the numbers go into its sidecar, and the edge refuses an int8 model without them."""
+    from cloud.learning.int8_check import check_int8
+
+    result = check_int8(fp32, int8, data, threshold=threshold, max_drop=max_drop)
+    typer.echo(json.dumps(result.to_dict(), indent=2))
+    if not result.accepted:
+        typer.echo(f"REFUSED: {int8}: {result.reason}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"ACCEPTED: {int8}: {result.reason} on {result.images} images", err=True)
+
+
 @gate_app.command("classifier")
 def gate_classifier(
     config: Path = CONFIG, candidate: str = CANDIDATE, champion: str = CHAMPION, out: Path | None = OUT

@@ -32,6 +32,17 @@ class DetectorMeta:
         1,
     )  # (columns, rows) the model was trained to see a frame in (edge.detectors.tiling)
     tile_overlap: float = 0.15
+    # an int8 model's record (edge/export/int8.py): how it was quantised, and the accuracy check's numbers
+    quantization: dict | None = None
+
+    def check_accepted(self, model_path: Path) -> None:
+        """Refuse an int8 model that no accuracy check has accepted (``seamline gate int8``)."""
+        if self.quantization is not None and not self.quantization.get("accepted"):
+            fp32 = self.quantization.get("fp32", "FP32.onnx")
+            raise DetectorLoadError(
+                f"{model_path} is an int8 model that no accuracy check has accepted: run `seamline gate int8 "
+                f"{fp32} {model_path.name} --data HELD_OUT_COCO_DIR` first"
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2) + "\n"
@@ -60,6 +71,7 @@ def read_sidecar(model_path: Path) -> DetectorMeta:
             image_std=tuple(data["image_std"]) if data.get("image_std") else None,
             tiles=_tiles(data.get("tiles")),
             tile_overlap=float(data.get("tile_overlap", 0.15)),
+            quantization=dict(data["quantization"]) if data.get("quantization") else None,
         )
     except FileNotFoundError:
         raise DetectorLoadError(f"{path} is missing: export the model with `seamline edge export`") from None

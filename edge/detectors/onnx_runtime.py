@@ -60,12 +60,16 @@ class OnnxRuntimeDetectorConfig(BaseDetectorConfig):
 class OnnxRuntimeDetector(DetectorRuntime):
     key = KEY
 
-    def __init__(self, config: OnnxRuntimeDetectorConfig) -> None:
+    def __init__(self, config: OnnxRuntimeDetectorConfig, *, unchecked_int8: bool = False) -> None:
+        """``unchecked_int8``: load an int8 model no accuracy check has accepted (only that check does)."""
         ort = require("onnxruntime", "The onnxruntime detector", extra="edge")
         if not config.model.is_file():
             raise DetectorLoadError(f"ONNX model {config.model} does not exist")
+        meta = read_sidecar(config.model)
+        if not unchecked_int8:
+            meta.check_accepted(config.model)
         super().__init__(
-            read_sidecar(config.model),
+            meta,
             score_threshold=config.score_threshold,
             top_k=config.top_k,
             class_agnostic=config.class_agnostic,

@@ -274,3 +274,43 @@ def test_the_detector_gate_also_judges_on_recent_labels_the_candidate_did_not_tr
 
     bad = seamline("gate", "detector", "--config", str(recent), "--candidate", "99")
     assert bad.returncode == 2 and "detector: no version '99'" in bad.stderr
+
+
+def test_a_detector_candidate_with_an_int8_model_is_gated_on_it_too(verified, tmp_path):
+    """The learning gate runs `seamline gate int8`'s comparison for a candidate with an int8 model."""
+    import numpy as np
+    from PIL import Image
+
+    from edge.export.int8 import quantize_int8
+    from seamline.synth import SynthConfig, SyntheticLine
+
+    config, _, _ = verified
+    if seamline("golden", "show", "--config", str(config)).returncode != 0:
+        assert seamline("golden", "freeze", "--config", str(config)).returncode == 0
+    folder = tmp_path / "with-int8"
+    shutil.copytree(REPO / "models" / "demo" / "detector", folder)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    line = SyntheticLine(SynthConfig(seed=100))
+    for i in range(4):
+        Image.fromarray(np.asarray(line.garment(i).views[0].image)).save(frames / f"{i}.jpg")
+    quantize_int8(folder / "detector.onnx", frames)
+    register = [
+        "models",
+        "register",
+        "detector",
+        str(folder),
+        "--config",
+        str(config),
+        "--data-sha256",
+        "f" * 64,
+    ]
+    version = json.loads(seamline(*register).stdout)["version"]
+    judged = seamline("gate", "detector", "--config", str(config), "--candidate", version)
+    result = json.loads(judged.stdout)
+    checks = [c for c in result["criteria"] if c["name"] == "int8"]
+    assert {c["set"] for c in checks} == {"golden"}, result["criteria"]
+    summary = result["summary"]["golden"]
+    drops = [summary["candidate"][k] - summary["int8"][k] for k in ("map50", "recall")]
+    assert checks[0]["passed"] == (max(drops) <= 0.01 + 1e-4), (checks, summary)
+    assert judged.returncode == (0 if result["passed"] else 1)
