@@ -2,8 +2,10 @@
 
 Run: .venv/bin/python bench/uplink_bytes.py [--garments 200]
 
-The regions are the synthetic line's true defect boxes, i.e. what a trained detector finds; a garment with
-none passes at the edge and sends nothing. Both sides encode JPEG at the same quality (90). The crop side is
+Two rows per view count, by where the regions come from: the synthetic line's true defect boxes (what a
+perfect detector finds), and the shipped demo detector's own detections (models/demo/detector on ONNX Runtime
+at the edge's 0.25 threshold: its misses send nothing, its false alarms send crops). A garment with no region
+passes at the edge and sends nothing. Both sides encode JPEG at the same quality (90). The crop side is
 the whole serialized ``Garment`` message (protobuf framing, ids, boxes, scores included), built by the agent's
 own code.
 
@@ -17,6 +19,7 @@ from __future__ import annotations
 import argparse
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -32,6 +35,7 @@ from seamline.inspection.v1 import inspection_pb2 as pb
 from seamline.synth import SynthConfig, SyntheticLine
 
 QUALITY = 90
+DEMO_DETECTOR = Path(__file__).resolve().parents[1] / "models" / "demo" / "detector" / "detector.onnx"
 
 
 def _message(g, images: list[np.ndarray], crops: list, purpose: int = pb.GARMENT_PURPOSE_INSPECT):  # type: ignore[no-untyped-def]
@@ -52,7 +56,8 @@ def _message(g, images: list[np.ndarray], crops: list, purpose: int = pb.GARMENT
     )
 
 
-def measure(views: int, garments: int) -> dict[str, float]:
+def measure(views: int, garments: int, detector=None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """``detector``: a DetectorRuntime whose detections are the regions (None: the true defect boxes)."""
     line = SyntheticLine(SynthConfig(views=views, seed=7))
     crop_config = CropConfig(jpeg_quality=QUALITY)
     full = crops_total = crops_count = regions = sent_garments = 0
@@ -62,17 +67,20 @@ def measure(views: int, garments: int) -> dict[str, float]:
         g = line.garment(i)
         images = [np.ascontiguousarray(v.image) for v in g.views]
         full += sum(len(encode_jpeg(im, QUALITY)) for im in images)
-        detections = []
-        for k in range(len(images)):
-            boxes = [d.box for d in g.defects if d.view_index == k]
-            detections.append(
-                Detections(
-                    np.asarray(boxes, np.float32).reshape(-1, 4),
-                    np.full(len(boxes), 0.9, np.float32),
-                    np.zeros(len(boxes), np.int64),
+        if detector is not None:
+            detections = detector.detect(images)
+        else:
+            detections = []
+            for k in range(len(images)):
+                boxes = [d.box for d in g.defects if d.view_index == k]
+                detections.append(
+                    Detections(
+                        np.asarray(boxes, np.float32).reshape(-1, 4),
+                        np.full(len(boxes), 0.9, np.float32),
+                        np.zeros(len(boxes), np.int64),
+                    )
                 )
-            )
-            regions += len(boxes)
+        regions += sum(len(d.boxes) for d in detections)
         crops = make_crops(images, detections, ("defect",), crop_config)
         if not crops:  # passed at the edge: what one audit sample of it costs
             views_sent = view_crops(images, [0.0] * len(images), audit.view_max_side, audit.jpeg_quality)
@@ -103,8 +111,12 @@ def main() -> None:
         title=f"Bytes per garment edge -> cloud, 1280x720, JPEG q{QUALITY}, "
         f"{args.garments} synthetic garments"
     )
+    from edge.detectors.onnx_runtime import OnnxRuntimeDetector, OnnxRuntimeDetectorConfig
+
+    shipped = OnnxRuntimeDetector(OnnxRuntimeDetectorConfig(model=DEMO_DETECTOR, score_threshold=0.25))
     for column in (
         "views",
+        "regions from",
         "full frames (B)",
         "Seamline crops (B)",
         "ratio",
@@ -119,11 +131,17 @@ def main() -> None:
     ):
         table.add_column(column, justify="right")
     started = time.perf_counter()
-    for views in (1, 4):
-        r = measure(views, args.garments)
+    for views, source, detector in (
+        (1, "true boxes", None),
+        (1, shipped.meta.version, shipped),
+        (4, "true boxes", None),
+        (4, shipped.meta.version, shipped),
+    ):
+        r = measure(views, args.garments, detector)
         ratio = r["crops"] / r["full"]
         table.add_row(
             str(views),
+            source,
             f"{r['full']:,.0f}",
             f"{r['crops']:,.0f}",
             f"{ratio:.4f} (1/{1 / ratio:.0f})",
