@@ -10,7 +10,6 @@ The learning loop's gate runs the same comparison for a candidate that comes wit
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,10 +52,6 @@ def compare(fp32: Any, int8: Any, max_drop: float, images: int) -> Int8Check:
     return Int8Check(not over, numbers["fp32"], numbers["int8"], drops, max_drop, images, reason)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def check_int8(
     fp32: Path,
     int8: Path,
@@ -72,12 +67,13 @@ def check_int8(
     from cloud.learning.detection_eval import evaluate_detector
     from edge.detectors.meta import read_sidecar, sidecar_path
     from edge.detectors.onnx_runtime import OnnxRuntimeDetector, OnnxRuntimeDetectorConfig
+    from edge.export.int8 import file_sha256
 
     fp32, int8, data = Path(fp32), Path(int8), Path(data)
     meta = read_sidecar(int8)
     if meta.quantization is None:
         raise InputError(f"{int8} is not an int8 model written by `seamline edge export --int8`")
-    if meta.quantization.get("fp32_sha256") != _sha256(fp32):
+    if meta.quantization.get("fp32_sha256") != file_sha256(fp32):
         raise InputError(f"{int8} was not quantised from {fp32} (its fp32_sha256 differs)")
     annotations = data / "annotations.json" if data.is_dir() else data
     if not annotations.is_file():

@@ -46,7 +46,7 @@ def int8_path(fp32: Path) -> Path:
     return fp32.with_name(f"{fp32.stem}.int8.onnx")
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -144,7 +144,7 @@ def quantize_int8(
         "method": "onnxruntime static QDQ: int8 weights per channel, uint8 activations, MinMax calibration",
         "ops": QUANTIZED_OPS,
         "fp32": fp32.name,
-        "fp32_sha256": _sha256(fp32),
+        "fp32_sha256": file_sha256(fp32),
         "calibration_frames": len(frames),
         "accepted": None,  # `seamline gate int8` writes its numbers here
     }

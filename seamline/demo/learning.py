@@ -180,7 +180,7 @@ class _JobEvents:
             self.run.dashboard.phase(f"learning {step}{extra}")
 
 
-def learning_cycle(run: Any, before: LineStats) -> dict[str, Any]:
+def learning_cycle(run: Any) -> dict[str, Any]:
     """Steps 3-6 of the module's text; returns what the summary shows."""
     from seamline.demo.runner import DemoError, finish_review, start_reviewer_bot, write_config
 

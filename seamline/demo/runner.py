@@ -316,7 +316,7 @@ def run_demo(settings: DemoSettings, *, live: bool = True, on_stats=None) -> Dem
         if settings.learn:
             from seamline.demo.learning import learning_cycle
 
-            stats.extra["learning"] = learning_cycle(run, stats)
+            stats.extra["learning"] = learning_cycle(run)
         write_summary(out, settings, stats)
         if settings.hold and run.review_url is not None:
             dashboard.phase(
